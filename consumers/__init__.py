@@ -1,0 +1,1 @@
+"""The Subscriber library that partner systems use to receive signals, and reference consumers."""

@@ -1,0 +1,1 @@
+"""The Publisher library that partner systems use to send signals, and reference producers."""

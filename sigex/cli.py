@@ -1,0 +1,56 @@
+"""The ``sigex`` command line: one group per concern, each defined beside its code."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+import click
+
+from sigex import __version__
+from sigex.errors import SigexError
+from sigex.logs import configure
+
+# Each entry is "module:attribute" of a click command or group. The module is
+# imported when the command line starts, so a group lives beside its code.
+COMMANDS = (
+    "broker.cli:broker",
+    "policies.cli:policy",
+    "sigex.identity.cli:keys",
+    "sigex.accesslog.cli:audit",
+)
+
+
+class _SigexGroup(click.Group):
+    """Turns a SigexError into a one-line message and exit code 2, never a stack trace."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except SigexError as error:
+            click.echo(f"sigex: {error}", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=_SigexGroup)
+@click.version_option(__version__, prog_name="sigex")
+def main() -> None:
+    """sigex: a secure signal exchange between Dutch supervisors, over Apache Kafka."""
+    configure(json=os.environ.get("SIGEX_LOG_FORMAT", "console") == "json",
+              level=os.environ.get("SIGEX_LOG_LEVEL", "WARNING"))
+
+
+def _register() -> None:
+    for entry in COMMANDS:
+        module_name, _, attribute = entry.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as missing:
+            if missing.name and module_name.startswith(missing.name):
+                continue  # that part of sigex is not built yet
+            raise
+        main.add_command(getattr(module, attribute))
+
+
+_register()
