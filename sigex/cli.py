@@ -19,6 +19,13 @@ COMMANDS = (
     "policies.cli:policy",
     "sigex.identity.cli:keys",
     "sigex.accesslog.cli:audit",
+    "sigex.config_cli:config",
+    "producers.data_cli:data",
+    "producers.cli:publish",
+    "consumers.cli:subscribe",
+    "broker.provision_cli:provision",
+    "broker.gateway_cli:gateway",
+    "sigex.demo:demo",
 )
 
 
