@@ -1,1 +1,1 @@
-"""Everything that runs beside Kafka: the local broker, provisioning, the policy gateway and the audit indexer."""
+"""Everything beside Kafka: the local broker, provisioning, the gateway, the audit indexer."""
