@@ -1,0 +1,44 @@
+# The two commands a newcomer needs: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: install demo test lint unit bench broker-start broker-stop clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit("sigex needs Python 3.11+") if sys.version_info < (3, 11) else None'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	@touch $@
+
+## Install, start a local broker and run the demo exchange.
+demo: install
+	$(BIN)/sigex demo
+
+## Install, check style and types, and run every test (a real broker is started when needed).
+test: install lint
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+## Unit tests only: no broker, no database.
+unit: install
+	$(BIN)/pytest -m "not integration and not postgres"
+
+bench: install
+	$(BIN)/python bench/run_all.py
+
+broker-start: install
+	$(BIN)/sigex broker start
+
+broker-stop: install
+	$(BIN)/sigex broker stop
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
