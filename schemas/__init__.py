@@ -1,1 +1,1 @@
-"""Avro schemas of the signals, their data classifications, the catalogue and compatibility checks."""
+"""Avro schemas of the signals, their data classifications, the catalogue, compatibility."""

@@ -1,0 +1,154 @@
+"""Encoding and validating records of a signal: whole records and one field at a time.
+
+- :func:`validate_record` checks a record against its schema and runs the
+  identifier check of every identifier-bearing field.
+- :func:`encode_record` / :func:`decode_record` use schemaless Avro binary
+  (the schema travels as a fingerprint, not in the payload).
+- :func:`encode_fields` / :func:`decode_fields` encode each field on its own
+  under that field's schema, so the envelope can commit to, and later drop,
+  individual fields. Decoding a subset is allowed: missing fields stay absent.
+
+Every error names the signal, the field and the rule, never a value.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+from collections.abc import Mapping
+from typing import Any
+
+from fastavro import schemaless_reader, schemaless_writer
+from fastavro.validation import validate
+
+from schemas.catalogue import SignalSpec
+from schemas.errors import SchemaViolation
+from sigex.identifiers import CHECKS
+
+# What fastavro raises on a datum that does not fit; caught and replaced by a
+# SchemaViolation that names the field but never repeats the datum.
+_WRITE_ERRORS = (ValueError, TypeError, AttributeError, KeyError, OverflowError, struct.error)
+_READ_ERRORS = (EOFError, ValueError, TypeError, IndexError, KeyError, struct.error, UnicodeError)
+
+
+def check_identifiers(spec: SignalSpec, record: Mapping[str, object]) -> None:
+    """Run the identifier check of every annotated field that holds a value."""
+    for name, kind in spec.identifier_checks.items():
+        value = record.get(name)
+        if value is None:
+            continue
+        check = CHECKS[kind]
+        if isinstance(value, str):
+            check(value, name)
+        elif isinstance(value, (list, tuple)):
+            for index, item in enumerate(value):
+                if not isinstance(item, str):
+                    raise SchemaViolation(spec.name, f"{name}[{index}]", "must be a string")
+                check(item, f"{name}[{index}]")
+        else:
+            raise SchemaViolation(spec.name, name, f"must be a string holding a {kind}")
+
+
+def _check_shape(spec: SignalSpec, record: Mapping[str, object]) -> None:
+    unknown = [name for name in record if name not in spec.classifications]
+    if unknown:
+        first = sorted(map(str, unknown))[0]
+        raise SchemaViolation(spec.name, first, "is not a field of the signal")
+    for name in spec.field_names:
+        if name not in record and name in spec.required_fields:
+            raise SchemaViolation(spec.name, name, "is required")
+
+
+def _type_rule(spec: SignalSpec, name: str) -> str:
+    return f"does not match its Avro type in version {spec.version}"
+
+
+def _find_bad_field(spec: SignalSpec, record: Mapping[str, object]) -> SchemaViolation:
+    """Name the first field that does not fit, after a whole-record write failed."""
+    _check_shape(spec, record)
+    for name in spec.field_names:
+        if name in record and not validate(
+            record[name], spec.field_schemas[name], raise_errors=False
+        ):
+            return SchemaViolation(spec.name, name, _type_rule(spec, name))
+    return SchemaViolation(spec.name, "(record)", "cannot be encoded with its schema")
+
+
+def validate_record(spec: SignalSpec, record: Mapping[str, object]) -> None:
+    """Check field names, required fields, Avro types and identifier checks of ``record``."""
+    _check_shape(spec, record)
+    for name in spec.field_names:
+        if name in record and not validate(
+            record[name], spec.field_schemas[name], raise_errors=False
+        ):
+            raise SchemaViolation(spec.name, name, _type_rule(spec, name))
+    check_identifiers(spec, record)
+
+
+def encode_record(spec: SignalSpec, record: Mapping[str, object]) -> bytes:
+    """The record as schemaless Avro binary (strict: unknown or missing fields are refused)."""
+    check_identifiers(spec, record)
+    buffer = io.BytesIO()
+    try:
+        schemaless_writer(buffer, spec.parsed_schema, dict(record), strict=True)
+    except _WRITE_ERRORS as error:
+        raise _find_bad_field(spec, record) from error
+    return buffer.getvalue()
+
+
+def decode_record(
+    spec: SignalSpec, payload: bytes, writer: SignalSpec | None = None
+) -> dict[str, Any]:
+    """Read schemaless Avro written with ``writer`` (default: ``spec``) as a record of ``spec``."""
+    writer_spec = spec if writer is None else writer
+    buffer = io.BytesIO(payload)
+    try:
+        if writer_spec is spec:
+            value = schemaless_reader(buffer, spec.parsed_schema, None)
+        else:
+            value = schemaless_reader(buffer, writer_spec.parsed_schema, spec.parsed_schema)
+    except _READ_ERRORS as error:
+        raise SchemaViolation(spec.name, "(record)", "is not valid Avro binary") from error
+    if buffer.tell() != len(payload):
+        raise SchemaViolation(spec.name, "(record)", "has trailing bytes after the record")
+    if not isinstance(value, dict):
+        raise SchemaViolation(spec.name, "(record)", "did not decode to a record")
+    return value
+
+
+def encode_fields(spec: SignalSpec, record: Mapping[str, object]) -> dict[str, bytes]:
+    """Each field of the record as Avro binary under its own schema, in schema order.
+
+    A missing field that has a default is encoded with its default; a missing
+    required field, an unknown field or a value that does not fit is refused.
+    """
+    _check_shape(spec, record)
+    check_identifiers(spec, record)
+    encoded: dict[str, bytes] = {}
+    for name in spec.field_names:
+        value = record[name] if name in record else spec.field_defaults[name]
+        buffer = io.BytesIO()
+        try:
+            schemaless_writer(buffer, spec.field_schemas[name], value, strict=True)
+        except _WRITE_ERRORS as error:
+            raise SchemaViolation(spec.name, name, _type_rule(spec, name)) from error
+        encoded[name] = buffer.getvalue()
+    return encoded
+
+
+def decode_fields(spec: SignalSpec, fields: Mapping[str, bytes]) -> dict[str, object]:
+    """Decode the fields present in ``fields``; absent ones stay absent (no defaults are filled)."""
+    decoded: dict[str, object] = {}
+    for name, data in fields.items():
+        schema = spec.field_schemas.get(name)
+        if schema is None:
+            raise SchemaViolation(spec.name, name, "is not a field of the signal")
+        buffer = io.BytesIO(data)
+        try:
+            decoded[name] = schemaless_reader(buffer, schema, None)
+        except _READ_ERRORS as error:
+            rule = "is not valid Avro binary for its type"
+            raise SchemaViolation(spec.name, name, rule) from error
+        if buffer.tell() != len(data):
+            raise SchemaViolation(spec.name, name, "has trailing bytes after the value")
+    return decoded
