@@ -1,0 +1,405 @@
+"""A development federation on disk: the CA, the operator key, every party's keys and the directory.
+
+Layout under ``<state_dir>/federation/`` (folders 0700, private keys 0600)::
+
+    ca.pem, ca.key                 the federation CA (ECDSA P-256)
+    operator.key, operator.pub     Ed25519 key that signs the party directory
+    directory.json                 the signed party directory
+    parties/<CODE>/signing.key     Ed25519 (PKCS#8 PEM)
+    parties/<CODE>/encryption.key  X25519 (PKCS#8 PEM)
+    parties/<CODE>/tls.key, tls.pem, client.pem   TLS client identity (client.pem: key, cert, CA)
+    parties/<CODE>/retired/        keys replaced by a rotation, kept to read old data
+    broker/keystore.pem            broker server identity (key, cert, CA) for ssl.keystore.type=PEM
+    broker/truststore.pem          the CA, for ssl.truststore.type=PEM
+    admin/                         the ADMIN client identity used for provisioning
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import yaml
+
+from sigex.clock import Clock
+from sigex.identifiers import check_oin
+from sigex.identity import _primitives as primitives
+from sigex.identity.directory import (
+    PartyDirectory,
+    PartyEntry,
+    PublicKeyRecord,
+    parse_directory,
+    sign_directory,
+)
+from sigex.identity.errors import DirectoryError, IdentityError, UnknownParty
+
+KEY_VALIDITY = timedelta(days=365)
+CA_VALIDITY = timedelta(days=3650)
+TLS_VALIDITY = timedelta(days=365)
+#: certificates start a little in the past so small clock differences between hosts do not matter
+BACKDATE = timedelta(minutes=5)
+ADMIN_CODE = "ADMIN"
+BROKER_CODE = "BROKER"
+
+
+@dataclass(frozen=True, slots=True)
+class PartySpec:
+    """A party as the parties file describes it."""
+
+    code: str
+    name: str
+    oin: str
+    kind: str
+
+
+@dataclass(frozen=True, slots=True)
+class PartyIdentity:
+    """Everything one party needs to act: its private keys and the paths of its TLS files."""
+
+    code: str
+    oin: str
+    signing_key: primitives.Ed25519PrivateKey = field(repr=False)
+    encryption_key: primitives.X25519PrivateKey = field(repr=False)
+    retired_encryption_keys: tuple[primitives.X25519PrivateKey, ...] = field(repr=False)
+    tls_key: Path
+    tls_certificate: Path
+    client_pem: Path
+    ca_certificate: Path
+
+    @property
+    def signing_key_id(self) -> bytes:
+        return primitives.key_id(primitives.raw_public_signing(self.signing_key))
+
+    @property
+    def encryption_key_id(self) -> bytes:
+        return primitives.key_id(primitives.raw_public_encryption(self.encryption_key))
+
+
+@dataclass(frozen=True, slots=True)
+class InitResult:
+    federation: Path
+    created: bool
+    parties: tuple[str, ...]
+
+
+def default_state_dir() -> Path:
+    configured = os.environ.get("SIGEX_STATE_DIR")
+    if configured:
+        return Path(configured)
+    return Path.home() / ".local" / "state" / "sigex"
+
+
+def federation_dir(state_dir: Path) -> Path:
+    return Path(state_dir) / "federation"
+
+
+def read_parties(path: Path) -> tuple[PartySpec, ...]:
+    """Read code, name, oin and kind of every party from a parties YAML file."""
+    try:
+        loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as error:
+        raise IdentityError(f"cannot read the parties file {str(path)!r}") from error
+    entries = loaded.get("parties") if isinstance(loaded, dict) else None
+    if not isinstance(entries, list):
+        raise IdentityError("the parties file has no 'parties' list")
+    specs = []
+    for entry in entries:
+        if not isinstance(entry, dict) or not all(k in entry for k in ("code", "name", "oin")):
+            raise IdentityError("a party in the parties file lacks code, name or oin")
+        code = str(entry["code"])
+        if not code.isascii() or not code.isalnum() or code.upper() != code:
+            raise IdentityError(f"party code {code!r} must be upper-case letters and digits")
+        specs.append(
+            PartySpec(
+                code=code,
+                name=str(entry["name"]),
+                oin=check_oin(str(entry["oin"]), field="oin"),
+                kind=str(entry.get("kind", "authority")),
+            )
+        )
+    return tuple(specs)
+
+
+# --- writing files ----------------------------------------------------------------------------
+
+
+def _make_dir(path: Path) -> None:
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.chmod(0o700)
+
+
+def _write(path: Path, content: bytes, *, private: bool) -> None:
+    mode = 0o600 if private else 0o644
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(content)
+    path.chmod(mode)
+
+
+def _inside_git_work_tree(path: Path) -> bool:
+    resolved = path.resolve()
+    return any((parent / ".git").exists() for parent in (resolved, *resolved.parents))
+
+
+# --- creating a federation --------------------------------------------------------------------
+
+
+def init_federation(
+    state_dir: Path, parties: Sequence[PartySpec], clock: Clock, *, force: bool = False
+) -> InitResult:
+    """Create the CA, the operator key, every party's keys and the signed directory.
+
+    Without ``force`` an existing federation is kept as it is (``created`` is False).
+    Refuses a state directory inside a git work tree, so secrets are never committed.
+    """
+    state_dir = Path(state_dir)
+    root = federation_dir(state_dir)
+    if _inside_git_work_tree(state_dir):
+        raise IdentityError("the state directory is inside a git work tree; choose one outside it")
+    if (root / "directory.json").exists() and not force:
+        return InitResult(root, created=False, parties=load_directory(state_dir).codes)
+    if root.exists():
+        shutil.rmtree(root)
+    _make_dir(state_dir)
+    _make_dir(root)
+    now = clock.now()
+
+    ca_key = primitives.new_tls_key()
+    ca_cert = primitives.ca_certificate(
+        ca_key,
+        primitives.party_name("SIGEXCA", "sigex development federation", None),
+        now - BACKDATE,
+        now + CA_VALIDITY,
+    )
+    _write(root / "ca.key", primitives.private_pem(ca_key), private=True)
+    _write(root / "ca.pem", primitives.certificate_pem(ca_cert), private=False)
+
+    operator = primitives.new_signing_key()
+    _write(root / "operator.key", primitives.private_pem(operator), private=True)
+    _write(root / "operator.pub", primitives.public_pem(operator.public_key()), private=False)
+
+    entries = []
+    for spec in parties:
+        folder = root / "parties" / spec.code
+        _make_dir(folder.parent)
+        _make_dir(folder)
+        signing, encryption = _write_party_keys(folder)
+        _write_tls_identity(folder, spec.code, spec.name, spec.oin, ca_key, ca_cert, now)
+        entries.append(
+            PartyEntry(
+                code=spec.code,
+                name=spec.name,
+                oin=spec.oin,
+                kind=spec.kind,
+                signing_keys=(_record(primitives.raw_public_signing(signing), now),),
+                encryption_keys=(_record(primitives.raw_public_encryption(encryption), now),),
+            )
+        )
+    _make_dir(root / "admin")
+    _write_tls_identity(
+        root / "admin", ADMIN_CODE, "sigex administration", None, ca_key, ca_cert, now
+    )
+    _write_broker_identity(root / "broker", ca_key, ca_cert, now)
+
+    directory = PartyDirectory(issued_at=now, parties=tuple(entries))
+    _write(root / "directory.json", sign_directory(directory, operator), private=False)
+    return InitResult(root, created=True, parties=directory.codes)
+
+
+def _record(raw_public: bytes, now: datetime) -> PublicKeyRecord:
+    return PublicKeyRecord(
+        key_id=primitives.key_id(raw_public),
+        public_key=raw_public,
+        not_before=now - BACKDATE,
+        not_after=now + KEY_VALIDITY,
+    )
+
+
+def _write_party_keys(
+    folder: Path,
+) -> tuple[primitives.Ed25519PrivateKey, primitives.X25519PrivateKey]:
+    signing = primitives.new_signing_key()
+    encryption = primitives.new_encryption_key()
+    _write(folder / "signing.key", primitives.private_pem(signing), private=True)
+    _write(folder / "encryption.key", primitives.private_pem(encryption), private=True)
+    return signing, encryption
+
+
+def _write_tls_identity(
+    folder: Path,
+    code: str,
+    name: str,
+    oin: str | None,
+    ca_key: primitives.TlsPrivateKey,
+    ca_cert: primitives.Certificate,
+    now: datetime,
+) -> None:
+    key = primitives.new_tls_key()
+    cert = primitives.leaf_certificate(
+        ca_key=ca_key,
+        ca_cert=ca_cert,
+        key=key,
+        name=primitives.party_name(code, name, oin),
+        not_before=now - BACKDATE,
+        not_after=now + TLS_VALIDITY,
+    )
+    key_pem = primitives.private_pem(key)
+    cert_pem = primitives.certificate_pem(cert)
+    ca_pem = primitives.certificate_pem(ca_cert)
+    _write(folder / "tls.key", key_pem, private=True)
+    _write(folder / "tls.pem", cert_pem + ca_pem, private=False)
+    _write(folder / "client.pem", key_pem + cert_pem + ca_pem, private=True)
+
+
+def _write_broker_identity(
+    folder: Path,
+    ca_key: primitives.TlsPrivateKey,
+    ca_cert: primitives.Certificate,
+    now: datetime,
+) -> None:
+    _make_dir(folder)
+    key = primitives.new_tls_key()
+    cert = primitives.leaf_certificate(
+        ca_key=ca_key,
+        ca_cert=ca_cert,
+        key=key,
+        name=primitives.party_name(BROKER_CODE, "sigex broker", None),
+        not_before=now - BACKDATE,
+        not_after=now + TLS_VALIDITY,
+        server_names=("localhost",),
+        server_ips=("127.0.0.1",),
+    )
+    ca_pem = primitives.certificate_pem(ca_cert)
+    _write(
+        folder / "keystore.pem",
+        primitives.private_pem(key) + primitives.certificate_pem(cert) + ca_pem,
+        private=True,
+    )
+    _write(folder / "truststore.pem", ca_pem, private=False)
+
+
+# --- loading ----------------------------------------------------------------------------------
+
+
+def load_directory(state_dir: Path, operator_public_key: bytes | None = None) -> PartyDirectory:
+    """Load ``directory.json`` and check the operator's signature.
+
+    The operator's public key comes from ``operator.pub`` unless given; raises
+    :class:`~sigex.identity.errors.DirectoryError` when anything does not check out.
+    """
+    root = federation_dir(state_dir)
+    try:
+        document = (root / "directory.json").read_bytes()
+        if operator_public_key is None:
+            operator_public_key = primitives.load_verifying_key_pem(
+                (root / "operator.pub").read_bytes()
+            ).public_bytes_raw()
+    except OSError as error:
+        raise DirectoryError(
+            "no party directory in the state directory; run 'sigex keys init'"
+        ) from error
+    except primitives.CryptoFailure as error:
+        raise DirectoryError("the operator's public key file is malformed") from error
+    return parse_directory(document, operator_public_key)
+
+
+def load_party(state_dir: Path, code: str) -> PartyIdentity:
+    """Load one party's private keys and TLS file paths; its OIN comes from the directory."""
+    entry = load_directory(state_dir).party(code)
+    root = federation_dir(state_dir)
+    folder = root / "parties" / code
+    if not folder.is_dir():
+        raise UnknownParty(code)
+    try:
+        signing = primitives.load_signing_key((folder / "signing.key").read_bytes())
+        encryption = primitives.load_encryption_key((folder / "encryption.key").read_bytes())
+        retired = tuple(
+            primitives.load_encryption_key(path.read_bytes())
+            for path in sorted((folder / "retired").glob("encryption-*.key"))
+        )
+    except (OSError, primitives.CryptoFailure) as error:
+        raise IdentityError(f"the keys of party {code!r} cannot be read") from error
+    return PartyIdentity(
+        code=code,
+        oin=entry.oin,
+        signing_key=signing,
+        encryption_key=encryption,
+        retired_encryption_keys=retired,
+        tls_key=folder / "tls.key",
+        tls_certificate=folder / "tls.pem",
+        client_pem=folder / "client.pem",
+        ca_certificate=root / "ca.pem",
+    )
+
+
+# --- rotation and revocation ------------------------------------------------------------------
+
+
+def rotate_party(state_dir: Path, code: str, clock: Clock, *, revoke: bool = False) -> PartyEntry:
+    """Give ``code`` new signing and encryption keys; the old ones end now (or are revoked now).
+
+    Ended keys keep verifying what they signed inside their period; revoked keys
+    verify nothing from now on. Old encryption keys move to ``retired/`` so old
+    data stays readable until someone deletes them.
+    """
+    root = federation_dir(state_dir)
+    operator = _load_operator(root)
+    directory = load_directory(state_dir)
+    entry = directory.party(code)
+    folder = root / "parties" / code
+    now = clock.now()
+    old_signing = primitives.load_signing_key((folder / "signing.key").read_bytes())
+    old_encryption = primitives.load_encryption_key((folder / "encryption.key").read_bytes())
+    _make_dir(folder / "retired")
+    old_signing_id = primitives.key_id(primitives.raw_public_signing(old_signing))
+    old_encryption_id = primitives.key_id(primitives.raw_public_encryption(old_encryption))
+    (folder / "signing.key").rename(folder / "retired" / f"signing-{old_signing_id.hex()}.key")
+    (folder / "encryption.key").rename(
+        folder / "retired" / f"encryption-{old_encryption_id.hex()}.key"
+    )
+    signing, encryption = _write_party_keys(folder)
+
+    def ended(record: PublicKeyRecord) -> PublicKeyRecord:
+        if revoke and record.revoked_at is None:
+            return replace(record, revoked_at=now)
+        if record.not_after > now:
+            return replace(
+                record, not_after=max(now, record.not_before + timedelta(microseconds=1))
+            )
+        return record
+
+    new_entry = replace(
+        entry,
+        signing_keys=(
+            *(ended(r) for r in entry.signing_keys),
+            _record_from(primitives.raw_public_signing(signing), now),
+        ),
+        encryption_keys=(
+            *(ended(r) for r in entry.encryption_keys),
+            _record_from(primitives.raw_public_encryption(encryption), now),
+        ),
+    )
+    parties = tuple(new_entry if p.code == code else p for p in directory.parties)
+    updated = PartyDirectory(issued_at=now, parties=parties)
+    _write(root / "directory.json", sign_directory(updated, operator), private=False)
+    return new_entry
+
+
+def _record_from(raw_public: bytes, now: datetime) -> PublicKeyRecord:
+    return PublicKeyRecord(
+        key_id=primitives.key_id(raw_public),
+        public_key=raw_public,
+        not_before=now,
+        not_after=now + KEY_VALIDITY,
+    )
+
+
+def _load_operator(root: Path) -> primitives.Ed25519PrivateKey:
+    try:
+        return primitives.load_signing_key((root / "operator.key").read_bytes())
+    except (OSError, primitives.CryptoFailure) as error:
+        raise IdentityError("the operator key cannot be read") from error
