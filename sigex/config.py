@@ -30,10 +30,12 @@ from sigex.errors import ConfigurationError
 PREFIX: Final = "SIGEX_"
 MASK: Final = "********"
 
-#: File names in a party folder of the federation, ``<state>/federation/parties/<PARTY>/``.
+#: The federation CA, ``<state>/federation/ca.pem`` (written by ``sigex keys init``).
 TLS_CA_FILE: Final = "ca.pem"
-TLS_CERT_FILE: Final = "cert.pem"
-TLS_KEY_FILE: Final = "key.pem"
+#: A party's TLS files in ``<state>/federation/parties/<PARTY>/`` (``admin/`` for ADMIN).
+TLS_CERT_FILE: Final = "tls.pem"
+TLS_KEY_FILE: Final = "tls.key"
+ADMIN_PARTY: Final = "ADMIN"
 
 #: Variables the test suite and the benchmarks read; allowed, but not settings of a service.
 TEST_ONLY_VARIABLES: Final = frozenset(
@@ -241,9 +243,9 @@ SETTINGS: Final = (
         "SIGEX_SECURITY", "mtls (plaintext in development/test)", "mtls or plaintext (local only)"
     ),
     SettingSpec("SIGEX_PARTY", "(none)", "the party code this process acts as"),
-    SettingSpec("SIGEX_TLS_CA", "<state>/federation/parties/<PARTY>/ca.pem", "CA bundle (PEM)"),
-    SettingSpec("SIGEX_TLS_CERT", "<state>/federation/parties/<PARTY>/cert.pem", "certificate"),
-    SettingSpec("SIGEX_TLS_KEY", "<state>/federation/parties/<PARTY>/key.pem", "private key"),
+    SettingSpec("SIGEX_TLS_CA", "<state>/federation/ca.pem", "the federation CA (PEM)"),
+    SettingSpec("SIGEX_TLS_CERT", "<state>/federation/parties/<PARTY>/tls.pem", "certificate"),
+    SettingSpec("SIGEX_TLS_KEY", "<state>/federation/parties/<PARTY>/tls.key", "private key"),
     SettingSpec("SIGEX_AUDIT_DB", "<state>/audit.sqlite", "SQLite path or postgresql:// DSN"),
     SettingSpec("SIGEX_AUDIT_DB_PASSWORD_FILE", "(none)", "file holding the database password"),
     SettingSpec("SIGEX_METRICS_PORT", "9464", "port of /metrics"),
@@ -410,7 +412,14 @@ def load_settings(environ: Mapping[str, str], *, home: Path | None = None) -> Se
     user_home = home if home is not None else Path.home()
     state_dir = get("SIGEX_STATE_DIR", _parse_path, user_home / ".local" / "state" / "sigex")
     party = get("SIGEX_PARTY", _parse_party, None)
-    party_dir = state_dir / "federation" / "parties" / party if party else None
+    federation = state_dir / "federation"
+    party_dir = (
+        None
+        if party is None
+        else federation / "admin"
+        if party == ADMIN_PARTY
+        else federation / "parties" / party
+    )
     metrics_port = get("SIGEX_METRICS_PORT", _parse_port, 9464)
     default_security = Security.PLAINTEXT if env is Environment.DEVELOPMENT else Security.MTLS
     default_format = LogFormat.CONSOLE if env.is_local else LogFormat.JSON
@@ -421,7 +430,7 @@ def load_settings(environ: Mapping[str, str], *, home: Path | None = None) -> Se
         bootstrap=get("SIGEX_BOOTSTRAP", _parse_bootstrap, (BrokerAddress("127.0.0.1", 9092),)),
         security=get("SIGEX_SECURITY", _parse_choice(Security), default_security),
         party=party,
-        tls_ca=get("SIGEX_TLS_CA", _parse_path, party_dir / TLS_CA_FILE if party_dir else None),
+        tls_ca=get("SIGEX_TLS_CA", _parse_path, federation / TLS_CA_FILE if party_dir else None),
         tls_cert=get(
             "SIGEX_TLS_CERT", _parse_path, party_dir / TLS_CERT_FILE if party_dir else None
         ),

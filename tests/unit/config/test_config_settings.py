@@ -46,9 +46,14 @@ def test_development_defaults_to_plaintext_and_console() -> None:
 def test_tls_paths_default_to_the_party_folder() -> None:
     settings = load_settings({"SIGEX_PARTY": "NLA", "SIGEX_STATE_DIR": "/srv/sigex"}, home=HOME)
     party_dir = Path("/srv/sigex/federation/parties/NLA")
-    assert settings.require_tls().cert == party_dir / "cert.pem"
-    assert settings.tls_key == party_dir / "key.pem"
-    assert settings.tls_ca == party_dir / "ca.pem"
+    assert settings.require_tls().cert == party_dir / "tls.pem"
+    assert settings.tls_key == party_dir / "tls.key"
+    assert settings.tls_ca == Path("/srv/sigex/federation/ca.pem")
+
+
+def test_admin_tls_files_live_in_the_admin_folder() -> None:
+    settings = load_settings({"SIGEX_PARTY": "ADMIN", "SIGEX_STATE_DIR": "/srv/sigex"}, home=HOME)
+    assert settings.tls_key == Path("/srv/sigex/federation/admin/tls.key")
 
 
 def test_explicit_tls_path_wins_over_the_party_folder() -> None:
@@ -212,8 +217,8 @@ def test_check_reports_missing_tls_files(tmp_path: Path) -> None:
     assert {"SIGEX_TLS_CA", "SIGEX_TLS_CERT", "SIGEX_TLS_KEY"} <= problems
     party_dir = tmp_path / "federation" / "parties" / "NLA"
     party_dir.mkdir(parents=True)
-    for name in ("ca.pem", "cert.pem", "key.pem"):
-        (party_dir / name).write_text("x", encoding="utf-8")
+    for path in (tmp_path / "federation" / "ca.pem", party_dir / "tls.pem", party_dir / "tls.key"):
+        path.write_text("x", encoding="utf-8")
     assert check_settings(settings) == ()
 
 
