@@ -268,8 +268,7 @@ def _format_storage(settings: BrokerSettings, java: str, classpath: str) -> None
             "kafka.tools.StorageTool",
             "format",
             "--standalone",
-            "-t",
-            cluster_id,
+            f"--cluster-id={cluster_id}",  # an id may start with "-"
             "-c",
             str(settings.properties_path),
         ],
