@@ -19,7 +19,11 @@ SIGEX = str(Path(sys.executable).parent / "sigex")
 
 def run_sigex(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [SIGEX, *args], capture_output=True, text=True, env=env or dict(os.environ), check=False,
+        [SIGEX, *args],
+        capture_output=True,
+        text=True,
+        env=env or dict(os.environ),
+        check=False,
         timeout=240,
     )
 
@@ -80,8 +84,14 @@ def test_port_taken_is_a_clear_error(tmp_path: Path) -> None:
         squatter.listen()
         taken = squatter.getsockname()[1]
         result = run_sigex(
-            "broker", "start", "--home", str(tmp_path), "--port", str(taken),
-            "--controller-port", str(free_port()),
+            "broker",
+            "start",
+            "--home",
+            str(tmp_path),
+            "--port",
+            str(taken),
+            "--controller-port",
+            str(free_port()),
         )
     assert_clear_error(result, f"port {taken}")
 
@@ -105,8 +115,15 @@ def _env_without(*tools: str, tmp_path: Path) -> dict[str, str]:
 def test_missing_java_is_a_clear_error(tmp_path: Path) -> None:
     env = _env_without("java", tmp_path=tmp_path)
     result = run_sigex(
-        "broker", "start", "--home", str(tmp_path / "b"), "--port", str(free_port()),
-        "--controller-port", str(free_port()), env=env,
+        "broker",
+        "start",
+        "--home",
+        str(tmp_path / "b"),
+        "--port",
+        str(free_port()),
+        "--controller-port",
+        str(free_port()),
+        env=env,
     )
     assert_clear_error(result, "Java not found")
 
@@ -115,8 +132,15 @@ def test_missing_maven_is_a_clear_error_when_nothing_is_cached(tmp_path: Path) -
     env = _env_without("mvn", tmp_path=tmp_path)
     env["SIGEX_CACHE_DIR"] = str(tmp_path / "empty-cache")
     result = run_sigex(
-        "broker", "start", "--home", str(tmp_path / "b"), "--port", str(free_port()),
-        "--controller-port", str(free_port()), env=env,
+        "broker",
+        "start",
+        "--home",
+        str(tmp_path / "b"),
+        "--port",
+        str(free_port()),
+        "--controller-port",
+        str(free_port()),
+        env=env,
     )
     assert_clear_error(result, "'mvn' is not on PATH")
 

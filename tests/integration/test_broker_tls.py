@@ -138,10 +138,20 @@ def test_acl_lets_the_granted_principal_read_and_refuses_the_other(
     admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
     admin.create_acls(
         [
-            ACL("User:ALICE", "*", ACLOperation.READ, ACLPermissionType.ALLOW,
-                ResourcePattern(ResourceType.TOPIC, topic)),
-            ACL("User:ALICE", "*", ACLOperation.WRITE, ACLPermissionType.ALLOW,
-                ResourcePattern(ResourceType.TOPIC, topic)),
+            ACL(
+                "User:ALICE",
+                "*",
+                ACLOperation.READ,
+                ACLPermissionType.ALLOW,
+                ResourcePattern(ResourceType.TOPIC, topic),
+            ),
+            ACL(
+                "User:ALICE",
+                "*",
+                ACLOperation.WRITE,
+                ACLPermissionType.ALLOW,
+                ResourcePattern(ResourceType.TOPIC, topic),
+            ),
         ]
     )
     admin.close()
@@ -151,14 +161,21 @@ def test_acl_lets_the_granted_principal_read_and_refuses_the_other(
     producer.close()
 
     alice = KafkaConsumer(
-        topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest",
-        consumer_timeout_ms=10_000, **_tls(ca, "ALICE"),
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=10_000,
+        **_tls(ca, "ALICE"),
     )
     assert [m.value for m in alice] == [b"hello"]
     alice.close()
 
     bob = KafkaConsumer(
-        topic, bootstrap_servers=bootstrap, group_id="bob-group", auto_offset_reset="earliest",
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id="bob-group",
+        auto_offset_reset="earliest",
         **_tls(ca, "BOB"),
     )
     with pytest.raises(KafkaError) as refused:
@@ -175,10 +192,15 @@ def test_acl_lets_the_granted_principal_read_and_refuses_the_other(
     intruder.close()
 
 
-def test_a_client_without_a_certificate_is_refused(secure_broker: tuple[str, CertificateAuthority]) -> None:
+def test_a_client_without_a_certificate_is_refused(
+    secure_broker: tuple[str, CertificateAuthority],
+) -> None:
     bootstrap, ca = secure_broker
     with pytest.raises(KafkaError):
         KafkaAdminClient(
-            bootstrap_servers=bootstrap, security_protocol="SSL", ssl_cafile=str(ca.ca_path),
-            request_timeout_ms=5_000, api_version_auto_timeout_ms=5_000,
+            bootstrap_servers=bootstrap,
+            security_protocol="SSL",
+            ssl_cafile=str(ca.ca_path),
+            request_timeout_ms=5_000,
+            api_version_auto_timeout_ms=5_000,
         ).list_topics()
