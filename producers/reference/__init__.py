@@ -1,0 +1,1 @@
+"""Reference signal finders: streaming functions over dataset files that yield signals."""
