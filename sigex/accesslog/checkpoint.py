@@ -1,0 +1,169 @@
+"""Signed checkpoints of the access log: tree size, root and time, signed with Ed25519.
+
+The signed text is four lines, each ending in a newline::
+
+    sigex.audit.checkpoint/v1
+    <tree size in decimal>
+    <root, standard base64>
+    <issued at, YYYY-MM-DDTHH:MM:SS.ffffffZ>
+
+A checkpoint travels and is exported as canonical JSON with the fields
+``origin``, ``tree_size``, ``root`` (hex), ``issued_at``, ``key_id`` (hex of the
+first 16 bytes of SHA-256 over the raw public key) and ``signature`` (hex).
+All Ed25519 work of the access log happens in this module.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from sigex.accesslog.errors import CheckpointError, RecordFormatError
+from sigex.accesslog.merkle import HASH_BYTES
+from sigex.accesslog.record import format_time, parse_time
+from sigex.clock import Clock
+
+ORIGIN = "sigex.audit.checkpoint/v1"
+_FIELDS = frozenset({"origin", "tree_size", "root", "issued_at", "key_id", "signature"})
+
+
+def key_id(public_key: Ed25519PublicKey) -> str:
+    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return hashlib.sha256(raw).hexdigest()[:32]
+
+
+def signed_text(tree_size: int, root: bytes, issued_at: datetime) -> bytes:
+    return (
+        f"{ORIGIN}\n{tree_size}\n{base64.b64encode(root).decode('ascii')}\n"
+        f"{format_time(issued_at)}\n"
+    ).encode("ascii")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Checkpoint:
+    """A signed statement: the log had ``tree_size`` records with this ``root`` at this time."""
+
+    tree_size: int
+    root: bytes
+    issued_at: datetime
+    key_id: str
+    signature: bytes
+
+    def __post_init__(self) -> None:
+        if isinstance(self.tree_size, bool) or not isinstance(self.tree_size, int):
+            raise CheckpointError("checkpoint field 'tree_size': must be an integer")
+        if self.tree_size < 0:
+            raise CheckpointError("checkpoint field 'tree_size': must not be negative")
+        if len(self.root) != HASH_BYTES:
+            raise CheckpointError("checkpoint field 'root': must be 32 bytes")
+        if len(self.signature) != 64:
+            raise CheckpointError("checkpoint field 'signature': must be 64 bytes")
+
+    def verify(self, public_key: Ed25519PublicKey) -> bool:
+        """True when the signature is by ``public_key`` over this size, root and time."""
+        if key_id(public_key) != self.key_id:
+            return False
+        try:
+            public_key.verify(
+                self.signature, signed_text(self.tree_size, self.root, self.issued_at)
+            )
+        except InvalidSignature:
+            return False
+        return True
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "origin": ORIGIN,
+            "tree_size": self.tree_size,
+            "root": self.root.hex(),
+            "issued_at": format_time(self.issued_at),
+            "key_id": self.key_id,
+            "signature": self.signature.hex(),
+        }
+
+    def to_bytes(self) -> bytes:
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":")).encode("utf-8")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> Checkpoint:
+        if frozenset(values) != _FIELDS or values.get("origin") != ORIGIN:
+            raise CheckpointError("checkpoint: unexpected fields or origin")
+        try:
+            return cls(
+                tree_size=values["tree_size"],
+                root=bytes.fromhex(values["root"]),
+                issued_at=parse_time(values["issued_at"], "issued_at"),
+                key_id=str(values["key_id"]),
+                signature=bytes.fromhex(values["signature"]),
+            )
+        except (TypeError, ValueError, RecordFormatError):
+            raise CheckpointError("checkpoint: malformed field") from None
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Checkpoint:
+        try:
+            values = json.loads(data.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            raise CheckpointError("checkpoint: not UTF-8 JSON") from None
+        if not isinstance(values, dict):
+            raise CheckpointError("checkpoint: not a JSON object")
+        return cls.from_dict(values)
+
+
+def sign_checkpoint(
+    tree_size: int, root: bytes, signing_key: Ed25519PrivateKey, clock: Clock
+) -> Checkpoint:
+    issued_at = clock.now()
+    return Checkpoint(
+        tree_size=tree_size,
+        root=root,
+        issued_at=issued_at,
+        key_id=key_id(signing_key.public_key()),
+        signature=signing_key.sign(signed_text(tree_size, root, issued_at)),
+    )
+
+
+def generate_signing_key() -> Ed25519PrivateKey:
+    """A fresh Ed25519 key (tests and development only; operations use the AUDIT party's key)."""
+    return Ed25519PrivateKey.generate()
+
+
+def public_key_pem(public_key: Ed25519PublicKey) -> bytes:
+    return public_key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def load_public_key(data: bytes) -> Ed25519PublicKey:
+    """An Ed25519 public key from PEM: a public key, or the key inside an X.509 certificate."""
+    try:
+        if b"CERTIFICATE" in data:
+            key: object = x509.load_pem_x509_certificate(data).public_key()
+        else:
+            key = serialization.load_pem_public_key(data)
+    except ValueError:
+        raise CheckpointError("public key: not a PEM public key or certificate") from None
+    if not isinstance(key, Ed25519PublicKey):
+        raise CheckpointError("public key: not an Ed25519 key")
+    return key
+
+
+def load_private_key(path: Path) -> Ed25519PrivateKey:
+    """An unencrypted Ed25519 private key from a PEM file."""
+    try:
+        key = serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
+    except (OSError, ValueError, TypeError):
+        raise CheckpointError(f"signing key: cannot read a PEM private key at {path}") from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise CheckpointError("signing key: not an Ed25519 key")
+    return key

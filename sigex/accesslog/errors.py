@@ -1,0 +1,33 @@
+"""Errors of the access log. Messages name fields, rows and rules, never personal data."""
+
+from __future__ import annotations
+
+from sigex.errors import SigexError
+
+
+class AccessLogError(SigexError):
+    """The access log refused or could not do something."""
+
+
+class RecordFormatError(AccessLogError):
+    """Bytes or fields do not form a valid, canonical access record."""
+
+
+class StoreError(AccessLogError):
+    """The database could not be opened, read or written."""
+
+
+class ProofError(AccessLogError):
+    """A proof could not be built or does not verify."""
+
+
+class CheckpointError(AccessLogError):
+    """A checkpoint is malformed, unsigned, or its signature does not verify."""
+
+
+class QueryRefused(AccessLogError):
+    """A query lacks a filter or asks for records the caller may not see."""
+
+
+class ExportFormatError(AccessLogError):
+    """An export file is not in the expected format."""

@@ -1,0 +1,75 @@
+"""The keyed pseudonym of a data subject, and the audit service's pseudonym key.
+
+A pseudonym is HMAC-SHA256 of the BSN's nine ASCII digits under a 32-byte key
+that belongs to the audit service, written as 64 lowercase hex characters.
+Without the key nobody can map a pseudonym back to a BSN by trying all of them
+(a bare hash of every valid BSN takes about a minute). The gateway is given
+the same key by the operator; the BSN itself is never stored in the log.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+from pathlib import Path
+
+from sigex.accesslog.errors import AccessLogError
+from sigex.identifiers import check_bsn
+
+KEY_BYTES = 32
+PSEUDONYM_KEY_FILE = Path("federation") / "parties" / "AUDIT" / "pseudonym.key"
+
+
+class SubjectPseudonymiser:
+    """Turns a BSN into the audit service's keyed pseudonym."""
+
+    __slots__ = ("_key",)
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) < KEY_BYTES:
+            raise AccessLogError(f"pseudonym key: must be at least {KEY_BYTES} bytes")
+        self._key = bytes(key)
+
+    def __repr__(self) -> str:
+        return "SubjectPseudonymiser(key=<hidden>)"
+
+    def pseudonym(self, bsn: str) -> str:
+        """The pseudonym of a valid BSN; an invalid one raises without showing its value."""
+        check_bsn(bsn, "bsn")
+        return hmac.new(self._key, bsn.encode("ascii"), hashlib.sha256).hexdigest()
+
+
+def pseudonym_key_path(state_dir: Path) -> Path:
+    return Path(state_dir) / PSEUDONYM_KEY_FILE
+
+
+def load_pseudonym_key(state_dir: Path) -> bytes:
+    """Read the audit service's pseudonym key; it must exist and be private to its owner."""
+    path = pseudonym_key_path(state_dir)
+    try:
+        key = path.read_bytes()
+    except FileNotFoundError:
+        raise AccessLogError(f"pseudonym key: not found at {path}") from None
+    if path.stat().st_mode & 0o077:
+        raise AccessLogError(f"pseudonym key: {path} is readable by others (want mode 0600)")
+    if len(key) < KEY_BYTES:
+        raise AccessLogError(f"pseudonym key: {path} is shorter than {KEY_BYTES} bytes")
+    return key
+
+
+def load_or_create_pseudonym_key(state_dir: Path) -> bytes:
+    """Read the pseudonym key, creating a fresh random one (mode 0600) when it is missing."""
+    path = pseudonym_key_path(state_dir)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_bytes(KEY_BYTES)
+        try:
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return load_pseudonym_key(state_dir)  # another process created it just now
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(key)
+        return key
+    return load_pseudonym_key(state_dir)

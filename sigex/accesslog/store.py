@@ -1,0 +1,454 @@
+"""The access log store: an append-only RFC 9162 Merkle log in SQLite or PostgreSQL.
+
+Each record is one row of ``access_records``: its leaf index, the columns that
+queries filter on, its canonical bytes (``entry``) and its leaf hash. Interior
+nodes are kept in ``merkle_nodes`` only for perfect subtrees of 16 leaves or
+more (levels 4 and up, about one row per eight records); smaller subtrees are
+recomputed from at most 16 leaf hashes. So appending costs little more than a
+plain insert, while the root, inclusion and consistency proofs of any tree
+size need only a few dozen small reads. Signed checkpoints live in
+``checkpoints``.
+
+Appending is idempotent on (trace id, operation id) and serialised by a write
+lock, so replaying a topic adds nothing and two indexers cannot interleave.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from sigex.accesslog.backends import Backend, Row, open_backend
+from sigex.accesslog.checkpoint import Checkpoint, sign_checkpoint
+from sigex.accesslog.errors import ProofError, StoreError
+from sigex.accesslog.merkle import (
+    EMPTY_ROOT,
+    TreeBuilder,
+    consistency_proof,
+    inclusion_proof,
+    is_power_of_two,
+    leaf_hash,
+    node_hash,
+    right_edge,
+    root_of_leaf_hashes,
+    split_point,
+)
+from sigex.accesslog.record import AccessRecord, EventKind, Outcome, format_time, parse_time
+from sigex.clock import Clock
+
+#: Perfect subtrees at this level and above are stored; below it they are recomputed.
+STORED_LEVEL = 4
+_KEY_CHUNK = 400
+
+RECORD_COLUMNS = (
+    "leaf_index",
+    "trace_id",
+    "operation_id",
+    "occurred_at",
+    "kind",
+    "sender",
+    "recipient",
+    "signal",
+    "purpose",
+    "legal_basis",
+    "agreement_id",
+    "agreement_version",
+    "policy_version",
+    "outcome",
+    "message_id",
+    "subject",
+    "entry",
+    "leaf_hash",
+)
+INSERT_RECORD = (  # built from the constant column names above, no input
+    f"INSERT INTO access_records ({', '.join(RECORD_COLUMNS)}) "  # noqa: S608
+    f"VALUES ({', '.join('?' for _ in RECORD_COLUMNS)})"
+)
+
+
+def record_row(index: int, record: AccessRecord, entry: bytes, hashed: bytes) -> tuple[Any, ...]:
+    """The row of ``access_records`` for one record (also used by the benchmark's baseline)."""
+    return (
+        index,
+        record.trace_id,
+        record.operation_id,
+        format_time(record.occurred_at),
+        record.kind.value,
+        record.sender,
+        record.recipient,
+        record.signal,
+        record.purpose,
+        record.legal_basis,
+        record.agreement_id,
+        record.agreement_version,
+        record.policy_version,
+        record.outcome.value,
+        record.message_id,
+        record.subject,
+        entry,
+        hashed,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    appended: int
+    skipped: int
+    tree_size: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRecord:
+    leaf_index: int
+    record: AccessRecord
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RecordFilter:
+    """What a query asks for; every given field must match (``party`` is sender or recipient)."""
+
+    subject: str | None = None
+    party: str | None = None
+    sender: str | None = None
+    recipient: str | None = None
+    purpose: str | None = None
+    agreement_id: str | None = None
+    signal: str | None = None
+    outcome: Outcome | None = None
+    kind: EventKind | None = None
+    trace_id: str | None = None
+    message_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def is_empty(self) -> bool:
+        return all(getattr(self, name) is None for name in self.__slots__)
+
+    def where(self) -> tuple[list[str], list[Any]]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        for column in (
+            "subject",
+            "sender",
+            "recipient",
+            "purpose",
+            "agreement_id",
+            "signal",
+            "trace_id",
+            "message_id",
+        ):
+            value = getattr(self, column)
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        if self.party is not None:
+            clauses.append("(sender = ? OR recipient = ?)")
+            params += [self.party, self.party]
+        if self.outcome is not None:
+            clauses.append("outcome = ?")
+            params.append(self.outcome.value)
+        if self.kind is not None:
+            clauses.append("kind = ?")
+            params.append(self.kind.value)
+        if self.since is not None:
+            clauses.append("occurred_at >= ?")
+            params.append(format_time(self.since))
+        if self.until is not None:
+            clauses.append("occurred_at < ?")
+            params.append(format_time(self.until))
+        return clauses, params
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    records: tuple[StoredRecord, ...]
+    next_after: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class LeafRow:
+    """One row as stored, for verification: nothing here is trusted yet."""
+
+    leaf_index: int
+    columns: tuple[Any, ...]
+    entry: bytes
+    leaf_hash: bytes
+
+
+class AccessLogStore:
+    """The access log in one database. Not thread-safe: use one store per thread."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self._builder: TreeBuilder | None = None
+
+    @classmethod
+    def open(cls, location: str) -> AccessLogStore:
+        """Open (creating the tables if needed) a SQLite path or a ``postgresql://`` DSN."""
+        return cls(open_backend(location))
+
+    def close(self) -> None:
+        self.backend.close()
+
+    def __enter__(self) -> AccessLogStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- appending -------------------------------------------------------------------------
+
+    def size(self) -> int:
+        rows = self.backend.query("SELECT MAX(leaf_index) FROM access_records")
+        value = rows[0][0]
+        return 0 if value is None else int(value) + 1
+
+    def append(self, records: Sequence[AccessRecord]) -> AppendResult:
+        """Append records not yet in the log; a (trace id, operation id) seen before is skipped."""
+        entries = [(record, record.to_bytes()) for record in records]
+        return self._append(entries)
+
+    def append_entries(self, entries: Sequence[bytes]) -> AppendResult:
+        """Append records given as their canonical bytes (as they come off the topic)."""
+        return self._append([(AccessRecord.from_bytes(entry), entry) for entry in entries])
+
+    def _append(self, entries: Sequence[tuple[AccessRecord, bytes]]) -> AppendResult:
+        unique: dict[tuple[str, str], tuple[AccessRecord, bytes]] = {}
+        for record, entry in entries:
+            unique.setdefault(record.key, (record, entry))
+        try:
+            with self.backend.write_transaction():
+                size = self.size()
+                builder = self._builder_at(size)
+                existing = self._existing_keys(list(unique))
+                rows: list[tuple[Any, ...]] = []
+                nodes: list[tuple[int, int, bytes]] = []
+                for key, (record, entry) in unique.items():
+                    if key in existing:
+                        continue
+                    hashed = leaf_hash(entry)
+                    rows.append(record_row(builder.size, record, entry, hashed))
+                    for node in builder.add(hashed):
+                        if node[0] >= STORED_LEVEL:
+                            nodes.append(node)
+                if rows:
+                    self.backend.executemany(INSERT_RECORD, rows)
+                if nodes:
+                    self.backend.executemany(
+                        "INSERT INTO merkle_nodes (level, node_index, hash) VALUES (?, ?, ?)", nodes
+                    )
+        except BaseException:
+            self._builder = None
+            raise
+        self._builder = builder
+        return AppendResult(
+            appended=len(rows), skipped=len(entries) - len(rows), tree_size=builder.size
+        )
+
+    def _existing_keys(self, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
+        found: set[tuple[str, str]] = set()
+        for start in range(0, len(keys), _KEY_CHUNK):
+            chunk = keys[start : start + _KEY_CHUNK]
+            trace_ids = sorted({trace for trace, _ in chunk})
+            marks = ", ".join("?" for _ in trace_ids)
+            rows = self.backend.query(
+                f"SELECT trace_id, operation_id FROM access_records WHERE trace_id IN ({marks})",  # noqa: S608
+                trace_ids,
+            )
+            wanted = set(chunk)
+            found.update(key for key in ((str(r[0]), str(r[1])) for r in rows) if key in wanted)
+        return found
+
+    def _builder_at(self, size: int) -> TreeBuilder:
+        if self._builder is not None and self._builder.size == size:
+            return self._builder.copy()
+        builder = TreeBuilder(size=size)
+        for level, index in right_edge(size):
+            builder.stack.append((level, self._perfect(level, index)))
+        return builder
+
+    # -- hashes and proofs -----------------------------------------------------------------
+
+    def _leaf_hashes(self, start: int, end: int) -> list[bytes]:
+        rows = self.backend.query(
+            "SELECT leaf_index, leaf_hash FROM access_records "
+            "WHERE leaf_index >= ? AND leaf_index < ? ORDER BY leaf_index",
+            (start, end),
+        )
+        if len(rows) != end - start or any(
+            int(row[0]) != start + offset for offset, row in enumerate(rows)
+        ):
+            raise StoreError(f"records {start}..{end - 1}: some leaves are missing")
+        return [bytes(row[1]) for row in rows]
+
+    def _perfect(self, level: int, index: int) -> bytes:
+        if level >= STORED_LEVEL:
+            rows = self.backend.query(
+                "SELECT hash FROM merkle_nodes WHERE level = ? AND node_index = ?", (level, index)
+            )
+            if not rows:
+                raise StoreError(f"merkle node at level {level}, index {index}: missing")
+            return bytes(rows[0][0])
+        start = index << level
+        return root_of_leaf_hashes(self._leaf_hashes(start, start + (1 << level)))
+
+    def range_hash(self, start: int, end: int) -> bytes:
+        """The root of leaves [start, end), from stored subtrees (start aligned as in RFC 9162)."""
+        count = end - start
+        if count <= 0:
+            return EMPTY_ROOT
+        if is_power_of_two(count) and start % count == 0:
+            return self._perfect(count.bit_length() - 1, start // count)
+        k = split_point(count)
+        return node_hash(self.range_hash(start, start + k), self.range_hash(start + k, end))
+
+    def root(self, size: int | None = None) -> bytes:
+        return self.range_hash(0, self.size() if size is None else size)
+
+    def inclusion_proof(self, leaf_index: int, tree_size: int) -> list[bytes]:
+        if tree_size > self.size():
+            raise ProofError("inclusion proof: the tree is smaller than asked")
+        return inclusion_proof(leaf_index, tree_size, self.range_hash)
+
+    def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]:
+        if new_size > self.size():
+            raise ProofError("consistency proof: the tree is smaller than asked")
+        return consistency_proof(old_size, new_size, self.range_hash)
+
+    # -- reading records -------------------------------------------------------------------
+
+    def entry(self, leaf_index: int) -> bytes:
+        rows = self.backend.query(
+            "SELECT entry FROM access_records WHERE leaf_index = ?", (leaf_index,)
+        )
+        if not rows:
+            raise StoreError(f"record {leaf_index}: not in the log")
+        return bytes(rows[0][0])
+
+    def leaf_index_of(self, trace_id: str, operation_id: str) -> int | None:
+        rows = self.backend.query(
+            "SELECT leaf_index FROM access_records WHERE trace_id = ? AND operation_id = ?",
+            (trace_id, operation_id),
+        )
+        return int(rows[0][0]) if rows else None
+
+    def query(
+        self,
+        record_filter: RecordFilter,
+        *,
+        limit: int = 100,
+        after: int | None = None,
+        visible_to: str | None = None,
+    ) -> Page:
+        """Records matching the filter in log order, ``limit`` at a time after leaf ``after``.
+
+        ``visible_to`` restricts the answer to records that party sent or received.
+        """
+        if limit < 1:
+            raise StoreError("query: limit must be at least 1")
+        clauses, params = record_filter.where()
+        if visible_to is not None:
+            clauses.append("(sender = ? OR recipient = ?)")
+            params += [visible_to, visible_to]
+        if after is not None:
+            clauses.append("leaf_index > ?")
+            params.append(after)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self.backend.query(
+            f"SELECT leaf_index, entry FROM access_records {where} "  # noqa: S608
+            "ORDER BY leaf_index LIMIT ?",
+            [*params, limit + 1],
+        )
+        records = tuple(
+            StoredRecord(int(row[0]), AccessRecord.from_bytes(bytes(row[1])))
+            for row in rows[:limit]
+        )
+        next_after = records[-1].leaf_index if len(rows) > limit else None
+        return Page(records, next_after)
+
+    def query_all(
+        self, record_filter: RecordFilter, *, visible_to: str | None = None
+    ) -> Iterator[StoredRecord]:
+        after: int | None = None
+        while True:
+            page = self.query(record_filter, limit=1000, after=after, visible_to=visible_to)
+            yield from page.records
+            if page.next_after is None:
+                return
+            after = page.next_after
+
+    def leaf_rows(self) -> Iterator[LeafRow]:
+        """Every row in leaf order, exactly as stored (for verification)."""
+        select = ", ".join(RECORD_COLUMNS)
+        for row in self.backend.stream(
+            f"SELECT {select} FROM access_records ORDER BY leaf_index"  # noqa: S608
+        ):
+            yield _leaf_row(row)
+
+    def stored_nodes(self) -> Iterator[tuple[int, int, bytes]]:
+        for row in self.backend.stream(
+            "SELECT level, node_index, hash FROM merkle_nodes ORDER BY level, node_index"
+        ):
+            yield int(row[0]), int(row[1]), bytes(row[2])
+
+    # -- checkpoints -----------------------------------------------------------------------
+
+    def add_checkpoint(self, checkpoint: Checkpoint) -> None:
+        with self.backend.write_transaction():
+            exists = self.backend.query(
+                "SELECT 1 FROM checkpoints WHERE tree_size = ? AND issued_at = ?",
+                (checkpoint.tree_size, format_time(checkpoint.issued_at)),
+            )
+            if not exists:
+                self.backend.execute(
+                    "INSERT INTO checkpoints (tree_size, root, issued_at, key_id, signature) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (
+                        checkpoint.tree_size,
+                        checkpoint.root,
+                        format_time(checkpoint.issued_at),
+                        checkpoint.key_id,
+                        checkpoint.signature,
+                    ),
+                )
+
+    def checkpoints(self) -> list[Checkpoint]:
+        rows = self.backend.query(
+            "SELECT tree_size, root, issued_at, key_id, signature FROM checkpoints "
+            "ORDER BY tree_size, issued_at"
+        )
+        return [
+            Checkpoint(
+                tree_size=int(row[0]),
+                root=bytes(row[1]),
+                issued_at=parse_time(str(row[2]), "issued_at"),
+                key_id=str(row[3]),
+                signature=bytes(row[4]),
+            )
+            for row in rows
+        ]
+
+    def latest_checkpoint(self) -> Checkpoint | None:
+        found = self.checkpoints()
+        return found[-1] if found else None
+
+    def checkpoint(self, signing_key: Ed25519PrivateKey, clock: Clock) -> Checkpoint:
+        """Sign the current size and root with the audit service's key, and keep it."""
+        with self.backend.write_transaction():
+            size = self.size()
+            signed = sign_checkpoint(size, self.root(size), signing_key, clock)
+            self.add_checkpoint(signed)
+        return signed
+
+
+def _leaf_row(row: Row) -> LeafRow:
+    return LeafRow(
+        leaf_index=int(row[0]),
+        columns=tuple(row[1:-2]),
+        entry=bytes(row[-2]),
+        leaf_hash=bytes(row[-1]),
+    )
