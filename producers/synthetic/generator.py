@@ -409,7 +409,7 @@ class _DatasetGenerator:
         mean_gap = max(1, int(80_000_000 / slots))
         prefix = 10_000_000
         written = 0
-        report_every = max(1, self.people // 100)
+        report_every = max(10_000, self.people // 50)
         while written < self.people:
             prefix += rng.randint(1, 2 * mean_gap - 1)
             if prefix > 99_999_999:
@@ -425,6 +425,8 @@ class _DatasetGenerator:
             written += 1
             if self.progress is not None and written % report_every == 0:
                 self.progress(written, self.people)
+        if self.progress is not None:
+            self.progress(written, self.people)
         persons.close()
         addresses.close()
         payroll.close()
