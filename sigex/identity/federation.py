@@ -65,10 +65,11 @@ class PartyIdentity:
     signing_key: primitives.Ed25519PrivateKey = field(repr=False)
     encryption_key: primitives.X25519PrivateKey = field(repr=False)
     retired_encryption_keys: tuple[primitives.X25519PrivateKey, ...] = field(repr=False)
-    tls_key: Path
-    tls_certificate: Path
-    client_pem: Path
-    ca_certificate: Path
+    #: TLS files; None only for the in-memory test identities of ``sigex.identity.testing``
+    tls_key: Path | None
+    tls_certificate: Path | None
+    client_pem: Path | None
+    ca_certificate: Path | None
 
     @property
     def signing_key_id(self) -> bytes:

@@ -1,0 +1,46 @@
+"""The sealed envelope, version 1: signed per batch, minimisable per field, encrypted per recipient.
+
+``docs/envelope.md`` specifies the format byte by byte. The public API:
+
+* :class:`Sealer` ``.seal(records)`` (publisher) and ``.forward(items)`` (gateway);
+* :class:`Opener` ``.open_submission(envelope, topic=...)`` (gateway),
+  ``.open_delivery(envelope, topic=...)`` (recipient) and ``.verify(message)``;
+* :func:`project` keeps only some fields of an opened message;
+* :class:`ReplayGuard` and :func:`pseudonym` (the Kafka record key).
+
+Every failure is an :class:`EnvelopeError` with the same message.
+"""
+
+from sigex.envelope.errors import EnvelopeError, ReplayedMessage
+from sigex.envelope.model import (
+    DeliveredMessage,
+    Field,
+    Forwarding,
+    OpenedMessage,
+    OutgoingRecord,
+    Proof,
+    SealContext,
+)
+from sigex.envelope.opening import Opener
+from sigex.envelope.projection import project
+from sigex.envelope.pseudonym import pseudonym
+from sigex.envelope.replay import ReplayGuard
+from sigex.envelope.sealing import DEFAULT_KEY_PERIOD, Sealer
+
+__all__ = [
+    "DEFAULT_KEY_PERIOD",
+    "DeliveredMessage",
+    "EnvelopeError",
+    "Field",
+    "Forwarding",
+    "OpenedMessage",
+    "Opener",
+    "OutgoingRecord",
+    "Proof",
+    "ReplayGuard",
+    "ReplayedMessage",
+    "SealContext",
+    "Sealer",
+    "project",
+    "pseudonym",
+]
