@@ -120,6 +120,7 @@ def _check_checkpoints(
     findings: list[Finding] = []
     labelled = [(c, "stored") for c in stored] + [(c, "published") for c in external]
     stored_keys = {(c.tree_size, c.root, c.issued_at) for c in stored}
+    covered = 0
     for checkpoint, source in labelled:
         where = _describe(checkpoint, source)
         if public_key is not None and not checkpoint.verify(public_key):
@@ -150,6 +151,8 @@ def _check_checkpoints(
                     f"{start}..{checkpoint.tree_size - 1}",
                 )
             )
+        else:
+            covered = max(covered, checkpoint.tree_size)
         if (
             source == "published"
             and (checkpoint.tree_size, checkpoint.root, checkpoint.issued_at) not in stored_keys
@@ -164,7 +167,6 @@ def _check_checkpoints(
                     f"smaller than the earlier checkpoint at size {earlier_cp.tree_size}",
                 )
             )
-    covered = max((c.tree_size for c, _ in labelled), default=0)
     if require_coverage and covered < tree_size:
         findings.append(
             Finding(
