@@ -21,7 +21,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, cast
 
 from fastavro.schema import (
     SchemaParseException,
@@ -166,7 +166,7 @@ def spec_from_schema(raw: Mapping[str, Any], source: str) -> SignalSpec:
     if version < 1:
         raise CatalogueError(source, f"{VERSION_ANNOTATION!r} must be a positive integer")
     try:
-        parsed: dict[str, Any] = parse_schema(dict(raw))
+        parsed = cast(dict[str, Any], parse_schema(dict(raw)))
     except (SchemaParseException, UnknownType, ValueError, TypeError, KeyError) as error:
         raise CatalogueError(source, f"not a valid Avro schema: {error}") from error
     all_named = named_types(parsed, {})

@@ -1,0 +1,82 @@
+"""The question to the policy and its answer: DecisionRequest, Decision, Reason."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class ReasonCode(StrEnum):
+    """Stable codes for the reasons of a decision; the access log and dashboards use them."""
+
+    ALLOWED = "ALLOWED"
+    UNKNOWN_SIGNAL = "UNKNOWN_SIGNAL"
+    UNKNOWN_PARTY = "UNKNOWN_PARTY"
+    UNKNOWN_PURPOSE = "UNKNOWN_PURPOSE"
+    NO_AGREEMENT = "NO_AGREEMENT"
+    SENDER_NOT_ALLOWED = "SENDER_NOT_ALLOWED"
+    RECIPIENT_NOT_ALLOWED = "RECIPIENT_NOT_ALLOWED"
+    PURPOSE_NOT_ALLOWED = "PURPOSE_NOT_ALLOWED"
+    OUTSIDE_VALIDITY = "OUTSIDE_VALIDITY"
+    BASIS_NOT_IN_FORCE = "BASIS_NOT_IN_FORCE"
+    BASIS_UNDER_REVIEW = "BASIS_UNDER_REVIEW"
+    COOPERATION_NOT_IN_FORCE = "COOPERATION_NOT_IN_FORCE"
+    CLASSIFICATION_NOT_ALLOWED = "CLASSIFICATION_NOT_ALLOWED"
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    """Why a decision came out as it did: a stable code and a sentence in plain words."""
+
+    code: str
+    text: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "code", str(self.code))  # a ReasonCode becomes its plain text
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionRequest:
+    """May ``sender`` deliver ``signal`` to ``recipient`` for ``purpose``?
+
+    ``classifications`` are the data classifications the delivery would carry
+    (for example those of the record's non-empty fields the agreement
+    discloses, or those a recipient actually received); a classification the
+    agreement does not carry refuses the delivery. An empty set asks only
+    about the route.
+    """
+
+    sender: str
+    signal: str
+    recipient: str
+    purpose: str
+    classifications: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The answer. A refusal discloses nothing: no fields and no retention."""
+
+    allowed: bool
+    agreement_id: str | None
+    agreement_version: int | None
+    legal_basis: str | None
+    purpose: str
+    fields: frozenset[str]
+    retention_days: int | None
+    reasons: tuple[Reason, ...]
+    policy_version: str
+    policy_hash: str
+
+    def __post_init__(self) -> None:
+        if not self.reasons:
+            raise ValueError("a decision always has at least one reason")
+        if self.allowed:
+            if self.agreement_id is None or self.retention_days is None:
+                raise ValueError("an allowed decision names its agreement and retention")
+        elif self.fields or self.retention_days is not None:
+            raise ValueError("a refused decision discloses no fields")
+
+    @property
+    def reason_codes(self) -> tuple[str, ...]:
+        return tuple(reason.code for reason in self.reasons)
