@@ -64,13 +64,22 @@ def fetch() -> None:
 @_home
 @_port
 @_cport
-@click.option("--tls-keystore", type=click.Path(path_type=Path, exists=True, dir_okay=False),
-              help="PEM with the broker's key, certificate and CA: turns on mutual TLS and ACLs.")
-@click.option("--tls-truststore", type=click.Path(path_type=Path, exists=True, dir_okay=False),
-              help="PEM with the CA that issues client certificates.")
-@click.option("--super-user", "super_users", multiple=True,
-              help="Principal (certificate CN) that bypasses ACLs; repeatable "
-                   "[default: BROKER and ADMIN].")
+@click.option(
+    "--tls-keystore",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="PEM with the broker's key, certificate and CA: turns on mutual TLS and ACLs.",
+)
+@click.option(
+    "--tls-truststore",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="PEM with the CA that issues client certificates.",
+)
+@click.option(
+    "--super-user",
+    "super_users",
+    multiple=True,
+    help="Principal (certificate CN) that bypasses ACLs; repeatable [default: BROKER and ADMIN].",
+)
 @click.option("--timeout", default=90.0, show_default=True, help="Seconds to wait for it.")
 def start(
     home: Path | None,

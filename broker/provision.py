@@ -1,0 +1,226 @@
+"""Apply a compiled :class:`~broker.topology.Topology` to a Kafka cluster, idempotently.
+
+Topics are created when missing, grown when they have fewer partitions than
+asked, and their retention is set to what the agreements say. ACLs on sigex's
+own resources are made equal to the compiled set: missing ones are created,
+ones no agreement justifies any more are deleted. ACLs on other resources are
+left alone. Running it twice changes nothing the second time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from kafka.admin import (
+    ACL,
+    ACLFilter,
+    ACLOperation,
+    ACLPermissionType,
+    ACLResourcePatternType,
+    ConfigResource,
+    ConfigResourceType,
+    KafkaAdminClient,
+    ResourcePattern,
+    ResourcePatternFilter,
+    ResourceType,
+)
+from kafka.errors import KafkaError, SecurityDisabledError
+
+from broker.errors import BrokerError
+from broker.topology import AclSpec, Operation, Pattern, Resource, Topology, is_managed
+from sigex.logs import get_logger
+
+_log = get_logger(__name__)
+
+_RESOURCE = {
+    Resource.TOPIC: ResourceType.TOPIC,
+    Resource.GROUP: ResourceType.GROUP,
+    Resource.TRANSACTIONAL_ID: ResourceType.TRANSACTIONAL_ID,
+    Resource.CLUSTER: ResourceType.CLUSTER,
+}
+_PATTERN = {
+    Pattern.LITERAL: ACLResourcePatternType.LITERAL,
+    Pattern.PREFIXED: ACLResourcePatternType.PREFIXED,
+}
+_OPERATION = {
+    Operation.READ: ACLOperation.READ,
+    Operation.WRITE: ACLOperation.WRITE,
+    Operation.DESCRIBE: ACLOperation.DESCRIBE,
+    Operation.IDEMPOTENT_WRITE: ACLOperation.IDEMPOTENT_WRITE,
+}
+
+
+class ProvisioningFailed(BrokerError):
+    """The broker refused to create a topic or an ACL."""
+
+
+@dataclass
+class ProvisionReport:
+    topics_created: list[str] = field(default_factory=list)
+    topics_grown: list[str] = field(default_factory=list)
+    topics_reconfigured: list[str] = field(default_factory=list)
+    acls_created: list[AclSpec] = field(default_factory=list)
+    acls_deleted: list[AclSpec] = field(default_factory=list)
+    acls_enforced: bool = True
+
+    @property
+    def changed(self) -> bool:
+        return bool(
+            self.topics_created
+            or self.topics_grown
+            or self.topics_reconfigured
+            or self.acls_created
+            or self.acls_deleted
+        )
+
+
+def _to_kafka(spec: AclSpec) -> ACL:
+    return ACL(
+        principal=spec.principal,
+        host="*",
+        operation=_OPERATION[spec.operation],
+        permission_type=ACLPermissionType.ALLOW,
+        resource_pattern=ResourcePattern(
+            _RESOURCE[spec.resource], spec.name, _PATTERN[spec.pattern]
+        ),
+    )
+
+
+def _from_kafka(acl: ACL) -> AclSpec | None:
+    if acl.permission_type != ACLPermissionType.ALLOW or acl.host != "*":
+        return None
+    try:
+        resource = next(k for k, v in _RESOURCE.items() if v == acl.resource_pattern.resource_type)
+        pattern = next(k for k, v in _PATTERN.items() if v == acl.resource_pattern.pattern_type)
+        operation = next(k for k, v in _OPERATION.items() if v == acl.operation)
+    except StopIteration:
+        return None
+    return AclSpec(acl.principal, resource, acl.resource_pattern.resource_name, pattern, operation)
+
+
+def existing_acls(admin: KafkaAdminClient) -> set[AclSpec] | None:
+    """Every ALLOW ACL sigex could own, or None when the cluster runs no authorizer."""
+    any_filter = ACLFilter(
+        principal=None,
+        host=None,
+        operation=ACLOperation.ANY,
+        permission_type=ACLPermissionType.ANY,
+        resource_pattern=ResourcePatternFilter(ResourceType.ANY, None, ACLResourcePatternType.ANY),
+    )
+    try:
+        acls, error = admin.describe_acls(any_filter)
+    except SecurityDisabledError:
+        return None
+    if error is not None and getattr(error, "errno", 0):
+        if isinstance(error, SecurityDisabledError) or "SecurityDisabled" in type(error).__name__:
+            return None
+        raise ProvisioningFailed(f"describing ACLs failed: {type(error).__name__}")
+    found = {spec for acl in acls if (spec := _from_kafka(acl)) is not None}
+    return {spec for spec in found if is_managed(spec)}
+
+
+def _apply_topics(
+    admin: KafkaAdminClient, topology: Topology, replication: int, report: ProvisionReport
+) -> None:
+    present = {t["name"]: t for t in admin.describe_topics()}
+    missing = [t for t in topology.topics if t.name not in present]
+    if missing:
+        admin.create_topics(
+            {
+                t.name: {
+                    "num_partitions": t.partitions,
+                    "replication_factor": replication,
+                    "configs": {
+                        "retention.ms": str(t.retention_ms),
+                        "cleanup.policy": t.cleanup_policy,
+                    },
+                }
+                for t in missing
+            },
+            wait_for_metadata=True,
+        )
+        report.topics_created += [t.name for t in missing]
+    grow = {
+        t.name: t.partitions
+        for t in topology.topics
+        if t.name in present and len(present[t.name]["partitions"]) < t.partitions
+    }
+    if grow:
+        admin.create_partitions(grow)
+        report.topics_grown += sorted(grow)
+    existing = [t for t in topology.topics if t.name in present]
+    if not existing:
+        return
+    described = admin.describe_configs(
+        [ConfigResource(ConfigResourceType.TOPIC, t.name) for t in existing],
+        config_filter="all",
+    )
+    by_topic = described.get("topic", {})
+    changes = []
+    for topic in existing:
+        current = by_topic.get(topic.name, {})
+        retention = current.get("retention.ms", {}).get("value")
+        if retention != str(topic.retention_ms):
+            changes.append(
+                ConfigResource(
+                    ConfigResourceType.TOPIC,
+                    topic.name,
+                    configs={"retention.ms": str(topic.retention_ms)},
+                )
+            )
+            report.topics_reconfigured.append(topic.name)
+    if changes:
+        admin.alter_configs(changes)
+
+
+def _apply_acls(admin: KafkaAdminClient, topology: Topology, report: ProvisionReport) -> None:
+    current = existing_acls(admin)
+    if current is None:
+        report.acls_enforced = False
+        _log.warning("provision.no_authorizer", detail="the broker runs without ACLs")
+        return
+    wanted = set(topology.acls)
+    to_create = sorted(wanted - current)
+    to_delete = sorted(current - wanted)
+    if to_create:
+        result = admin.create_acls([_to_kafka(spec) for spec in to_create])
+        if result.get("failed"):
+            raise ProvisioningFailed(f"{len(result['failed'])} ACLs were refused by the broker")
+        report.acls_created += to_create
+    if to_delete:
+        filters = []
+        for spec in to_delete:
+            acl = _to_kafka(spec)
+            filters.append(
+                ACLFilter(
+                    principal=acl.principal,
+                    host=acl.host,
+                    operation=acl.operation,
+                    permission_type=acl.permission_type,
+                    resource_pattern=ResourcePatternFilter(
+                        acl.resource_pattern.resource_type,
+                        acl.resource_pattern.resource_name,
+                        acl.resource_pattern.pattern_type,
+                    ),
+                )
+            )
+        admin.delete_acls(filters)
+        report.acls_deleted += to_delete
+
+
+def provision(admin: KafkaAdminClient, topology: Topology) -> ProvisionReport:
+    """Make the cluster's topics and ACLs match ``topology``."""
+    report = ProvisionReport()
+    try:
+        brokers = len(admin.describe_cluster()["brokers"])
+        _apply_topics(admin, topology, min(3, max(1, brokers)), report)
+        _apply_acls(admin, topology, report)
+    except KafkaError as failure:
+        raise ProvisioningFailed(f"the broker refused provisioning: {failure}") from failure
+    _log.info(
+        "provision.done",
+        topics_created=len(report.topics_created),
+        acls_created=len(report.acls_created),
+        acls_deleted=len(report.acls_deleted),
+    )
+    return report
