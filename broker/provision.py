@@ -108,13 +108,9 @@ def existing_acls(admin: KafkaAdminClient) -> set[AclSpec] | None:
         resource_pattern=ResourcePatternFilter(ResourceType.ANY, None, ACLResourcePatternType.ANY),
     )
     try:
-        acls, error = admin.describe_acls(any_filter)
+        acls, _no_error = admin.describe_acls(any_filter)  # errors are raised, not returned
     except SecurityDisabledError:
         return None
-    if error is not None and getattr(error, "errno", 0):
-        if isinstance(error, SecurityDisabledError) or "SecurityDisabled" in type(error).__name__:
-            return None
-        raise ProvisioningFailed(f"describing ACLs failed: {type(error).__name__}")
     found = {spec for acl in acls if (spec := _from_kafka(acl)) is not None}
     return {spec for spec in found if is_managed(spec)}
 
