@@ -97,6 +97,12 @@ def find(kind: str, in_dir: Path, out_file: Path, seed: int) -> None:
     if str(out_file) == "-":
         written = write_jsonl(records, sys.stdout)
     else:
-        with out_file.open("w", encoding="utf-8") as handle:
-            written = write_jsonl(records, handle)
+        # Write beside the target and rename, so a failed run leaves no partial file.
+        partial = out_file.with_name(out_file.name + ".partial")
+        try:
+            with partial.open("w", encoding="utf-8") as handle:
+                written = write_jsonl(records, handle)
+            partial.replace(out_file)
+        finally:
+            partial.unlink(missing_ok=True)
     click.echo(f"{finder.sender} {finder.signal}: {written:,} records -> {out_file}", err=True)
