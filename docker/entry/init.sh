@@ -1,0 +1,46 @@
+#!/bin/sh
+# The one-shot init container of the compose stack.
+#
+# 1. Create the federation (CA, party keys and certificates, signed directory)
+#    with `sigex keys init`, unless the federation volume already holds one.
+# 2. Hand the broker its TLS identity: copy it into the broker-tls volume,
+#    readable by the sigex group (the Kafka container is given that group).
+# 3. Wait until the broker answers, then create the topics and ACLs from the
+#    agreements with `sigex provision` (idempotent: safe on every start).
+set -eu
+
+federation="${SIGEX_STATE_DIR:?SIGEX_STATE_DIR is not set}/federation"
+broker_tls="${BROKER_TLS_DIR:-/var/lib/sigex-broker-tls}"
+attempts="${INIT_ATTEMPTS:-60}"
+
+if [ -f "$federation/directory.json" ]; then
+    echo "init: keeping the existing federation"
+else
+    echo "init: no federation found, creating one"
+    sigex keys init
+fi
+
+umask 027
+for name in keystore.pem truststore.pem; do
+    if [ ! -f "$federation/broker/$name" ]; then
+        echo "init: $federation/broker/$name is missing" >&2
+        exit 1
+    fi
+    cp "$federation/broker/$name" "$broker_tls/$name.new"
+    chmod 0640 "$broker_tls/$name.new"
+    mv "$broker_tls/$name.new" "$broker_tls/$name"
+done
+
+sigex config check
+
+n=0
+until sigex provision; do
+    n=$((n + 1))
+    if [ "$n" -ge "$attempts" ]; then
+        echo "init: provisioning failed $n times, giving up" >&2
+        exit 1
+    fi
+    echo "init: broker not ready or provisioning failed, retrying in 5 s ($n/$attempts)"
+    sleep 5
+done
+echo "init: done"
