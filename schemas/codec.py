@@ -59,6 +59,14 @@ def _check_shape(spec: SignalSpec, record: Mapping[str, object]) -> None:
             raise SchemaViolation(spec.name, name, "is required")
 
 
+def _fits(value: object, schema: Any) -> bool:
+    """True when ``value`` fits ``schema``; fastavro's own errors (which quote values) stay inside."""
+    try:
+        return bool(validate(value, schema, raise_errors=False))
+    except _WRITE_ERRORS:
+        return False
+
+
 def _type_rule(spec: SignalSpec, name: str) -> str:
     return f"does not match its Avro type in version {spec.version}"
 
@@ -67,9 +75,7 @@ def _find_bad_field(spec: SignalSpec, record: Mapping[str, object]) -> SchemaVio
     """Name the first field that does not fit, after a whole-record write failed."""
     _check_shape(spec, record)
     for name in spec.field_names:
-        if name in record and not validate(
-            record[name], spec.field_schemas[name], raise_errors=False
-        ):
+        if name in record and not _fits(record[name], spec.field_schemas[name]):
             return SchemaViolation(spec.name, name, _type_rule(spec, name))
     return SchemaViolation(spec.name, "(record)", "cannot be encoded with its schema")
 
@@ -78,9 +84,7 @@ def validate_record(spec: SignalSpec, record: Mapping[str, object]) -> None:
     """Check field names, required fields, Avro types and identifier checks of ``record``."""
     _check_shape(spec, record)
     for name in spec.field_names:
-        if name in record and not validate(
-            record[name], spec.field_schemas[name], raise_errors=False
-        ):
+        if name in record and not _fits(record[name], spec.field_schemas[name]):
             raise SchemaViolation(spec.name, name, _type_rule(spec, name))
     check_identifiers(spec, record)
 
