@@ -9,6 +9,7 @@ left alone. Running it twice changes nothing the second time.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from kafka.admin import (
@@ -202,6 +203,18 @@ def _apply_acls(admin: KafkaAdminClient, topology: Topology, report: ProvisionRe
             )
         admin.delete_acls(filters)
         report.acls_deleted += to_delete
+    if to_create or to_delete:
+        _await_acls(admin, wanted)
+
+
+def _await_acls(admin: KafkaAdminClient, wanted: set[AclSpec], timeout: float = 30.0) -> None:
+    """Wait until the broker's authorizer enforces ``wanted`` (ACL changes propagate async)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if existing_acls(admin) == wanted:
+            return
+        time.sleep(0.2)
+    raise ProvisioningFailed(f"the broker did not apply the ACLs within {timeout:.0f}s")
 
 
 def provision(admin: KafkaAdminClient, topology: Topology) -> ProvisionReport:

@@ -1,0 +1,62 @@
+"""A secure exchange for integration tests: a federation, a TLS broker with ACLs, provisioned."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from kafka.admin import KafkaAdminClient
+
+from broker import local
+from broker.provision import provision
+from broker.topology import ProvisioningDefaults, compile_topology
+from policies.compiler import load_policy
+from sigex.clock import SystemClock
+from sigex.identity import init_federation, read_parties
+from sigex.transport import ADMIN, KafkaConnection
+from tests.conftest import free_port
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class SecureExchange:
+    """A running broker with mutual TLS and ACLs, and the federation that can reach it."""
+
+    bootstrap: str
+    state_dir: Path
+
+    def connection(self, party: str) -> KafkaConnection:
+        return KafkaConnection.for_party(self.bootstrap, self.state_dir, party)
+
+    def admin(self) -> KafkaAdminClient:
+        return KafkaAdminClient(**self.connection(ADMIN).options())
+
+
+@pytest.fixture(scope="session")
+def secure_exchange(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureExchange]:
+    state = tmp_path_factory.mktemp("federation")
+    init_federation(state, read_parties(REPO / "policies" / "parties.yaml"), SystemClock())
+    federation = state / "federation"
+    settings = local.BrokerSettings(
+        home=state / "broker",
+        port=free_port(),
+        controller_port=free_port(),
+        tls=local.TlsSettings(
+            keystore_pem=federation / "broker" / "keystore.pem",
+            truststore_pem=federation / "broker" / "truststore.pem",
+        ),
+    )
+    local.start(settings)
+    exchange = SecureExchange(settings.bootstrap, state)
+    admin = exchange.admin()
+    try:
+        provision(admin, compile_topology(load_policy(), ProvisioningDefaults(partitions=3)))
+    finally:
+        admin.close()
+    try:
+        yield exchange
+    finally:
+        local.stop(settings)

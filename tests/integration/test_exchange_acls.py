@@ -1,0 +1,120 @@
+"""The broker itself refuses what no agreement allows, to a raw client that bypasses sigex."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from pathlib import Path
+
+import pytest
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import KafkaError
+
+from broker.provision import provision
+from broker.topology import (
+    AclSpec,
+    Operation,
+    Pattern,
+    ProvisioningDefaults,
+    Resource,
+    compile_topology,
+)
+from policies.compiler import load_policy
+from tests.integration.conftest import REPO, SecureExchange
+
+PAYROLL_IN_UWV = "sigex.payroll.bsn-mismatch.in.UWV"
+PAYROLL_OUT_NLA = "sigex.payroll.bsn-mismatch.out.NLA"
+WAADI_IN_NLA = "sigex.waadi.admission-violation.in.NLA"
+
+
+def _produce(exchange: SecureExchange, party: str, topic: str) -> None:
+    producer = KafkaProducer(
+        acks="all",
+        max_block_ms=15_000,
+        retries=0,
+        enable_idempotence=False,
+        **exchange.connection(party).options(),
+    )
+    try:
+        producer.send(topic, b"raw bytes from a client that bypasses sigex").get(timeout=30)
+    finally:
+        producer.close()
+
+
+def _read(exchange: SecureExchange, party: str, topic: str) -> list[bytes]:
+    consumer = KafkaConsumer(
+        group_id=f"sigex.{party}.raw-{uuid.uuid4().hex[:6]}",
+        auto_offset_reset="earliest",
+        **exchange.connection(party).options(),
+    )
+    # assign() fetches the partitions directly, so a refusal surfaces as an error
+    # (a subscription would just get no assignment).
+    consumer.assign([TopicPartition(topic, p) for p in range(3)])
+    try:
+        values: list[bytes] = []
+        for _ in range(10):
+            for records in consumer.poll(timeout_ms=500).values():
+                values += [r.value for r in records]
+        return values
+    finally:
+        consumer.close()
+
+
+def _refused(error: KafkaError) -> bool:
+    return "Authorization" in type(error).__name__ or "Authorization" in str(error)
+
+
+def test_a_sender_with_an_agreement_may_write_its_ingress(secure_exchange: SecureExchange) -> None:
+    _produce(secure_exchange, "UWV", PAYROLL_IN_UWV)
+
+
+def test_a_party_cannot_write_a_signal_it_has_no_agreement_for(
+    secure_exchange: SecureExchange,
+) -> None:
+    with pytest.raises(KafkaError) as refused:
+        _produce(secure_exchange, "GM0363", PAYROLL_IN_UWV)
+    assert _refused(refused.value)
+
+
+def test_a_party_cannot_write_another_senders_ingress(secure_exchange: SecureExchange) -> None:
+    with pytest.raises(KafkaError) as refused:
+        _produce(secure_exchange, "JUSTIS", WAADI_IN_NLA)
+    assert _refused(refused.value)
+
+
+def test_a_party_reads_its_own_deliveries(secure_exchange: SecureExchange) -> None:
+    assert isinstance(_read(secure_exchange, "NLA", PAYROLL_OUT_NLA), list)
+
+
+def test_a_party_cannot_read_another_partys_deliveries(secure_exchange: SecureExchange) -> None:
+    with pytest.raises(KafkaError) as refused:
+        _read(secure_exchange, "GM0363", PAYROLL_OUT_NLA)
+    assert _refused(refused.value)
+
+
+def test_an_agreement_removed_removes_its_acls(
+    secure_exchange: SecureExchange, tmp_path: Path
+) -> None:
+    reduced = tmp_path / "policies"
+    shutil.copytree(REPO / "policies", reduced)
+    (reduced / "agreements" / "waadi.yaml").unlink()
+    defaults = ProvisioningDefaults(partitions=3)
+    nla_writes_waadi = AclSpec(
+        "User:NLA", Resource.TOPIC, WAADI_IN_NLA, Pattern.LITERAL, Operation.WRITE
+    )
+    admin = secure_exchange.admin()
+    try:
+        report = provision(admin, compile_topology(load_policy(reduced), defaults))
+        assert nla_writes_waadi in report.acls_deleted
+        with pytest.raises(KafkaError) as refused:
+            _produce(secure_exchange, "NLA", WAADI_IN_NLA)
+        assert _refused(refused.value)
+
+        restored = provision(admin, compile_topology(load_policy(), defaults))
+        assert nla_writes_waadi in restored.acls_created
+        again = provision(admin, compile_topology(load_policy(), defaults))
+        assert not again.changed, "provisioning twice must change nothing"
+    finally:
+        provision(admin, compile_topology(load_policy(), defaults))
+        admin.close()
+    _produce(secure_exchange, "NLA", WAADI_IN_NLA)
