@@ -113,3 +113,14 @@ def make_record(pseudonymiser: SubjectPseudonymiser) -> RecordFactory:
         return AccessRecord(**fields)  # type: ignore[arg-type]
 
     return build
+
+
+@pytest.fixture(scope="session")
+def federation_state(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A development federation (CA, keys, signed directory) shared by the CLI and API tests."""
+    from sigex.identity.federation import init_federation, read_parties
+
+    state = tmp_path_factory.mktemp("state")
+    parties_file = Path(__file__).resolve().parents[3] / "policies" / "parties.yaml"
+    init_federation(state, read_parties(parties_file), FixedClock())
+    return state

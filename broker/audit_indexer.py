@@ -1,0 +1,163 @@
+"""The audit indexer: consumes access records from Kafka into the Merkle log, and checkpoints.
+
+It reads ``sigex.audit`` (written by the gateway, transactionally) and every
+``sigex.receipts.<PARTY>`` topic (written by each party about itself) with
+``read_committed``. For each poll it
+
+1. parses each value as a canonical :class:`~sigex.accesslog.record.AccessRecord`;
+   an unreadable value, or a receipt in which a party speaks for another
+   party, is logged (topic, partition, offset; never content) and skipped;
+2. appends the batch to the store (idempotent on trace id and operation id,
+   so a replay after a crash adds nothing);
+3. signs a checkpoint covering every record in the store;
+4. publishes the latest checkpoint to ``sigex.audit.checkpoints`` once
+   ``publish_every`` new records have been added (and when it stops);
+5. only then commits the consumed offsets.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from kafka import KafkaConsumer
+
+from broker.checkpoints import CheckpointPublisher
+from broker.topology import AUDIT_GROUP_PREFIX, AUDIT_TOPIC, CHECKPOINT_TOPIC, RECEIPTS_PREFIX
+from sigex.accesslog.checkpoint import Checkpoint
+from sigex.accesslog.errors import AccessLogError, RecordFormatError
+from sigex.accesslog.record import AccessRecord, EventKind
+from sigex.accesslog.store import AccessLogStore
+from sigex.clock import Clock
+from sigex.logs import get_logger
+from sigex.transport import KafkaConnection
+
+_log = get_logger(__name__)
+SUBSCRIPTION = rf"^({re.escape(AUDIT_TOPIC)}|{re.escape(RECEIPTS_PREFIX)}[A-Z][A-Z0-9_]*)$"
+_RECIPIENT_SIDE = frozenset({EventKind.RECEIVED, EventKind.ACKNOWLEDGED})
+_SENDER_SIDE = frozenset({EventKind.PUBLISHED, EventKind.REFUSED_AT_PUBLISH})
+
+
+@dataclass(frozen=True, slots=True)
+class IndexerSettings:
+    connection: KafkaConnection
+    group_id: str = f"{AUDIT_GROUP_PREFIX}-indexer"
+    publish_every: int = 1000
+    #: stop after this long without new events; None runs until ``stop`` is set
+    idle_exit_seconds: float | None = None
+    poll_timeout_ms: int = 500
+    max_poll_records: int = 500
+    checkpoint_topic: str = CHECKPOINT_TOPIC
+
+    def __post_init__(self) -> None:
+        if not self.group_id.startswith(AUDIT_GROUP_PREFIX):
+            raise AccessLogError(f"indexer group id must start with {AUDIT_GROUP_PREFIX!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class IndexerStats:
+    appended: int
+    skipped: int
+    rejected: int
+    tree_size: int
+    published: int
+
+
+def receipt_allowed(topic: str, record: AccessRecord) -> bool:
+    """A party's receipts topic may only carry what that party itself did."""
+    if not topic.startswith(RECEIPTS_PREFIX):
+        return True  # the audit topic: only the gateway can write it (ACLs)
+    party = topic[len(RECEIPTS_PREFIX) :]
+    if record.kind in _RECIPIENT_SIDE:
+        return record.recipient == party
+    if record.kind in _SENDER_SIDE:
+        return record.sender == party
+    return False  # deliveries, refusals for a recipient and dead letters come from the gateway
+
+
+def parse_batch(batch: dict[Any, list[Any]]) -> tuple[list[AccessRecord], int]:
+    """The acceptable records of one poll, in partition order, and how many were rejected."""
+    accepted: list[AccessRecord] = []
+    rejected = 0
+    for partition, messages in batch.items():
+        for message in messages:
+            where = {"topic": partition.topic, "partition": partition.partition}
+            try:
+                record = AccessRecord.from_bytes(message.value or b"")
+            except RecordFormatError as error:
+                rejected += 1
+                _log.warning(
+                    "audit_event_unreadable", offset=message.offset, rule=str(error), **where
+                )
+                continue
+            if not receipt_allowed(partition.topic, record):
+                rejected += 1
+                _log.warning("audit_receipt_for_another_party", offset=message.offset, **where)
+                continue
+            accepted.append(record)
+    return accepted, rejected
+
+
+def run_indexer(
+    store: AccessLogStore,
+    signing_key: Ed25519PrivateKey,
+    clock: Clock,
+    settings: IndexerSettings,
+    stop: threading.Event | None = None,
+) -> IndexerStats:
+    """Index until ``stop`` is set or the topics have been idle for ``idle_exit_seconds``."""
+    consumer = KafkaConsumer(
+        **settings.connection.options(),
+        group_id=settings.group_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
+        max_poll_records=settings.max_poll_records,
+        metadata_max_age_ms=5000,
+    )
+    publisher = CheckpointPublisher(settings.connection, settings.checkpoint_topic)
+    consumer.subscribe(pattern=SUBSCRIPTION)
+    appended = skipped = rejected = published = 0
+    since_publish = 0
+    latest: Checkpoint | None = None
+    last_event = time.monotonic()
+    try:
+        while stop is None or not stop.is_set():
+            batch = consumer.poll(timeout_ms=settings.poll_timeout_ms)
+            if not batch:
+                idle = time.monotonic() - last_event
+                if settings.idle_exit_seconds is not None and idle >= settings.idle_exit_seconds:
+                    break
+                continue
+            last_event = time.monotonic()
+            records, refused = parse_batch(batch)
+            rejected += refused
+            result = store.append(records)
+            appended += result.appended
+            skipped += result.skipped
+            if result.appended or latest is None:
+                latest = store.checkpoint(signing_key, clock)
+                since_publish += result.appended
+            if since_publish >= settings.publish_every:
+                publisher.publish(latest)
+                published += 1
+                since_publish = 0
+            consumer.commit()
+            _log.info(
+                "audit_batch_indexed",
+                appended=result.appended,
+                replayed=result.skipped,
+                rejected=refused,
+                tree_size=result.tree_size,
+            )
+        if latest is not None and since_publish:
+            publisher.publish(latest)
+            published += 1
+    finally:
+        consumer.close()
+        publisher.close()
+    return IndexerStats(appended, skipped, rejected, store.size(), published)

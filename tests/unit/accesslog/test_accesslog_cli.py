@@ -1,0 +1,146 @@
+"""``sigex audit`` end to end on a SQLite log: query, checkpoint, verify, report, export."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from sigex.accesslog.cli import audit
+from sigex.accesslog.pseudonym import SubjectPseudonymiser, load_or_create_pseudonym_key
+from sigex.accesslog.record import AccessRecord, EventKind
+from sigex.accesslog.store import AccessLogStore
+
+from .conftest import PEOPLE, RecordFactory
+
+
+@pytest.fixture
+def logged(
+    federation_state: Path, tmp_path: Path, make_record: RecordFactory
+) -> tuple[Path, str, list[AccessRecord]]:
+    """A log with a few records about two people, written with the state's pseudonym key."""
+    pseudonymiser = SubjectPseudonymiser(load_or_create_pseudonym_key(federation_state))
+    person, other = PEOPLE[0], PEOPLE[1]
+
+    def about(bsn: str, **fields: object) -> AccessRecord:
+        return make_record(subject=pseudonymiser.pseudonym(bsn), **fields)
+
+    records = [
+        about(person, kind=EventKind.PUBLISHED, recipient=None, disclosed_fields=()),
+        about(person),
+        about(person, recipient="NLA", purpose="SUWI64_ARB", legal_basis="NL.SUWI.64"),
+        about(person, kind=EventKind.REFUSED_FOR_RECIPIENT, recipient="BD"),
+        about(other),
+        about(person, kind=EventKind.ACKNOWLEDGED, recipient="GM0363"),
+    ]
+    # the acknowledgement names the message it acknowledges
+    records[5] = about(
+        person,
+        kind=EventKind.ACKNOWLEDGED,
+        recipient="GM0363",
+        message_id=records[1].message_id,
+        disclosed_fields=(),
+    )
+    db = tmp_path / "audit.sqlite"
+    with AccessLogStore.open(str(db)) as store:
+        store.append(records)
+    return db, person, records
+
+
+def _run(state: Path, db: Path, *args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(
+        audit, [args[0], "--db", str(db), "--state-dir", str(state), *args[1:]]
+    )
+    return result.exit_code, result.output
+
+
+def test_query_by_bsn_in_three_formats(
+    federation_state: Path, logged: tuple[Path, str, list[AccessRecord]]
+) -> None:
+    db, person, _ = logged
+    code, table = _run(federation_state, db, "query", "--bsn", person)
+    assert code == 0, table
+    assert person not in table
+    assert table.count("laa.frequent-mover") == 5
+    code, text = _run(federation_state, db, "query", "--bsn", person, "--format", "json")
+    document = json.loads(text)
+    assert [r["leaf_index"] for r in document["records"]] == [0, 1, 2, 3, 5]
+    code, text = _run(federation_state, db, "query", "--party", "NLA", "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert [(r["leaf_index"], r["recipient"], r["legal_basis"]) for r in rows] == [
+        ("2", "NLA", "NL.SUWI.64")
+    ]
+    code, text = _run(federation_state, db, "query", "--bsn", "123456789")
+    assert code != 0
+    assert "123456789" not in text
+
+
+def test_checkpoint_then_verify_passes_and_a_change_fails(
+    federation_state: Path, logged: tuple[Path, str, list[AccessRecord]]
+) -> None:
+    db, _, _ = logged
+    code, text = _run(federation_state, db, "verify")
+    assert code == 1 and "not covered by any signed checkpoint" in text
+    code, text = _run(federation_state, db, "checkpoint")
+    assert code == 0, text
+    assert json.loads(text)["tree_size"] == 6
+    code, text = _run(federation_state, db, "verify")
+    assert code == 0, text
+    assert text.startswith("ok: 6 records, 1 signed checkpoints match")
+    code, text = _run(federation_state, db, "verify", "--record", "3")
+    assert code == 0 and "record 3 is in the log" in text
+    with sqlite3.connect(db) as connection:
+        connection.execute("UPDATE access_records SET recipient = 'BD' WHERE leaf_index = 2")
+    code, text = _run(federation_state, db, "verify")
+    assert code == 1
+    assert "record 2: column(s) recipient differ from the entry" in text
+
+
+def test_report_lists_exactly_the_deliveries(
+    federation_state: Path, logged: tuple[Path, str, list[AccessRecord]]
+) -> None:
+    db, person, _ = logged
+    code, text = _run(federation_state, db, "report", "--bsn", person, "--format", "json")
+    assert code == 0, text
+    document = json.loads(text)
+    assert [(d["recipient"], d["purpose"], d["acknowledged"]) for d in document["disclosures"]] == [
+        ("GM0363", "LAA_SIGNAAL", True),
+        ("NLA", "SUWI64_ARB", False),
+    ]
+    assert document["refusals"] == 1
+    code, text = _run(federation_state, db, "report", "--bsn", person)
+    assert "Gemeente Amsterdam (GM0363)" in text
+    assert "legal basis:  NL.SUWI.64" in text
+    assert "Deliveries: 2." in text
+    assert person not in text
+
+
+def test_export_verifies_offline_and_a_changed_export_does_not(
+    federation_state: Path, logged: tuple[Path, str, list[AccessRecord]], tmp_path: Path
+) -> None:
+    db, person, _ = logged
+    _run(federation_state, db, "checkpoint")
+    whole = tmp_path / "whole.jsonl"
+    code, text = _run(federation_state, db, "export", "--out", str(whole))
+    assert code == 0 and "exported 6 records" in text
+    code, text = _run(federation_state, db, "verify", "--export", str(whole))
+    assert code == 0, text
+    mine = tmp_path / "mine.jsonl"
+    code, text = _run(federation_state, db, "export", "--out", str(mine), "--bsn", person)
+    assert code == 0 and "exported 5 records" in text
+    code, text = _run(federation_state, db, "verify", "--export", str(mine))
+    assert code == 0, text
+    lines = whole.read_text().splitlines()
+    item = json.loads(lines[-1])
+    other = json.loads(lines[-2])
+    item["entry"] = other["entry"]
+    lines[-1] = json.dumps(item)
+    whole.write_text("\n".join(lines) + "\n")
+    code, text = _run(federation_state, db, "verify", "--export", str(whole))
+    assert code == 1
+    assert "root differs from the records: a change among records 0..5" in text
