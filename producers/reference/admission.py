@@ -104,10 +104,12 @@ def find_admission_violations(
     ``observed_on`` (default: the clock's date) ends open hires. Raises
     :class:`~producers.errors.MalformedInput` on a malformed or unsorted file.
     """
-    admitted = AdmissionRegister.read(register)
+    register_file = RegisterFile(register)
+    admitted = AdmissionRegister(register_file)
     if observed_on is None:
         observed_on = clock.now().date()
     hires_file = HiresFile(hires)
+    register_rows = register_file.rows_read
     stamper = SignalStamper(clock, rng)
     found = 0
     next_report = progress_every
@@ -136,7 +138,9 @@ def find_admission_violations(
     current_inlener = ""
     for hire in hires_file:
         if hires_file.rows_read >= next_report:
-            progress(Progress(FINDER_NAME, hires_file.rows_read, found, finished=False))
+            progress(
+                Progress(FINDER_NAME, register_rows + hires_file.rows_read, found, finished=False)
+            )
             next_report = hires_file.rows_read + progress_every
         new_uitlener = hire.uitlener_kvk != current_uitlener
         if pair is not None and (new_uitlener or hire.inlener_kvk != current_inlener):
@@ -163,4 +167,4 @@ def find_admission_violations(
     if uitlener is not None:
         found += 1
         yield record(LENDING_WITHOUT_ADMISSION, uitlener, with_inlener=False)
-    progress(Progress(FINDER_NAME, hires_file.rows_read, found, finished=True))
+    progress(Progress(FINDER_NAME, register_rows + hires_file.rows_read, found, finished=True))

@@ -182,6 +182,8 @@ class CsvRows:
         self.layout = layout
         self.line = 0
         self.rows_read = 0
+        # Rows of one person come together; remember the last BSN that passed the check.
+        self._last_valid_bsn = ""
 
     @property
     def file_label(self) -> str:
@@ -219,8 +221,11 @@ class CsvRows:
 
     def parse_bsn(self, row: list[str], index: int) -> str:
         value = row[index]
+        if value == self._last_valid_bsn:
+            return value
         if not is_valid_bsn(value):
             self.fail(index, "not a valid BSN (9 digits passing the elfproef)")
+        self._last_valid_bsn = value
         return value
 
     def parse_date(self, row: list[str], index: int) -> date:
