@@ -96,15 +96,16 @@ def _time(milliseconds: int) -> datetime:
     return datetime.fromtimestamp(milliseconds / 1000, tz=UTC)
 
 
-@dataclass(frozen=True, slots=True)
-class OpenedMessage:
-    """A submission opened by the gateway (or a projection of it): fields with salts and proofs."""
+class _FieldsView:
+    """Accessors shared by opened and delivered messages (fields kept as parallel tuples)."""
 
-    context: SealContext
+    __slots__ = ()
+    names: tuple[str, ...]
+    commitments: tuple[bytes, ...]
+    salts: tuple[bytes | None, ...]
+    field_values: tuple[bytes | None, ...]
     id_bytes: bytes
     timestamp_ms: int
-    fields: tuple[Field, ...]
-    proof: Proof
 
     @property
     def message_id(self) -> uuid.UUID:
@@ -115,13 +116,60 @@ class OpenedMessage:
         return _time(self.timestamp_ms)
 
     @property
-    def sender(self) -> str:
-        return self.context.sender
+    def fields(self) -> tuple[Field, ...]:
+        return tuple(
+            Field(name, digest, salt, value)
+            for name, digest, salt, value in zip(
+                self.names, self.commitments, self.salts, self.field_values, strict=True
+            )
+        )
 
     @property
-    def values(self) -> dict[str, bytes]:
+    def disclosed(self) -> dict[str, bytes]:
         """The disclosed fields, name to bytes (a fresh dict)."""
-        return {f.name: f.value for f in self.fields if f.value is not None}
+        return {
+            name: value
+            for name, value in zip(self.names, self.field_values, strict=True)
+            if value is not None
+        }
+
+    @property
+    def withheld(self) -> tuple[str, ...]:
+        """Names of the fields the sender committed to but this copy does not carry."""
+        return tuple(
+            name for name, value in zip(self.names, self.field_values, strict=True) if value is None
+        )
+
+
+def _check_parallel(message: _FieldsView) -> None:
+    count = len(message.names)
+    if not (len(message.commitments) == len(message.salts) == len(message.field_values) == count):
+        raise EnvelopeError("names, commitments, salts and values must line up")
+
+
+@dataclass(frozen=True, slots=True)
+class OpenedMessage(_FieldsView):
+    """A submission opened by the gateway (or a projection of it): fields with salts and proof.
+
+    Fields are parallel tuples in the sender's order (by UTF-8 name); a withheld
+    field has ``None`` as salt and value but keeps its commitment.
+    """
+
+    context: SealContext
+    id_bytes: bytes
+    timestamp_ms: int
+    names: tuple[str, ...]
+    commitments: tuple[bytes, ...]
+    salts: tuple[bytes | None, ...]
+    field_values: tuple[bytes | None, ...]
+    proof: Proof
+
+    def __post_init__(self) -> None:
+        _check_parallel(self)
+
+    @property
+    def sender(self) -> str:
+        return self.context.sender
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,27 +195,25 @@ class Forwarding:
 
 
 @dataclass(frozen=True, slots=True)
-class DeliveredMessage:
-    """A delivery opened and verified by its recipient."""
+class DeliveredMessage(_FieldsView):
+    """A delivery opened and verified by its recipient (use case 4)."""
 
     context: SealContext
     origin: SealContext
     gateway: str
     id_bytes: bytes
     timestamp_ms: int
-    fields: tuple[Field, ...]
+    names: tuple[str, ...]
+    commitments: tuple[bytes, ...]
+    salts: tuple[bytes | None, ...]
+    field_values: tuple[bytes | None, ...]
     decision: bytes
     decided_at_ms: int
     sender_proof: Proof
     gateway_proof: Proof
 
-    @property
-    def message_id(self) -> uuid.UUID:
-        return _uuid(self.id_bytes)
-
-    @property
-    def timestamp(self) -> datetime:
-        return _time(self.timestamp_ms)
+    def __post_init__(self) -> None:
+        _check_parallel(self)
 
     @property
     def decided_at(self) -> datetime:
@@ -176,12 +222,3 @@ class DeliveredMessage:
     @property
     def sender(self) -> str:
         return self.origin.sender
-
-    @property
-    def values(self) -> dict[str, bytes]:
-        """The disclosed fields, name to bytes (a fresh dict)."""
-        return {f.name: f.value for f in self.fields if f.value is not None}
-
-    @property
-    def withheld(self) -> tuple[str, ...]:
-        return tuple(f.name for f in self.fields if f.value is None)

@@ -9,14 +9,14 @@ a few SHA-256 and no public-key operation once its batch root is known.
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import datetime
 from typing import NoReturn
 
 from sigex.clock import Clock
 from sigex.envelope import _wire as wire
 from sigex.envelope.errors import EnvelopeError
-from sigex.envelope.model import DeliveredMessage, Field, OpenedMessage, Proof, SealContext
+from sigex.envelope.model import DeliveredMessage, OpenedMessage, Proof, SealContext
 from sigex.envelope.sealing import context_bytes
 from sigex.errors import SigexError
 from sigex.identity import PartyDirectory, PartyIdentity
@@ -26,11 +26,11 @@ from sigex.logs import get_logger
 DEFAULT_MAX_ENVELOPE_BYTES = 1 << 20
 DEFAULT_GATEWAY = "GATEWAY"
 _CACHE_LIMIT = 65536
-_CONTEXT_TEXTS = 7
+_MAGIC_V1 = wire.MAGIC + bytes((wire.VERSION_1,))
 
 _log = get_logger("sigex.envelope")
 
-_ProofTuple = tuple[bytes, int, int, tuple[bytes, ...], bytes]
+_ProofTuple = wire.ProofTuple
 
 
 class _Rejected(Exception):
@@ -51,15 +51,23 @@ _EXPECTED_FAILURES = (
     struct.error,
     ValueError,
     IndexError,
+    UnicodeDecodeError,
     OverflowError,
 )
 
 
-def _context(texts: Sequence[bytes]) -> SealContext:
-    topic, signal, fingerprint, sender, recipient, purpose, agreement = (
-        wire.decode_text(t) for t in texts
-    )
-    return SealContext(topic, signal, fingerprint, sender, recipient, purpose, agreement)
+def _parse_context(buffer: bytes, offset: int) -> tuple[tuple[str, ...], int]:
+    """The seven strings of a context encoding at ``offset`` and the offset after it."""
+    lengths = wire.CONTEXT_LENGTHS.unpack_from(buffer, offset)
+    position = offset + 14
+    values = []
+    for length in lengths:
+        end = position + length
+        if end > len(buffer):
+            raise wire.WireError("truncated context")
+        values.append(buffer[position:end].decode("utf-8"))
+        position = end
+    return tuple(values), position
 
 
 def _proof(signer: str, raw: _ProofTuple) -> Proof:
@@ -84,6 +92,7 @@ class Opener:
     ) -> None:
         self._code = identity.code
         self._code_text = wire.text(identity.code)
+        self._gateway = gateway
         self._gateway_text = wire.text(gateway)
         self._clock = clock
         self._max = max_envelope_bytes
@@ -94,7 +103,9 @@ class Opener:
         self._directory = directory
         self._data_keys: dict[bytes, primitives.AESGCM] = {}
         self._verified_roots: set[bytes] = set()
-        self._verifying_keys: dict[tuple[str, bytes], primitives.Ed25519PublicKey] = {}
+        self._verifying_keys: dict[tuple[bytes, bytes], _KeyValidity] = {}
+        self._contexts: dict[bytes, SealContext] = {}
+        self._names: dict[bytes, str] = {}
 
     def replace_directory(self, directory: PartyDirectory) -> None:
         """Use a newer directory (after a rotation or revocation); forgets verified roots."""
@@ -103,6 +114,7 @@ class Opener:
         self._verifying_keys.clear()
 
     def forget_data_keys(self) -> None:
+        """Destroy every cached data key."""
         self._data_keys.clear()
 
     # --- public operations ----------------------------------------------------------------------
@@ -112,120 +124,114 @@ class Opener:
         try:
             return self._open_submission(envelope, topic)
         except _EXPECTED_FAILURES as error:
-            self._log_rejection("open_submission", error, len(envelope))
-        raise AssertionError("unreachable")  # pragma: no cover
+            self._log_rejection("open_submission", error, envelope)
 
     def open_delivery(self, envelope: bytes, *, topic: str) -> DeliveredMessage:
         """Open a gateway's delivery read from ``topic``; checks both signatures (use case 4)."""
         try:
             return self._open_delivery(envelope, topic)
         except _EXPECTED_FAILURES as error:
-            self._log_rejection("open_delivery", error, len(envelope))
-        raise AssertionError("unreachable")  # pragma: no cover
+            self._log_rejection("open_delivery", error, envelope)
 
     def verify(self, message: OpenedMessage | DeliveredMessage) -> None:
         """Check the proofs of an already opened (possibly projected) message again."""
         try:
             self._verify_message(message)
         except _EXPECTED_FAILURES as error:
-            self._log_rejection("verify", error, 0)
+            self._log_rejection("verify", error, b"")
 
     # --- internals ------------------------------------------------------------------------------
 
-    def _log_rejection(self, operation: str, error: Exception, size: int) -> NoReturn:
+    def _log_rejection(self, operation: str, error: Exception, envelope: object) -> NoReturn:
         reason = error.reason if isinstance(error, _Rejected) else type(error).__name__
+        size = len(envelope) if isinstance(envelope, bytes) else -1
         _log.warning(
             "envelope_rejected", operation=operation, reason=reason, party=self._code, size=size
         )
         raise EnvelopeError() from None
 
-    def _now(self) -> datetime:
-        return self._clock.now()
+    def _context(self, raw: bytes) -> SealContext:
+        context = self._contexts.get(raw)
+        if context is None:
+            values, end = _parse_context(raw, 0)
+            if end != len(raw):
+                _reject("context_length")
+            context = SealContext(*values)
+            if len(self._contexts) >= _CACHE_LIMIT:
+                self._contexts.clear()
+            self._contexts[raw] = context
+        return context
+
+    def _name_strings(self, names: list[bytes]) -> tuple[str, ...]:
+        cache = self._names
+        result = []
+        for raw in names:
+            name = cache.get(raw)
+            if name is None:
+                name = raw.decode("utf-8")
+                if len(cache) < _CACHE_LIMIT:
+                    cache[raw] = name
+            result.append(name)
+        return tuple(result)
 
     def _header(
         self, envelope: bytes, topic: str, kind: int
-    ) -> tuple[list[bytes], bytes, bytes, bytes]:
-        """Parse and check the header; returns context texts, context bytes, sealer, plaintext."""
+    ) -> tuple[SealContext, bytes, bytes, bytes]:
+        """Parse and check the header, decrypt; returns context, its encoding, sealer, plaintext."""
         if not isinstance(envelope, bytes):
             _reject("not_bytes")
-        if len(envelope) > self._max:
+        size = len(envelope)
+        if size > self._max:
             _reject("oversized")
-        reader = wire.Reader(envelope)
-        if reader.take(3) != wire.MAGIC:
-            _reject("bad_magic")
-        if reader.byte() != wire.VERSION_1:
-            _reject("unsupported_version")
-        if reader.byte() != kind:
+        if envelope[:4] != _MAGIC_V1:
+            _reject("bad_magic_or_unsupported_version")
+        if envelope[4:5] != bytes((kind,)):
             _reject("wrong_kind")
-        start = reader.offset
-        texts = [reader.text_raw() for _ in range(_CONTEXT_TEXTS)]
-        context_raw = envelope[start : reader.offset]
-        tail_start = reader.offset
-        sealer = reader.text_raw()
-        period = reader.take(12)
-        recipient_key_id = reader.take(wire.KEY_ID_LENGTH)
-        reader.take(wire.WRAPPED_KEY_LENGTH)
-        tail_end = reader.offset
-        nonce = reader.take(wire.NONCE_LENGTH)
-        header_end = reader.offset
-        ciphertext = reader.blob(self._max)
-        reader.finished()
-        if texts[4] != self._code_text:
+        lengths = wire.CONTEXT_LENGTHS.unpack_from(envelope, 5)
+        context_end = 19 + sum(lengths)
+        context_raw = envelope[5:context_end]
+        (sealer_length,) = wire.U16.unpack_from(envelope, context_end)
+        tail_start = context_end
+        key_id_start = context_end + 2 + sealer_length + 12
+        nonce_start = key_id_start + wire.KEY_ID_LENGTH + wire.WRAPPED_KEY_LENGTH
+        header_end = nonce_start + wire.NONCE_LENGTH
+        (ciphertext_length,) = wire.U32.unpack_from(envelope, header_end)
+        if header_end + 4 + ciphertext_length != size:
+            _reject("length_mismatch")
+        context = self._context(context_raw)
+        if context.recipient != self._code:
             _reject("not_addressed_to_us")
-        if texts[0] != wire.text(topic):
+        if context.topic != topic:
             _reject("topic_mismatch")
-        cache_key = envelope[tail_start:tail_end]
+        cache_key = envelope[tail_start:nonce_start]
         cipher = self._data_keys.get(cache_key)
         if cipher is None:
-            cipher = self._unwrap(
-                sealer, period, recipient_key_id, envelope[tail_end - 80 : tail_end]
-            )
+            cipher = self._unwrap(envelope, tail_start, key_id_start, nonce_start)
             if len(self._data_keys) >= _CACHE_LIMIT:
                 self._data_keys.clear()
             self._data_keys[cache_key] = cipher
-        plaintext = primitives.aead_open(cipher, nonce, ciphertext, envelope[:header_end])
-        return texts, context_raw, sealer, plaintext
+        plaintext = primitives.aead_open(
+            cipher,
+            envelope[nonce_start:header_end],
+            envelope[header_end + 4 :],
+            envelope[:header_end],
+        )
+        sealer = envelope[tail_start : key_id_start - 12]
+        return context, context_raw, sealer, plaintext
 
     def _unwrap(
-        self, sealer: bytes, period: bytes, recipient_key_id: bytes, wrapped: bytes
+        self, envelope: bytes, sealer_start: int, key_id_start: int, wrapped_start: int
     ) -> primitives.AESGCM:
+        recipient_key_id = envelope[key_id_start : key_id_start + wire.KEY_ID_LENGTH]
         private_key = self._private_keys.get(recipient_key_id)
         if private_key is None:
             _reject("unknown_recipient_key")
-        period_seconds, period_index = struct.unpack(">IQ", period)
-        info = wire.wrap_info(
-            sealer, self._code_text, period_seconds, period_index, recipient_key_id
-        )
+        sealer = envelope[sealer_start : key_id_start - 12]
+        wire.decode_text(sealer)
+        period = envelope[key_id_start - 12 : key_id_start]
+        info = wire.wrap_info(sealer, self._code_text, period, recipient_key_id)
+        wrapped = envelope[wrapped_start - wire.WRAPPED_KEY_LENGTH : wrapped_start]
         return primitives.aead(primitives.hpke_unwrap(private_key, wrapped, info))
-
-    def _fields(
-        self, reader: wire.Reader, *, all_disclosed: bool
-    ) -> tuple[list[Field], list[bytes], list[bytes]]:
-        count = reader.u16()
-        fields: list[Field] = []
-        named_commitments: list[bytes] = []
-        disclosed_names: list[bytes] = []
-        previous = b""
-        for _ in range(count):
-            name_text = reader.text_raw()
-            name = name_text[2:]
-            if not name or len(name) > 255 or name <= previous:
-                _reject("field_names_not_ordered")
-            previous = name
-            flag = reader.byte()
-            if flag == 1:
-                salt = reader.take(wire.SALT_LENGTH)
-                value = reader.blob(self._max)
-                digest = wire.commitment(name_text, salt, value)
-                fields.append(Field(wire.decode_text(name_text), digest, salt, value))
-                disclosed_names.append(name_text)
-            elif flag == 0 and not all_disclosed:
-                digest = reader.take(wire.HASH_LENGTH)
-                fields.append(Field(wire.decode_text(name_text), digest))
-            else:
-                _reject("bad_field_flag")
-            named_commitments.append(name_text + digest)
-        return fields, named_commitments, disclosed_names
 
     def _check_proof(
         self,
@@ -234,117 +240,142 @@ class Opener:
         leaf: bytes,
         proof: _ProofTuple,
         signed_at_ms: int,
-        now: datetime,
+        now_ms: int,
     ) -> None:
         key_id, index, size, path, signature = proof
         root = wire.root_from_path(leaf, index, size, path)
+        validity = self._verifying_keys.get((signer_text, key_id))
+        if validity is None:
+            validity = self._load_key(signer_text, key_id)
+        if not validity.verifies(signed_at_ms, now_ms):
+            _reject("signing_key_not_valid")
         statement = wire.root_statement(tree, signer_text, key_id, size, root)
-        signer = wire.decode_text(signer_text)
-        signed_at = datetime.fromtimestamp(signed_at_ms / 1000, tz=UTC)
-        key = self._verifying_key(signer, key_id, signed_at, now)
         cache_key = statement + signature
         if cache_key in self._verified_roots:
             return
-        primitives.verify_signature(key, signature, statement)
+        primitives.verify_signature(validity.key, signature, statement)
         if len(self._verified_roots) >= _CACHE_LIMIT:
             self._verified_roots.clear()
         self._verified_roots.add(cache_key)
 
-    def _verifying_key(
-        self, signer: str, key_id: bytes, signed_at: datetime, now: datetime
-    ) -> primitives.Ed25519PublicKey:
-        # the directory decides validity every time (cheap); only the key object is cached
-        record = self._directory.verification_key(signer, key_id, signed_at, now)
-        key = self._verifying_keys.get((signer, key_id))
-        if key is None:
-            key = primitives.verifying_key(record.public_key)
-            self._verifying_keys[(signer, key_id)] = key
-        return key
+    def _load_key(self, signer_text: bytes, key_id: bytes) -> _KeyValidity:
+        signer = wire.decode_text(signer_text)
+        for record in self._directory.party(signer).signing_keys:
+            if record.key_id == key_id:
+                validity = _KeyValidity(
+                    key=primitives.verifying_key(record.public_key),
+                    not_before_ms=_ms(record.not_before),
+                    not_after_ms=_ms(record.not_after),
+                    revoked_ms=None if record.revoked_at is None else _ms(record.revoked_at),
+                )
+                if len(self._verifying_keys) >= _CACHE_LIMIT:
+                    self._verifying_keys.clear()
+                self._verifying_keys[(signer_text, key_id)] = validity
+                return validity
+        _reject("unknown_signing_key")
+
+    def _now_ms(self) -> int:
+        return _ms(self._clock.now())
 
     def _open_submission(self, envelope: bytes, topic: str) -> OpenedMessage:
-        texts, context_raw, sealer, plaintext = self._header(envelope, topic, wire.KIND_SUBMISSION)
-        if sealer != texts[3]:
+        context, context_raw, sealer, plaintext = self._header(
+            envelope, topic, wire.KIND_SUBMISSION
+        )
+        if sealer[2:] != context.sender.encode("utf-8"):
             _reject("sealer_is_not_sender")
-        reader = wire.Reader(plaintext)
-        id_bytes = reader.take(wire.ID_LENGTH)
-        timestamp_ms = reader.u64()
-        fields, named_commitments, _ = self._fields(reader, all_disclosed=True)
-        proof = reader.proof()
-        reader.finished()
-        leaf = wire.message_leaf(context_raw, id_bytes, timestamp_ms, named_commitments)
-        self._check_proof(wire.TREE_MESSAGES, sealer, leaf, proof, timestamp_ms, self._now())
-        context = _context(texts)
+        id_bytes = plaintext[: wire.ID_LENGTH]
+        (timestamp_ms,) = wire.U64.unpack_from(plaintext, wire.ID_LENGTH)
+        fields = wire.read_fields(plaintext, wire.ID_LENGTH + 8, all_disclosed=True)
+        proof, end = wire.read_proof(plaintext, fields.end)
+        if end != len(plaintext):
+            _reject("trailing_bytes")
+        leaf = wire.message_leaf(context_raw, id_bytes, timestamp_ms, fields.names_commitments)
+        self._check_proof(wire.TREE_MESSAGES, sealer, leaf, proof, timestamp_ms, self._now_ms())
         return OpenedMessage(
             context=context,
             id_bytes=id_bytes,
             timestamp_ms=timestamp_ms,
-            fields=tuple(fields),
+            names=self._name_strings(fields.names),
+            commitments=tuple(fields.commitments),
+            salts=tuple(fields.salts),
+            field_values=tuple(fields.values),
             proof=_proof(context.sender, proof),
         )
 
     def _open_delivery(self, envelope: bytes, topic: str) -> DeliveredMessage:
-        texts, context_raw, sealer, plaintext = self._header(envelope, topic, wire.KIND_DELIVERY)
+        context, context_raw, sealer, plaintext = self._header(envelope, topic, wire.KIND_DELIVERY)
         if sealer != self._gateway_text:
             _reject("sealer_is_not_the_gateway")
-        reader = wire.Reader(plaintext)
-        origin_start = reader.offset
-        origin_texts = [reader.text_raw() for _ in range(_CONTEXT_TEXTS)]
-        origin_raw = plaintext[origin_start : reader.offset]
-        if origin_texts[1:4] != texts[1:4]:
+        _, origin_end = _parse_context(plaintext, 0)
+        origin_raw = plaintext[:origin_end]
+        origin = self._context(origin_raw)
+        if (origin.signal, origin.schema_fingerprint, origin.sender) != (
+            context.signal,
+            context.schema_fingerprint,
+            context.sender,
+        ):
             _reject("delivery_changes_signal_schema_or_sender")
-        if origin_texts[4] != self._gateway_text:
+        if origin.recipient != self._gateway:
             _reject("origin_not_addressed_to_the_gateway")
-        id_bytes = reader.take(wire.ID_LENGTH)
-        timestamp_ms = reader.u64()
-        fields, named_commitments, disclosed_names = self._fields(reader, all_disclosed=False)
-        sender_proof = reader.proof()
-        decided_at_ms = reader.u64()
-        decision = reader.blob(self._max)
-        gateway_proof = reader.proof()
-        reader.finished()
-        now = self._now()
-        leaf = wire.message_leaf(origin_raw, id_bytes, timestamp_ms, named_commitments)
-        self._check_proof(
-            wire.TREE_MESSAGES, origin_texts[3], leaf, sender_proof, timestamp_ms, now
-        )
+        id_bytes = plaintext[origin_end : origin_end + wire.ID_LENGTH]
+        (timestamp_ms,) = wire.U64.unpack_from(plaintext, origin_end + wire.ID_LENGTH)
+        fields = wire.read_fields(plaintext, origin_end + wire.ID_LENGTH + 8, all_disclosed=False)
+        sender_proof, position = wire.read_proof(plaintext, fields.end)
+        (decided_at_ms,) = wire.U64.unpack_from(plaintext, position)
+        (decision_length,) = wire.U32.unpack_from(plaintext, position + 8)
+        decision_end = position + 12 + decision_length
+        if decision_end > len(plaintext):
+            _reject("truncated_decision")
+        decision = plaintext[position + 12 : decision_end]
+        gateway_proof, end = wire.read_proof(plaintext, decision_end)
+        if end != len(plaintext):
+            _reject("trailing_bytes")
+        now_ms = self._now_ms()
+        leaf = wire.message_leaf(origin_raw, id_bytes, timestamp_ms, fields.names_commitments)
+        sender_text = wire.text(origin.sender)
+        self._check_proof(wire.TREE_MESSAGES, sender_text, leaf, sender_proof, timestamp_ms, now_ms)
         decision_leaf = wire.decision_leaf(
-            context_raw, sealer, leaf, disclosed_names, decided_at_ms, decision
+            context_raw, sealer, leaf, fields.disclosed_names, decided_at_ms, decision
         )
         self._check_proof(
-            wire.TREE_DECISIONS, sealer, decision_leaf, gateway_proof, decided_at_ms, now
+            wire.TREE_DECISIONS, sealer, decision_leaf, gateway_proof, decided_at_ms, now_ms
         )
-        origin = _context(origin_texts)
-        gateway = wire.decode_text(sealer)
         return DeliveredMessage(
-            context=_context(texts),
+            context=context,
             origin=origin,
-            gateway=gateway,
+            gateway=self._gateway,
             id_bytes=id_bytes,
             timestamp_ms=timestamp_ms,
-            fields=tuple(fields),
+            names=self._name_strings(fields.names),
+            commitments=tuple(fields.commitments),
+            salts=tuple(fields.salts),
+            field_values=tuple(fields.values),
             decision=decision,
             decided_at_ms=decided_at_ms,
             sender_proof=_proof(origin.sender, sender_proof),
-            gateway_proof=_proof(gateway, gateway_proof),
+            gateway_proof=_proof(self._gateway, gateway_proof),
         )
 
     def _verify_message(self, message: OpenedMessage | DeliveredMessage) -> None:
         origin = message.context if isinstance(message, OpenedMessage) else message.origin
         sender_proof = message.proof if isinstance(message, OpenedMessage) else message.sender_proof
-        named_commitments = []
-        disclosed_names = []
-        for field in message.fields:
-            name_text = wire.text(field.name)
-            if field.value is not None:
-                if field.salt is None:
-                    _reject("disclosed_field_without_salt")
-                if wire.commitment(name_text, field.salt, field.value) != field.commitment:
-                    _reject("field_does_not_match_commitment")
-                disclosed_names.append(name_text)
-            named_commitments.append(name_text + field.commitment)
-        now = self._now()
+        names = [name.encode("utf-8") for name in message.names]
+        for name, digest, salt, value in zip(
+            names, message.commitments, message.salts, message.field_values, strict=True
+        ):
+            if value is None:
+                continue
+            if salt is None or len(salt) != wire.SALT_LENGTH:
+                _reject("disclosed_field_without_salt")
+            entry = wire.ENTRY.pack(wire.DISCLOSED, len(name), len(value))
+            if wire.commitment(entry, name, salt, value) != digest:
+                _reject("field_does_not_match_commitment")
+        _, pairs, disclosed_names = wire.encode_fields(
+            names, message.commitments, message.salts, message.field_values
+        )
+        now_ms = self._now_ms()
         leaf = wire.message_leaf(
-            context_bytes(origin), message.id_bytes, message.timestamp_ms, named_commitments
+            context_bytes(origin), message.id_bytes, message.timestamp_ms, pairs
         )
         self._check_proof(
             wire.TREE_MESSAGES,
@@ -352,7 +383,7 @@ class Opener:
             leaf,
             _tuple(sender_proof),
             message.timestamp_ms,
-            now,
+            now_ms,
         )
         if isinstance(message, DeliveredMessage):
             gateway_text = wire.text(message.gateway)
@@ -372,8 +403,30 @@ class Opener:
                 decision_leaf,
                 _tuple(message.gateway_proof),
                 message.decided_at_ms,
-                now,
+                now_ms,
             )
+
+
+@dataclass(frozen=True, slots=True)
+class _KeyValidity:
+    """A signer's key object with its validity in milliseconds, cached per (signer, key id)."""
+
+    key: primitives.Ed25519PublicKey
+    not_before_ms: int
+    not_after_ms: int
+    revoked_ms: int | None
+
+    def verifies(self, signed_at_ms: int, now_ms: int) -> bool:
+        # same rule as PublicKeyRecord.verifies: in period when signed, not revoked by now
+        if not self.not_before_ms <= signed_at_ms < self.not_after_ms:
+            return False
+        return self.revoked_ms is None or (
+            now_ms < self.revoked_ms and signed_at_ms < self.revoked_ms
+        )
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
 
 
 def _tuple(proof: Proof) -> _ProofTuple:

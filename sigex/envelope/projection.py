@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import replace
 
-from sigex.envelope.model import Field, OpenedMessage
+from sigex.envelope.model import OpenedMessage
 
 
 def project(message: OpenedMessage, keep: Collection[str]) -> OpenedMessage:
@@ -16,10 +16,11 @@ def project(message: OpenedMessage, keep: Collection[str]) -> OpenedMessage:
     does not carry are ignored: a projection can only disclose less.
     """
     wanted = frozenset(keep)
+    kept = [name in wanted for name in message.names]
     return replace(
         message,
-        fields=tuple(
-            field if field.name in wanted else Field(field.name, field.commitment)
-            for field in message.fields
+        salts=tuple(s if k else None for s, k in zip(message.salts, kept, strict=True)),
+        field_values=tuple(
+            v if k else None for v, k in zip(message.field_values, kept, strict=True)
         ),
     )

@@ -8,6 +8,7 @@ AES-256-GCM encryption but no public-key operation.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -32,10 +33,9 @@ _HEADER_START = wire.MAGIC + bytes((wire.VERSION_1,))
 
 
 def context_bytes(context: SealContext) -> bytes:
-    """The seven ``str16`` of a context, in the order of the specification."""
-    return b"".join(
-        wire.text(value)
-        for value in (
+    """The context encoding of the specification (seven lengths, then seven strings)."""
+    return wire.context_encoding(
+        (
             context.topic,
             context.signal,
             context.schema_fingerprint,
@@ -106,27 +106,38 @@ class Sealer:
             if record.context.sender != self._identity.code:
                 self._fail("sender_is_not_sealer")
         timestamp_ms = self._now_ms()
+        timestamp = wire.u64(timestamp_ms)
+        sha = hashlib.sha256
+        entry_pack = wire.ENTRY.pack
+        field_tag = wire.FIELD_TAG
         leaves: list[bytes] = []
         bodies: list[bytes] = []
         for record in records:
             context_raw = self._context(record.context)
-            names = self._names
             fields = record.fields
-            randomness = self._random(10 + wire.SALT_LENGTH * len(fields))
+            count = len(fields)
+            randomness = self._random(10 + wire.SALT_LENGTH * count)
             id_bytes = uuid7(timestamp_ms, randomness[:10])
-            named_commitments = []
-            parts = [id_bytes, wire.u64(timestamp_ms), wire.u16(len(fields))]
+            entries = []
+            records_raw = []
+            names_raw = []
+            commitments = []
             offset = 10
             for name, value in fields:
-                name_text = names.get(name)
-                if name_text is None:
-                    name_text = names.setdefault(name, wire.text(name))
+                name_raw = self._name(name)
                 salt = randomness[offset : offset + wire.SALT_LENGTH]
                 offset += wire.SALT_LENGTH
-                named_commitments.append(name_text + wire.commitment(name_text, salt, value))
-                parts.append(name_text + b"\x01" + salt + wire.u32(len(value)) + value)
-            leaves.append(wire.message_leaf(context_raw, id_bytes, timestamp_ms, named_commitments))
-            bodies.append(b"".join(parts))
+                entry = entry_pack(wire.DISCLOSED, len(name_raw), len(value))
+                record_raw = name_raw + salt + value
+                entries.append(entry)
+                records_raw.append(record_raw)
+                names_raw.append(name_raw)
+                commitments.append(sha(field_tag + entry + record_raw).digest())
+            pairs = wire.name_list(names_raw) + b"".join(commitments)
+            leaves.append(wire.message_leaf(context_raw, id_bytes, timestamp_ms, pairs))
+            bodies.append(
+                id_bytes + timestamp + wire.u16(count) + b"".join(entries) + b"".join(records_raw)
+            )
         proofs = self._sign_tree(wire.TREE_MESSAGES, leaves)
         return tuple(
             self._encrypt(wire.KIND_SUBMISSION, record.context, body + proof, timestamp_ms)
@@ -148,35 +159,14 @@ class Sealer:
             message = item.message
             origin_raw = self._context(message.context)
             delivery_raw = self._context(item.context)
-            named_commitments = []
-            disclosed_names = []
-            parts = [
-                origin_raw,
-                message.id_bytes,
-                wire.u64(message.timestamp_ms),
-                wire.u16(len(message.fields)),
-            ]
-            for field in message.fields:
-                name_text = wire.text(field.name)
-                named_commitments.append(name_text + field.commitment)
-                if field.value is not None and field.salt is not None:
-                    disclosed_names.append(name_text)
-                    parts.append(
-                        name_text + b"\x01" + field.salt + wire.u32(len(field.value)) + field.value
-                    )
-                else:
-                    parts.append(name_text + b"\x00" + field.commitment)
+            section, pairs, disclosed_names = wire.encode_fields(
+                [self._name(n) for n in message.names],
+                message.commitments,
+                message.salts,
+                message.field_values,
+            )
             proof = message.proof
-            parts.append(
-                wire.encode_proof(
-                    proof.key_id, proof.leaf_index, proof.tree_size, proof.path, proof.signature
-                )
-            )
-            parts.append(wire.u64(decided_at_ms))
-            parts.append(wire.blob(item.decision))
-            leaf = wire.message_leaf(
-                origin_raw, message.id_bytes, message.timestamp_ms, named_commitments
-            )
+            leaf = wire.message_leaf(origin_raw, message.id_bytes, message.timestamp_ms, pairs)
             leaves.append(
                 wire.decision_leaf(
                     delivery_raw,
@@ -187,7 +177,17 @@ class Sealer:
                     item.decision,
                 )
             )
-            bodies.append(b"".join(parts))
+            bodies.append(
+                origin_raw
+                + message.id_bytes
+                + wire.u64(message.timestamp_ms)
+                + section
+                + wire.encode_proof(
+                    proof.key_id, proof.leaf_index, proof.tree_size, proof.path, proof.signature
+                )
+                + wire.u64(decided_at_ms)
+                + wire.blob(item.decision)
+            )
         proofs = self._sign_tree(wire.TREE_DECISIONS, leaves)
         return tuple(
             self._encrypt(wire.KIND_DELIVERY, item.context, body + proof, decided_at_ms)
@@ -219,6 +219,16 @@ class Sealer:
             raw = self._contexts.setdefault(context, context_bytes(context))
         return raw
 
+    def _name(self, name: str) -> bytes:
+        raw = self._names.get(name)
+        if raw is None:
+            raw = name.encode("utf-8")
+            if not 1 <= len(raw) <= wire.MAX_NAME_BYTES:
+                self._fail("field_name_length")
+            if len(self._names) < 65536:
+                self._names[name] = raw
+        return raw
+
     def _sign_tree(self, tree: int, leaves: list[bytes]) -> list[bytes]:
         root, paths = wire.merkle_tree(leaves)
         size = len(leaves)
@@ -239,19 +249,15 @@ class Sealer:
         except IdentityError:
             self._fail("recipient_has_no_encryption_key")
         recipient_text = wire.text(recipient)
-        info = wire.wrap_info(
-            self._code_text, recipient_text, self._period_seconds, period, record.key_id
-        )
+        period_raw = wire.PERIOD.pack(self._period_seconds, period)
+        info = wire.wrap_info(self._code_text, recipient_text, period_raw, record.key_id)
         secret = self._random(32)
         wrapped = primitives.hpke_wrap(
             primitives.encryption_public_key(record.public_key), secret, info
         )
         entry = _DataKey(
             cipher=primitives.aead(secret),
-            header_tail=self._code_text
-            + wire.period_bytes(self._period_seconds, period)
-            + record.key_id
-            + wrapped,
+            header_tail=self._code_text + period_raw + record.key_id + wrapped,
         )
         if len(self._data_keys) > 1024:
             self._data_keys.clear()
