@@ -3,12 +3,15 @@
 Used by the Dockerfile's HEALTHCHECK and by compose. Standard library only, so
 it also runs where sigex itself cannot be imported. The port is
 SIGEX_HEALTH_PORT, else SIGEX_METRICS_PORT, else 9464; the path is /readyz
-unless given (``healthcheck.py /livez``).
+unless given (``healthcheck.py /livez``). ``healthcheck.py tcp:8443`` only
+checks that something accepts connections on that loopback port (for a
+service that has no health endpoint of its own).
 """
 
 from __future__ import annotations
 
 import os
+import socket
 import sys
 import urllib.error
 import urllib.request
@@ -26,8 +29,27 @@ def probe_url(path: str, environ: dict[str, str]) -> str:
     return f"http://127.0.0.1:{int(port)}{path}"
 
 
+def tcp_open(port_text: str) -> bool:
+    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        raise ValueError("tcp: needs a port number")
+    try:
+        with socket.create_connection(("127.0.0.1", int(port_text)), timeout=TIMEOUT_SECONDS):
+            return True
+    except OSError:
+        return False
+
+
 def main(argv: list[str]) -> int:
     path = argv[1] if len(argv) > 1 else "/readyz"
+    if path.startswith("tcp:"):
+        try:
+            listening = tcp_open(path.removeprefix("tcp:"))
+        except ValueError as error:
+            print(f"unhealthy: {error}", file=sys.stderr)
+            return 1
+        if not listening:
+            print(f"unhealthy: nothing listens on {path}", file=sys.stderr)
+        return 0 if listening else 1
     try:
         url = probe_url(path, dict(os.environ))
         with urllib.request.urlopen(url, timeout=TIMEOUT_SECONDS) as response:  # noqa: S310 (http on loopback only)

@@ -12,6 +12,7 @@ set -eu
 federation="${SIGEX_STATE_DIR:?SIGEX_STATE_DIR is not set}/federation"
 broker_tls="${BROKER_TLS_DIR:-/var/lib/sigex-broker-tls}"
 attempts="${INIT_ATTEMPTS:-60}"
+retry_seconds="${INIT_RETRY_SECONDS:-5}"
 
 if [ -f "$federation/directory.json" ]; then
     echo "init: keeping the existing federation"
@@ -40,7 +41,7 @@ until sigex provision; do
         echo "init: provisioning failed $n times, giving up" >&2
         exit 1
     fi
-    echo "init: broker not ready or provisioning failed, retrying in 5 s ($n/$attempts)"
-    sleep 5
+    echo "init: broker not ready or provisioning failed, retry in ${retry_seconds}s ($n/$attempts)"
+    sleep "$retry_seconds"
 done
 echo "init: done"

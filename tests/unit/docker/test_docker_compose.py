@@ -412,16 +412,15 @@ def resolve(words: list[str]) -> click.Command:
 
 
 def all_container_commands(compose: dict[str, Any]) -> list[list[str]]:
-    commands = [container_command(s) for s in sigex_services(compose).values()]
+    commands = [command_words(container_command(s)) for s in sigex_services(compose).values()]
     return [c for c in commands if c] + init_script_commands()
 
 
 def test_init_runs_keys_init_and_provision(compose: dict[str, Any]) -> None:
     init = services(compose)["init"]
     assert init["entrypoint"] == ["/bin/sh", "/opt/sigex/entry/init.sh"]
-    assert "COPY docker/entry/init.sh /opt/sigex/entry/init.sh" in (
-        DOCKER / "Dockerfile"
-    ).read_text(encoding="utf-8")
+    dockerfile = (DOCKER / "Dockerfile").read_text(encoding="utf-8")
+    assert re.search(r"COPY docker/entry/init\.sh .*/opt/sigex/entry/", dockerfile)
     commands = init_script_commands()
     assert ["keys", "init"] in commands
     assert ["provision"] in commands
@@ -435,9 +434,60 @@ EXPECTED_COMMANDS = {
 }
 
 
+def command_words(command: list[str]) -> list[str]:
+    """The subcommand path of a container command: the words before the first option."""
+    words: list[str] = []
+    for word in command:
+        if word.startswith("-"):
+            break
+        words.append(word)
+    return words
+
+
 def test_services_run_the_agreed_commands(compose: dict[str, Any]) -> None:
     for name, expected in EXPECTED_COMMANDS.items():
-        assert container_command(services(compose)[name]) == expected
+        assert command_words(container_command(services(compose)[name])) == expected
+
+
+def test_container_options_exist_on_the_command(compose: dict[str, Any]) -> None:
+    for name, service in sigex_services(compose).items():
+        command = container_command(service)
+        if not command:
+            continue
+        words = command_words(command)
+        try:
+            resolved = resolve(words)
+        except pytest.skip.Exception:
+            continue
+        accepted = {opt for param in resolved.params for opt in param.opts}
+        for word in command[len(words) :]:
+            if word.startswith("--"):
+                assert word.split("=")[0] in accepted, (
+                    f"{name}: `sigex {' '.join(words)}` has no {word}"
+                )
+
+
+def test_audit_api_port_agrees_everywhere(compose: dict[str, Any]) -> None:
+    api = services(compose)["audit-api"]
+    command = container_command(api)
+    port = environment(api)["SIGEX_AUDIT_API_PORT"]
+    assert command[command.index("--port") + 1] == port
+    assert api["ports"] == [f"127.0.0.1:{port}:{port}"]
+    assert api["healthcheck"]["test"][-1] == f"tcp:{port}"
+
+
+def test_entry_scripts_are_in_the_image(compose: dict[str, Any]) -> None:
+    dockerfile = (DOCKER / "Dockerfile").read_text(encoding="utf-8")
+    for name, service in sigex_services(compose).items():
+        entrypoint = service.get("entrypoint")
+        if entrypoint is None:
+            continue
+        script = Path(entrypoint[-1])
+        assert script.parent == Path("/opt/sigex/entry"), name
+        assert f"docker/entry/{script.name}" in dockerfile, f"{name}: {script} is not copied"
+        assert (DOCKER / "entry" / script.name).is_file()
+    for name in ("audit-indexer", "audit-api"):
+        assert services(compose)[name]["entrypoint"][-1].endswith("with-db-password.sh")
 
 
 @pytest.mark.parametrize(

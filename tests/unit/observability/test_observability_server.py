@@ -264,8 +264,11 @@ def test_container_healthcheck_script_against_a_real_server() -> None:
         assert run_healthcheck(server.port, None) == 1
         ready["now"] = True
         assert run_healthcheck(server.port, None) == 0
+        assert run_healthcheck(server.port, f"tcp:{server.port}") == 0
         port = server.port
     assert run_healthcheck(port, "/livez") == 1
+    assert run_healthcheck(port, f"tcp:{port}") == 1
+    assert run_healthcheck(port, "tcp:none") == 1
 
 
 def test_logging_follows_the_settings(capsys: pytest.CaptureFixture[str]) -> None:
