@@ -411,6 +411,9 @@ class _AgreementCompiler:
 
     def problem(self, draft: _AgreementDraft, key: str | None, message: str) -> None:
         line = draft.entry.line if key is None else draft.entry.line_of(key)
+        self.problem_at(draft, line, message)
+
+    def problem_at(self, draft: _AgreementDraft, line: int, message: str) -> None:
         agreement_id = draft.entry.get("id")
         prefix = f"agreement {agreement_id!r}: " if isinstance(agreement_id, str) else ""
         self.reader.problem(draft.file, line, prefix + message)
@@ -427,8 +430,7 @@ class _AgreementCompiler:
         elif isinstance(value, LineList) and value and all(isinstance(v, str) for v in value):
             for code, line in zip(value, value.item_lines, strict=True):
                 if code not in parties:
-                    self.reader.problem(draft.file, line, f"unknown party {code!r} as sender")
-                    draft.ok = False
+                    self.problem_at(draft, line, f"unknown party {code!r} as sender")
             draft.sender_codes = frozenset(value)
             draft.possible_senders = draft.sender_codes
         elif isinstance(value, LineDict) and set(value) == {"kind"}:
@@ -567,22 +569,20 @@ class _AgreementCompiler:
         for name, line in listed:
             where = f"field {name!r}"
             if name not in spec.classifications:
-                self.reader.problem(
-                    draft.file,
+                self.problem_at(
+                    draft,
                     line,
                     f"{where} is not in signal {spec.name!r} version {spec.version}",
                 )
-                draft.ok = False
                 continue
             classification = spec.classifications[name]
             if purpose is not None and classification not in purpose.classifications:
-                self.reader.problem(
-                    draft.file,
+                self.problem_at(
+                    draft,
                     line,
                     f"{where} is classified {classification!r}, "
                     f"which purpose {purpose.code!r} does not allow",
                 )
-                draft.ok = False
             known = self.vocabulary.classifications.get(classification)
             if (
                 known is not None
@@ -590,13 +590,12 @@ class _AgreementCompiler:
                 and basis is not None
                 and classification not in basis.permits
             ):
-                self.reader.problem(
-                    draft.file,
+                self.problem_at(
+                    draft,
                     line,
                     f"{where} is classified {classification!r}, "
                     f"which legal basis {basis.code!r} does not permit",
                 )
-                draft.ok = False
         return frozenset(name for name, _ in listed)
 
 
