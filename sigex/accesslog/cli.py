@@ -23,6 +23,7 @@ from sigex.accesslog.pseudonym import SubjectPseudonymiser, load_pseudonym_key
 from sigex.accesslog.record import EventKind, Outcome, format_time
 from sigex.accesslog.report import build_report, render_text
 from sigex.accesslog.store import AccessLogStore, RecordFilter, StoredRecord
+from sigex.accesslog.tls import ensure_api_certificate
 from sigex.accesslog.verify import (
     VerificationReport,
     export_log,
@@ -453,12 +454,9 @@ def serve(
 ) -> None:
     """A read-only HTTP JSON API over TLS; clients authenticate with federation certificates."""
 
-    party_folder = state_dir / "federation" / "parties" / AUDIT_PARTY
-    context = server_tls_context(
-        cert or party_folder / "tls.pem",
-        key or party_folder / "tls.key",
-        ca or state_dir / "federation" / "ca.pem",
-    )
+    if cert is None or key is None:
+        cert, key = ensure_api_certificate(state_dir, (host,), SystemClock())
+    context = server_tls_context(cert, key, ca or state_dir / "federation" / "ca.pem")
     location = resolve_db(db, state_dir)
     try:
         pseudonymiser: SubjectPseudonymiser | None = _pseudonymiser(state_dir)

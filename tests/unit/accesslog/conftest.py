@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sigex.accesslog.pseudonym import SubjectPseudonymiser
 from sigex.accesslog.record import AccessRecord, EventKind, Outcome
 from sigex.accesslog.store import AccessLogStore
-from sigex.clock import FixedClock
+from sigex.clock import FixedClock, SystemClock
 
 BACKENDS = [
     pytest.param("sqlite", id="sqlite"),
@@ -122,5 +122,5 @@ def federation_state(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     state = tmp_path_factory.mktemp("state")
     parties_file = Path(__file__).resolve().parents[3] / "policies" / "parties.yaml"
-    init_federation(state, read_parties(parties_file), FixedClock())
+    init_federation(state, read_parties(parties_file), SystemClock())
     return state

@@ -1,0 +1,150 @@
+"""The audit API: mutual TLS, the CN as principal, visibility per party, a filter on every query."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import ssl
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sigex.accesslog.api import AuditApi, make_server, server_tls_context
+from sigex.accesslog.checkpoint import Checkpoint
+from sigex.accesslog.merkle import leaf_hash, verify_inclusion
+from sigex.accesslog.pseudonym import SubjectPseudonymiser
+from sigex.accesslog.store import AccessLogStore
+from sigex.accesslog.tls import ensure_api_certificate
+from sigex.clock import FixedClock, SystemClock
+
+from .conftest import PEOPLE, RecordFactory
+
+KINDS = {"NLA": "authority", "GM0363": "municipality", "BD": "authority", "AUDITOR": "auditor"}
+
+
+@pytest.fixture
+def api(
+    tmp_path: Path,
+    make_record: RecordFactory,
+    pseudonymiser: SubjectPseudonymiser,
+    signing_key: object,
+) -> AuditApi:
+    location = str(tmp_path / "audit.sqlite")
+    with AccessLogStore.open(location) as store:
+        store.append(
+            [
+                make_record(bsn=PEOPLE[0]),
+                make_record(bsn=PEOPLE[0], recipient="NLA", purpose="SUWI64_ARB"),
+                make_record(bsn=PEOPLE[1], sender="UWV", recipient="BD"),
+            ]
+        )
+        store.checkpoint(signing_key, FixedClock())  # type: ignore[arg-type]
+    return AuditApi(lambda: AccessLogStore.open(location), KINDS, pseudonymiser)
+
+
+def _indexes(body: dict[str, object]) -> list[int]:
+    records = body["records"]
+    assert isinstance(records, list)
+    return [int(r["leaf_index"]) for r in records]
+
+
+def test_a_party_sees_only_its_records_and_an_auditor_all(
+    api: AuditApi, pseudonymiser: SubjectPseudonymiser
+) -> None:
+    subject = pseudonymiser.pseudonym(PEOPLE[0])
+    assert _indexes(api.handle("AUDITOR", "GET", f"/v1/records?subject={subject}", b"").body) == [
+        0,
+        1,
+    ]
+    assert _indexes(api.handle("NLA", "GET", f"/v1/records?subject={subject}", b"").body) == [1]
+    assert _indexes(
+        api.handle("GM0363", "GET", "/v1/records?signal=laa.frequent-mover", b"").body
+    ) == [0]
+    assert _indexes(api.handle("BD", "GET", "/v1/records?sender=UWV", b"").body) == [2]
+    assert _indexes(api.handle("NLA", "GET", "/v1/records?sender=UWV", b"").body) == []
+
+
+def test_every_query_needs_a_filter_and_a_known_principal(api: AuditApi) -> None:
+    refused = api.handle("AUDITOR", "GET", "/v1/records", b"")
+    assert refused.status == 400 and "at least one filter" in refused.body["error"]
+    assert api.handle("AUDITOR", "GET", "/v1/records?limit=5", b"").status == 400
+    assert api.handle("AUDITOR", "GET", "/v1/records?colour=red", b"").status == 400
+    assert api.handle("SOMEONE", "GET", "/v1/records?sender=UWV", b"").status == 403
+    assert api.handle(None, "GET", "/v1/checkpoints", b"").status == 403
+    assert api.handle("AUDITOR", "DELETE", "/v1/records", b"").status == 404
+
+
+def test_a_bsn_is_accepted_only_in_a_post_body(api: AuditApi) -> None:
+    body = json.dumps({"bsn": PEOPLE[0]}).encode()
+    answer = api.handle("AUDITOR", "POST", "/v1/records/query", body)
+    assert answer.status == 200 and _indexes(answer.body) == [0, 1]
+    invalid = api.handle("AUDITOR", "POST", "/v1/records/query", b'{"bsn": "123456789"}')
+    assert invalid.status == 400 and "123456789" not in json.dumps(invalid.body)
+
+
+def test_a_proof_from_the_api_verifies_against_the_signed_checkpoint(
+    api: AuditApi, signing_key: object
+) -> None:
+    answer = api.handle("NLA", "GET", "/v1/records/1/proof", b"")
+    assert answer.status == 200, answer.body
+    checkpoint = Checkpoint.from_dict(answer.body["checkpoint"])
+    assert checkpoint.verify(signing_key.public_key())  # type: ignore[attr-defined]
+    path = [bytes.fromhex(p) for p in answer.body["proof"]]
+    entry = answer.body["entry"].encode("utf-8")
+    assert verify_inclusion(leaf_hash(entry), 1, checkpoint.tree_size, path, checkpoint.root)
+    assert api.handle("NLA", "GET", "/v1/records/0/proof", b"").status == 404  # not NLA's
+
+
+@pytest.fixture
+def https_server(api: AuditApi, federation_state: Path) -> Iterator[int]:
+    certificate, key = ensure_api_certificate(federation_state, ("127.0.0.1",), SystemClock())
+    context = server_tls_context(certificate, key, federation_state / "federation" / "ca.pem")
+    server = make_server(api, "127.0.0.1", 0, context)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield int(server.server_address[1])
+    server.shutdown()
+    server.server_close()
+
+
+def _client(federation_state: Path, party: str | None) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=str(federation_state / "federation" / "ca.pem"))
+    if party is not None:
+        folder = federation_state / "federation" / "parties" / party
+        context.load_cert_chain(str(folder / "tls.pem"), str(folder / "tls.key"))
+    return context
+
+
+def test_over_mutual_tls_the_certificate_names_the_party(
+    https_server: int, federation_state: Path
+) -> None:
+    def get(party: str, target: str) -> tuple[int, dict[str, object]]:
+        connection = http.client.HTTPSConnection(
+            "127.0.0.1", https_server, context=_client(federation_state, party), timeout=10
+        )
+        connection.request("GET", target)
+        response = connection.getresponse()
+        body = json.loads(response.read())
+        connection.close()
+        return response.status, body
+
+    status, body = get("NLA", "/v1/records?signal=laa.frequent-mover")
+    assert status == 200 and _indexes(body) == [1]
+    status, body = get("AUDITOR", "/v1/records?signal=laa.frequent-mover")
+    assert status == 200 and _indexes(body) == [0, 1, 2]
+    status, body = get("AUDITOR", "/v1/checkpoints/latest")
+    assert status == 200 and body["tree_size"] == 3
+
+
+def test_without_a_client_certificate_the_handshake_fails(
+    https_server: int, federation_state: Path
+) -> None:
+    connection = http.client.HTTPSConnection(
+        "127.0.0.1", https_server, context=_client(federation_state, None), timeout=10
+    )
+    with pytest.raises((ssl.SSLError, ConnectionError, http.client.HTTPException)):
+        connection.request("GET", "/v1/checkpoints")
+        connection.getresponse().read()
+    connection.close()
