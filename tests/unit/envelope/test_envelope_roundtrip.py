@@ -6,6 +6,7 @@ import uuid
 from dataclasses import replace
 
 import pytest
+
 from sigex.envelope import (
     EnvelopeError,
     Forwarding,
