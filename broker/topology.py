@@ -46,6 +46,13 @@ def delivery_topic(signal: str, recipient: str) -> str:
     return f"{TOPIC_PREFIX}.{signal}.out.{recipient}"
 
 
+def ingress_topics(policy: CompiledPolicy) -> tuple[str, ...]:
+    """Every ingress topic the agreements call for (what the gateway consumes)."""
+    return tuple(
+        sorted({ingress_topic(a.signal, s) for a in policy.agreements for s in a.possible_senders})
+    )
+
+
 def receipts_topic(party: str) -> str:
     return f"{RECEIPTS_PREFIX}{party}"
 

@@ -1,0 +1,510 @@
+"""The policy gateway: each ingress record becomes deliveries, audit records or a dead letter.
+
+:class:`PolicyGateway` decides what one poll's worth of records turns into
+and does no I/O of its own; :class:`GatewayRunner` is the Kafka loop around
+it, which writes the deliveries, the audit records, the dead letters and the
+consumed offsets in **one Kafka transaction**, so a crash at any point either
+loses the whole batch (it is read again) or commits all of it, never half.
+
+For each record:
+
+1. the ingress topic names the sender the broker authenticated
+   (``sigex.<signal>.in.<SENDER>``, writable by that party alone);
+2. the envelope is opened and the sender's signature checked; the signer
+   must be that same party (a forged sender is dead-lettered);
+3. the fields are decoded and validated against the schema the envelope names;
+4. every candidate recipient is decided with :func:`~broker.routing.route`;
+5. for each allowed recipient the message is projected to the agreed fields
+   and re-sealed for that recipient with the gateway's signed decision;
+6. every decision is recorded in the access log, one record per data subject;
+7. a record no recipient may have, or that could not be read, goes to the
+   dead-letter topic as the original ciphertext with reason codes only.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from kafka import KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
+from kafka.errors import KafkaError, ProducerFencedError
+
+from broker.audit_events import access_records
+from broker.protocol import (
+    ENVELOPE_VERSION,
+    ENVELOPE_VERSION_HEADER,
+    REASONS_HEADER,
+    SOURCE_HEADER,
+    TRACEPARENT,
+    DeliveryDecision,
+    ProtocolError,
+    TraceContext,
+    data_subjects,
+    header_value,
+)
+from broker.routing import disclosed_fields, route
+from broker.topology import (
+    AUDIT_TOPIC,
+    DEAD_LETTER_TOPIC,
+    GATEWAY,
+    GATEWAY_GROUP,
+    GATEWAY_TRANSACTIONAL_PREFIX,
+    TOPIC_PREFIX,
+    delivery_topic,
+)
+from policies.compiled import CompiledPolicy
+from schemas.catalogue import Catalogue
+from schemas.codec import decode_fields, validate_record
+from schemas.errors import SchemaError
+from sigex.accesslog.pseudonym import SubjectPseudonymiser
+from sigex.accesslog.record import AccessRecord, EventKind, Outcome
+from sigex.clock import Clock, SystemClock
+from sigex.envelope import EnvelopeError, Forwarding, OpenedMessage, Opener, SealContext, Sealer
+from sigex.envelope import project as project_fields
+from sigex.identity import PartyDirectory, PartyIdentity
+from sigex.logs import get_logger
+from sigex.observability import GatewayMetrics
+from sigex.transport import KafkaConnection
+
+_log = get_logger(__name__)
+
+# Reason codes of the gateway itself (decide() has its own).
+ENVELOPE_INVALID = "ENVELOPE_INVALID"
+SENDER_MISMATCH = "SENDER_MISMATCH"
+NOT_AN_INGRESS_TOPIC = "NOT_AN_INGRESS_TOPIC"
+UNKNOWN_SCHEMA = "UNKNOWN_SCHEMA"
+INVALID_RECORD = "INVALID_RECORD"
+TRACE_MISSING = "TRACE_MISSING"
+NO_LAWFUL_RECIPIENT = "NO_LAWFUL_RECIPIENT"
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingRecord:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    headers: tuple[tuple[str, bytes], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingMessage:
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: tuple[tuple[str, bytes], ...]
+
+
+@dataclass
+class GatewayOutput:
+    deliveries: list[OutgoingMessage] = field(default_factory=list)
+    audit: list[OutgoingMessage] = field(default_factory=list)
+    dead_letters: list[OutgoingMessage] = field(default_factory=list)
+
+    def all(self) -> list[OutgoingMessage]:
+        return [*self.deliveries, *self.audit, *self.dead_letters]
+
+
+def parse_ingress_topic(topic: str) -> tuple[str, str]:
+    """(signal, sender) of ``sigex.<signal>.in.<SENDER>``."""
+    prefix = f"{TOPIC_PREFIX}."
+    head, separator, sender = topic.rpartition(".in.")
+    if not separator or not head.startswith(prefix) or not sender:
+        raise ProtocolError(f"{topic} is not an ingress topic")
+    return head[len(prefix) :], sender
+
+
+def _audit_message(record: AccessRecord) -> OutgoingMessage:
+    trace = TraceContext(record.trace_id, record.operation_id)
+    return OutgoingMessage(
+        AUDIT_TOPIC, record.trace_id.encode(), record.to_bytes(), ((TRACEPARENT, trace.header()),)
+    )
+
+
+class PolicyGateway:
+    """Turns ingress records into deliveries, audit records and dead letters; no I/O."""
+
+    def __init__(
+        self,
+        *,
+        identity: PartyIdentity,
+        directory: PartyDirectory,
+        policy: CompiledPolicy,
+        catalogue: Catalogue,
+        pseudonymiser: SubjectPseudonymiser,
+        clock: Clock | None = None,
+        metrics: GatewayMetrics | None = None,
+    ) -> None:
+        if identity.code != GATEWAY:
+            raise ValueError("the policy gateway acts as the GATEWAY party")
+        self._clock = clock or SystemClock()
+        self._policy = policy
+        self._catalogue = catalogue
+        self._pseudonymiser = pseudonymiser
+        self._metrics = metrics
+        self._opener = Opener(identity=identity, directory=directory, clock=self._clock)
+        self._sealer = Sealer(identity=identity, directory=directory, clock=self._clock)
+
+    @property
+    def policy(self) -> CompiledPolicy:
+        return self._policy
+
+    def process(self, records: Sequence[IncomingRecord]) -> GatewayOutput:
+        output = GatewayOutput()
+        forwardings: list[tuple[Forwarding, IncomingRecord]] = []
+        for record in records:
+            forwardings += self._process_one(record, output)
+        if forwardings:
+            envelopes = self._sealer.forward([f for f, _ in forwardings])
+            for (forwarding, source), envelope in zip(forwardings, envelopes, strict=True):
+                output.deliveries.append(
+                    OutgoingMessage(
+                        forwarding.context.topic,
+                        source.key,
+                        envelope,
+                        (
+                            (TRACEPARENT, header_value(source.headers, TRACEPARENT) or b""),
+                            (ENVELOPE_VERSION_HEADER, ENVELOPE_VERSION),
+                        ),
+                    )
+                )
+        return output
+
+    # -- one record -----------------------------------------------------------------------------
+
+    def _dead_letter(
+        self,
+        record: IncomingRecord,
+        output: GatewayOutput,
+        codes: Sequence[str],
+        *,
+        signal: str = "unknown",
+        sender: str = "UNKNOWN",
+        purpose: str = "unknown",
+        trace: TraceContext | None = None,
+        message_id: str | None = None,
+        subjects: Sequence[str] = (),
+    ) -> list[tuple[Forwarding, IncomingRecord]]:
+        """Park the original ciphertext with reason codes only, and audit it."""
+        codes = tuple(sorted(set(codes)))
+        for code in codes:
+            if self._metrics is not None:
+                self._metrics.refused(code)
+        source = f"{record.topic}/{record.partition}/{record.offset}".encode()
+        output.dead_letters.append(
+            OutgoingMessage(
+                DEAD_LETTER_TOPIC,
+                record.key,
+                record.value,
+                ((REASONS_HEADER, ",".join(codes).encode()), (SOURCE_HEADER, source)),
+            )
+        )
+        trace = trace or TraceContext.new()
+        message = message_id or f"offset-{record.topic}-{record.partition}-{record.offset}"
+        subjects = subjects or (self._pseudonymiser.pseudonym(message),)
+        for access in access_records(
+            kind=EventKind.DEAD_LETTERED,
+            trace_id=trace.trace_id,
+            message_id=message,
+            occurred_at=self._clock.now(),
+            sender=sender if sender.isupper() else "UNKNOWN",
+            recipient=None,
+            signal=signal,
+            purpose=purpose,
+            policy_version=self._policy.version,
+            subjects=subjects,
+            outcome=Outcome.DENY,
+            reason_codes=codes,
+        ):
+            output.audit.append(_audit_message(access))
+        _log.warning("gateway.dead_letter", topic=record.topic, offset=record.offset, reasons=codes)
+        return []
+
+    def _process_one(
+        self, record: IncomingRecord, output: GatewayOutput
+    ) -> list[tuple[Forwarding, IncomingRecord]]:
+        try:
+            signal, sender = parse_ingress_topic(record.topic)
+        except ProtocolError:
+            return self._dead_letter(record, output, (NOT_AN_INGRESS_TOPIC,))
+        if self._metrics is not None:
+            self._metrics.signal_received(signal)
+        try:
+            trace = TraceContext.parse(header_value(record.headers, TRACEPARENT))
+        except ProtocolError:
+            trace = TraceContext.new()
+        try:
+            opened = self._opener.open_submission(record.value, topic=record.topic)
+        except EnvelopeError:
+            return self._dead_letter(
+                record, output, (ENVELOPE_INVALID,), signal=signal, sender=sender, trace=trace
+            )
+        message_id = str(opened.message_id)
+        context = opened.context
+        if context.sender != sender or context.signal != signal or context.recipient != GATEWAY:
+            return self._dead_letter(
+                record,
+                output,
+                (SENDER_MISMATCH,),
+                signal=signal,
+                sender=sender,
+                trace=trace,
+                message_id=message_id,
+            )
+        try:
+            spec = self._catalogue.by_fingerprint(context.schema_fingerprint)
+        except SchemaError:
+            return self._dead_letter(
+                record,
+                output,
+                (UNKNOWN_SCHEMA,),
+                signal=signal,
+                sender=sender,
+                trace=trace,
+                message_id=message_id,
+            )
+        try:
+            if spec.name != signal:
+                raise ProtocolError("schema of another signal")
+            fields = decode_fields(spec, opened.disclosed)
+            validate_record(spec, fields)
+        except (SchemaError, ProtocolError):
+            return self._dead_letter(
+                record,
+                output,
+                (INVALID_RECORD,),
+                signal=signal,
+                sender=sender,
+                trace=trace,
+                message_id=message_id,
+            )
+        subjects = tuple(self._pseudonymiser.pseudonym(s) for s in data_subjects(spec, fields))
+        return self._decide(record, output, opened, fields, subjects, trace, spec.name)
+
+    def _decide(
+        self,
+        record: IncomingRecord,
+        output: GatewayOutput,
+        opened: OpenedMessage,
+        fields: dict[str, object],
+        subjects: tuple[str, ...],
+        trace: TraceContext,
+        signal: str,
+    ) -> list[tuple[Forwarding, IncomingRecord]]:
+        context = opened.context
+        sender, purpose = context.sender, context.purpose
+        message_id = str(opened.message_id)
+        now = self._clock.now()
+        started = time.perf_counter()
+        routing = route(
+            self._policy,
+            self._catalogue.by_fingerprint(context.schema_fingerprint),
+            sender,
+            purpose,
+            fields,
+            now,
+        )
+        if self._metrics is not None:
+            self._metrics.observe_decision(time.perf_counter() - started)
+        common: dict[str, Any] = {
+            "trace_id": trace.trace_id,
+            "message_id": message_id,
+            "occurred_at": now,
+            "sender": sender,
+            "signal": signal,
+            "purpose": purpose,
+            "policy_version": self._policy.version,
+            "subjects": subjects,
+        }
+        audit = (
+            access_records(
+                kind=EventKind.PUBLISHED, recipient=None, outcome=Outcome.PERMIT, **common
+            )
+            if routing.allowed
+            else []
+        )
+        forwardings = []
+        for recipient, decision in routing.decisions:
+            if not decision.allowed:
+                audit += access_records(
+                    kind=EventKind.REFUSED_FOR_RECIPIENT,
+                    recipient=recipient,
+                    decision=decision,
+                    **common,
+                )
+                continue
+            keep = disclosed_fields(decision, fields)
+            assert decision.agreement_id is not None
+            assert decision.agreement_version is not None
+            assert decision.legal_basis is not None
+            assert decision.retention_days is not None
+            token = DeliveryDecision(
+                message_id=message_id,
+                trace_id=trace.trace_id,
+                recipient=recipient,
+                purpose=purpose,
+                agreement_id=decision.agreement_id,
+                agreement_version=decision.agreement_version,
+                legal_basis=decision.legal_basis,
+                policy_version=self._policy.version,
+                fields=tuple(sorted(keep)),
+                retention_days=decision.retention_days,
+                subjects=subjects,
+            )
+            forwardings.append(
+                (
+                    Forwarding(
+                        message=project_fields(opened, keep),
+                        context=SealContext(
+                            topic=delivery_topic(signal, recipient),
+                            signal=signal,
+                            schema_fingerprint=context.schema_fingerprint,
+                            sender=sender,
+                            recipient=recipient,
+                            purpose=purpose,
+                            agreement=decision.agreement_id,
+                        ),
+                        decision=token.to_bytes(),
+                    ),
+                    record,
+                )
+            )
+            audit += access_records(
+                kind=EventKind.DELIVERED,
+                recipient=recipient,
+                decision=decision,
+                disclosed=keep,
+                **common,
+            )
+            if self._metrics is not None:
+                self._metrics.delivered(signal, recipient)
+        for code in routing.reason_codes:
+            if self._metrics is not None:
+                self._metrics.refused(code)
+        output.audit += [_audit_message(a) for a in audit]
+        if not forwardings:
+            self._dead_letter(
+                record,
+                output,
+                (NO_LAWFUL_RECIPIENT, *routing.reason_codes),
+                signal=signal,
+                sender=sender,
+                purpose=purpose,
+                trace=trace,
+                message_id=message_id,
+                subjects=subjects,
+            )
+        return forwardings
+
+
+class GatewayRunner:
+    """The Kafka loop: consume ingress, process, produce and commit offsets in one transaction."""
+
+    def __init__(
+        self,
+        gateway: PolicyGateway,
+        connection: KafkaConnection,
+        ingress_topics: Sequence[str],
+        *,
+        instance: str = "1",
+        group: str = GATEWAY_GROUP,
+        max_poll_records: int = 500,
+        metrics: GatewayMetrics | None = None,
+        on_commit: Callable[[int], None] | None = None,
+    ) -> None:
+        self._gateway = gateway
+        self._connection = connection
+        self._topics = tuple(ingress_topics)
+        self._instance = instance
+        self._group = group
+        self._max_poll_records = max_poll_records
+        self._metrics = metrics
+        self._on_commit = on_commit
+        self._ready = threading.Event()
+        self.processed = 0
+
+    @property
+    def ready(self) -> bool:
+        return self._ready.is_set()
+
+    def run(self, stop: threading.Event) -> None:
+        """Run until ``stop`` is set; the batch in hand is finished (drained) before returning."""
+        options = self._connection.options()
+        consumer = KafkaConsumer(
+            group_id=self._group,
+            isolation_level="read_committed",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=self._max_poll_records,
+            **options,
+        )
+        producer = KafkaProducer(
+            transactional_id=f"{GATEWAY_TRANSACTIONAL_PREFIX}-{self._instance}",
+            enable_idempotence=True,
+            acks="all",
+            linger_ms=5,
+            transaction_timeout_ms=20_000,
+            **options,
+        )
+        try:
+            producer.init_transactions()
+            consumer.subscribe(topics=list(self._topics))
+            _log.info("gateway.started", instance=self._instance, topics=len(self._topics))
+            while not stop.is_set():
+                batch = consumer.poll(timeout_ms=500)
+                if consumer.assignment():
+                    self._ready.set()
+                if not batch:
+                    continue
+                self._transact(consumer, producer, batch)
+        finally:
+            self._ready.clear()
+            producer.close()
+            consumer.close()
+            _log.info("gateway.stopped", instance=self._instance, processed=self.processed)
+
+    def _transact(
+        self, consumer: KafkaConsumer, producer: KafkaProducer, batch: dict[Any, list[Any]]
+    ) -> None:
+        records = [
+            IncomingRecord(m.topic, m.partition, m.offset, m.key, m.value, tuple(m.headers or ()))
+            for messages in batch.values()
+            for m in messages
+        ]
+        output = self._gateway.process(records)
+        offsets = {
+            tp: OffsetAndMetadata(messages[-1].offset + 1, "", -1) for tp, messages in batch.items()
+        }
+        try:
+            producer.begin_transaction()
+            for message in output.all():
+                producer.send(
+                    message.topic,
+                    key=message.key,
+                    value=message.value,
+                    headers=list(message.headers),
+                )
+            producer.send_offsets_to_transaction(offsets, consumer.group_metadata())
+            producer.commit_transaction()
+        except ProducerFencedError:
+            raise
+        except KafkaError as error:
+            _log.warning("gateway.abort", error=type(error).__name__)
+            if self._metrics is not None:
+                self._metrics.transaction_aborted()
+            try:
+                producer.abort_transaction()
+            finally:
+                for tp, messages in batch.items():
+                    consumer.seek(TopicPartition(tp.topic, tp.partition), messages[0].offset)
+            return
+        if self._metrics is not None:
+            self._metrics.transaction_committed()
+        self.processed += len(records)
+        if self._on_commit is not None:
+            self._on_commit(len(records))
+

@@ -1,0 +1,80 @@
+"""Access events a party writes itself (refusals at publish), sealed for the audit service.
+
+A publisher that refuses a record before it leaves must still leave a trace
+in the access log, one record per data subject. It holds the BSNs but not the
+audit service's pseudonym key, so it seals the event and the subjects for the
+party ``AUDIT`` with the ordinary envelope (signed by the publisher, so nobody
+can write refusals in its name); the audit indexer opens it, pseudonymises the
+subjects and appends the records.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from sigex.accesslog.record import AccessRecord
+from sigex.envelope import Opener, OutgoingRecord, SealContext, Sealer
+
+AUDIT = "AUDIT"
+SEALED_EVENT_HEADER = "sigex-event"
+SEALED_EVENT = b"sealed"
+_AGREEMENT_MARK = "party-event"
+
+
+def seal_party_events(
+    sealer: Sealer,
+    *,
+    topic: str,
+    signal: str,
+    schema_fingerprint: str,
+    sender: str,
+    purpose: str,
+    events: Sequence[tuple[dict[str, Any], Sequence[str]]],
+) -> tuple[bytes, ...]:
+    """Seal each (record without subject, subjects in clear) for the audit service."""
+    context = SealContext(
+        topic=topic,
+        signal=signal,
+        schema_fingerprint=schema_fingerprint,
+        sender=sender,
+        recipient=AUDIT,
+        purpose=purpose,
+        agreement=_AGREEMENT_MARK,
+    )
+    records = [
+        OutgoingRecord.of(
+            context,
+            {
+                "event": json.dumps(event, sort_keys=True).encode(),
+                "subjects": json.dumps(sorted(subjects)).encode(),
+            },
+        )
+        for event, subjects in events
+    ]
+    return sealer.seal(records) if records else ()
+
+
+def open_party_event(
+    opener: Opener, envelope: bytes, *, topic: str, party: str
+) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """Open a sealed party event; the signer must be the party whose topic it came from."""
+    message = opener.open_submission(envelope, topic=topic)
+    if message.sender != party:
+        raise ValueError("a party event signed by another party")
+    fields = message.disclosed
+    event = json.loads(fields["event"])
+    subjects = tuple(json.loads(fields["subjects"]))
+    if event.get("sender") != party:
+        raise ValueError("a party event about another sender")
+    return event, subjects
+
+
+def record_for_subject(
+    event: dict[str, Any], subject_pseudonym: str, operation: str
+) -> AccessRecord:
+    """The access record of a party event for one pseudonymised subject."""
+    return AccessRecord.from_dict(
+        {**event, "subject": subject_pseudonym, "operation_id": operation}
+    )

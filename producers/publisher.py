@@ -1,0 +1,283 @@
+"""The Publisher: how a partner system sends signals.
+
+For each batch: every record is validated against its schema (a bad record
+refuses the whole batch before anything is sent, so nothing is half-sent);
+the policy is asked for every candidate recipient; records no agreement lets
+through come back at once as refusals with the decision's reasons (and are
+audited, sealed for the audit service); the rest are committed field by field,
+signed with one signature per batch, encrypted for the gateway and sent with
+an idempotent producer (acks=all) to ``sigex.<signal>.in.<SENDER>``. The Kafka
+record key is a keyed pseudonym of the record's key field; headers carry only
+the trace context and the envelope version.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from kafka import KafkaProducer
+from kafka.errors import KafkaError
+
+from broker.audit_events import operation_id
+from broker.party_events import SEALED_EVENT, SEALED_EVENT_HEADER, seal_party_events
+from broker.protocol import (
+    ENVELOPE_VERSION,
+    ENVELOPE_VERSION_HEADER,
+    TRACEPARENT,
+    TraceContext,
+    data_subjects,
+    record_key_subject,
+)
+from broker.routing import Routing, route
+from broker.topology import GATEWAY, ingress_topic, receipts_topic
+from policies.compiled import CompiledPolicy
+from policies.decide import Reason
+from producers.errors import ProducerError
+from schemas.catalogue import Catalogue, SignalSpec
+from schemas.codec import encode_fields, validate_record
+from schemas.errors import SchemaError
+from sigex.accesslog.record import EventKind, Outcome, format_time
+from sigex.clock import Clock, SystemClock
+from sigex.envelope import OutgoingRecord, SealContext, Sealer, pseudonym
+from sigex.identity import PartyDirectory, PartyIdentity
+from sigex.logs import get_logger
+from sigex.transport import KafkaConnection
+
+_log = get_logger(__name__)
+MAX_BATCH = 512
+RECORD_KEY_FILE = "record-key.secret"
+INGRESS_AGREEMENT = "ingress"
+
+
+class InvalidRecord(ProducerError):
+    """A record of a batch does not fit its schema; nothing of the batch was sent."""
+
+    def __init__(self, index: int, cause: SchemaError) -> None:
+        self.index = index
+        self.cause = cause
+        super().__init__(f"record {index}: {cause}")
+
+
+class PublishFailed(ProducerError):
+    """The broker did not acknowledge every record; the batch may be sent again safely."""
+
+
+@dataclass(frozen=True, slots=True)
+class PublishedSignal:
+    index: int
+    trace_id: str
+    recipients: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RefusedSignal:
+    index: int
+    reasons: tuple[Reason, ...]
+
+    @property
+    def reason_codes(self) -> tuple[str, ...]:
+        return tuple(sorted({reason.code for reason in self.reasons}))
+
+
+@dataclass(frozen=True, slots=True)
+class PublishResult:
+    published: tuple[PublishedSignal, ...] = ()
+    refused: tuple[RefusedSignal, ...] = ()
+
+
+@dataclass
+class _Prepared:
+    index: int
+    record: Mapping[str, object]
+    routing: Routing
+    trace: TraceContext = field(default_factory=TraceContext.new)
+
+
+def load_or_create_record_key(state_dir: Path, party: str) -> bytes:
+    """The party's secret for record-key pseudonyms (created 0600 on first use)."""
+    path = state_dir / "federation" / "parties" / party / RECORD_KEY_FILE
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return path.read_bytes()
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(secrets.token_bytes(32))
+    return path.read_bytes()
+
+
+class Publisher:
+    """Publishes signals as one party. Not thread-safe; one per thread."""
+
+    def __init__(
+        self,
+        *,
+        identity: PartyIdentity,
+        directory: PartyDirectory,
+        policy: CompiledPolicy,
+        catalogue: Catalogue,
+        connection: KafkaConnection,
+        record_key: bytes,
+        clock: Clock | None = None,
+        producer_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        self._party = identity.code
+        self._policy = policy
+        self._catalogue = catalogue
+        self._record_key = record_key
+        self._clock = clock or SystemClock()
+        self._sealer = Sealer(identity=identity, directory=directory, clock=self._clock)
+        options: dict[str, Any] = {
+            "enable_idempotence": True,
+            "acks": "all",
+            "linger_ms": 5,
+            "max_in_flight_requests_per_connection": 5,
+            **connection.options(),
+            **(producer_options or {}),
+        }
+        self._producer = KafkaProducer(**options)
+
+    @property
+    def party(self) -> str:
+        return self._party
+
+    def close(self) -> None:
+        self._producer.close()
+
+    def __enter__(self) -> Publisher:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def publish(
+        self, signal: str, purpose: str, records: Sequence[Mapping[str, object]]
+    ) -> PublishResult:
+        """Validate, decide, seal and send a batch; returns what was published and refused."""
+        spec = self._catalogue.signal(signal)
+        for index, record in enumerate(records):
+            try:
+                validate_record(spec, record)
+            except SchemaError as error:
+                raise InvalidRecord(index, error) from error
+        now = self._clock.now()
+        prepared = [
+            _Prepared(index, record, route(self._policy, spec, self._party, purpose, record, now))
+            for index, record in enumerate(records)
+        ]
+        accepted = [p for p in prepared if p.routing.allowed]
+        refused = [p for p in prepared if not p.routing.allowed]
+        published: list[PublishedSignal] = []
+        try:
+            for start in range(0, len(accepted), MAX_BATCH):
+                published += self._send(spec, purpose, accepted[start : start + MAX_BATCH])
+            if refused:
+                self._audit_refusals(spec, purpose, refused, now)
+            self._producer.flush()
+        except KafkaError as error:
+            raise PublishFailed(
+                f"the broker did not take the batch: {type(error).__name__}"
+            ) from error
+        _log.info(
+            "publish.batch",
+            party=self._party,
+            signal=signal,
+            purpose=purpose,
+            published=len(published),
+            refused=len(refused),
+        )
+        return PublishResult(
+            tuple(published),
+            tuple(RefusedSignal(p.index, _reasons(p.routing)) for p in refused),
+        )
+
+    def _send(
+        self, spec: SignalSpec, purpose: str, batch: Sequence[_Prepared]
+    ) -> list[PublishedSignal]:
+        topic = ingress_topic(spec.name, self._party)
+        context = SealContext(
+            topic=topic,
+            signal=spec.name,
+            schema_fingerprint=spec.fingerprint,
+            sender=self._party,
+            recipient=GATEWAY,
+            purpose=purpose,
+            agreement=INGRESS_AGREEMENT,
+        )
+        outgoing = [OutgoingRecord.of(context, encode_fields(spec, p.record)) for p in batch]
+        envelopes = self._sealer.seal(outgoing)
+        futures = []
+        published = []
+        for item, envelope in zip(batch, envelopes, strict=True):
+            key = pseudonym(self._record_key, record_key_subject(spec, item.record))
+            headers = [
+                (TRACEPARENT, item.trace.header()),
+                (ENVELOPE_VERSION_HEADER, ENVELOPE_VERSION),
+            ]
+            futures.append(self._producer.send(topic, key=key, value=envelope, headers=headers))
+            published.append(
+                PublishedSignal(
+                    item.index,
+                    item.trace.trace_id,
+                    tuple(r for r, _ in item.routing.allowed),
+                )
+            )
+        self._producer.flush()
+        for future in futures:
+            future.get(timeout=60)
+        return published
+
+    def _audit_refusals(
+        self, spec: SignalSpec, purpose: str, refused: Sequence[_Prepared], now: datetime
+    ) -> None:
+        topic = receipts_topic(self._party)
+        events = []
+        for item in refused:
+            message_id = f"refused-{item.trace.trace_id}"
+            event = {
+                "v": 1,
+                "trace_id": item.trace.trace_id,
+                "operation_id": operation_id(message_id, EventKind.REFUSED_AT_PUBLISH, None, "-"),
+                "occurred_at": format_time(now),
+                "kind": EventKind.REFUSED_AT_PUBLISH.value,
+                "sender": self._party,
+                "recipient": None,
+                "signal": spec.name,
+                "purpose": purpose,
+                "legal_basis": None,
+                "agreement_id": None,
+                "agreement_version": None,
+                "policy_version": self._policy.version,
+                "outcome": Outcome.DENY.value,
+                "reason_codes": list(item.routing.reason_codes),
+                "disclosed_fields": [],
+                "message_id": message_id,
+            }
+            events.append((event, data_subjects(spec, item.record)))
+        envelopes = seal_party_events(
+            self._sealer,
+            topic=topic,
+            signal=spec.name,
+            schema_fingerprint=spec.fingerprint,
+            sender=self._party,
+            purpose=purpose,
+            events=events,
+        )
+        for envelope in envelopes:
+            self._producer.send(
+                topic, value=envelope, headers=[(SEALED_EVENT_HEADER, SEALED_EVENT)]
+            ).get(timeout=60)
+
+
+def _reasons(routing: Routing) -> tuple[Reason, ...]:
+    reasons = list(routing.reasons)
+    for _, decision in routing.refused:
+        reasons += decision.reasons
+    return tuple(reasons)
