@@ -32,7 +32,7 @@ _PSEUDONYM = re.compile(r"^[0-9a-f]{64}$")
 _PARTY = re.compile(r"^[A-Z][A-Z0-9_]{0,31}$")
 _CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}$")
 _FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]{0,127}$")
-_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
 
 
 class EventKind(Enum):
@@ -57,7 +57,7 @@ class Outcome(Enum):
 
 _MUST_PERMIT = frozenset({EventKind.PUBLISHED, EventKind.DELIVERED})
 _MUST_DENY = frozenset({EventKind.REFUSED_AT_PUBLISH, EventKind.REFUSED_FOR_RECIPIENT})
-_KEYS = frozenset(
+RECORD_KEYS = frozenset(
     {
         "v",
         "trace_id",
@@ -85,16 +85,20 @@ def format_time(moment: datetime) -> str:
     """The canonical text of a time: UTC, microseconds, a trailing Z."""
     if moment.tzinfo is None:
         raise RecordFormatError("field 'occurred_at': time must be timezone-aware")
-    return moment.astimezone(UTC).strftime(_TIME_FORMAT)
+    utc = moment.astimezone(UTC).replace(tzinfo=None)
+    return f"{utc.isoformat(timespec='microseconds')}Z"
 
 
 def parse_time(text: str, field: str = "occurred_at") -> datetime:
-    try:
-        return datetime.strptime(text, _TIME_FORMAT).replace(tzinfo=UTC)
-    except ValueError:
+    """Parse the canonical text of a time; any other form is refused."""
+    if _TIME.match(text) is None:
         raise RecordFormatError(
             f"field {field!r}: not a time of the form YYYY-MM-DDTHH:MM:SS.ffffffZ"
-        ) from None
+        )
+    try:
+        return datetime.fromisoformat(text[:-1]).replace(tzinfo=UTC)
+    except ValueError:
+        raise RecordFormatError(f"field {field!r}: not a valid date and time") from None
 
 
 def _check(pattern: re.Pattern[str], value: object, field: str, rule: str) -> None:
@@ -229,9 +233,9 @@ class AccessRecord:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> AccessRecord:
         keys = frozenset(values)
-        if keys != _KEYS:
-            missing = sorted(_KEYS - keys)
-            unknown = sorted(keys - _KEYS)
+        if keys != RECORD_KEYS:
+            missing = sorted(RECORD_KEYS - keys)
+            unknown = sorted(keys - RECORD_KEYS)
             raise RecordFormatError(f"record keys: missing {missing}, unknown {unknown}")
         if values["v"] != FORMAT_VERSION:
             raise RecordFormatError("field 'v': unsupported record format version")
