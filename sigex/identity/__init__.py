@@ -15,6 +15,7 @@ from sigex.identity.federation import (
     init_federation,
     load_directory,
     load_party,
+    load_pseudonym_key,
     read_parties,
     rotate_party,
 )
@@ -33,6 +34,7 @@ __all__ = [
     "init_federation",
     "load_directory",
     "load_party",
+    "load_pseudonym_key",
     "parse_directory",
     "read_parties",
     "rotate_party",

@@ -4,6 +4,7 @@ Layout under ``<state_dir>/federation/`` (folders 0700, private keys 0600)::
 
     ca.pem, ca.key                 the federation CA (ECDSA P-256)
     operator.key, operator.pub     Ed25519 key that signs the party directory
+    pseudonym.key                  32 random bytes: the HMAC key of record-key pseudonyms
     directory.json                 the signed party directory
     parties/<CODE>/signing.key     Ed25519 (PKCS#8 PEM)
     parties/<CODE>/encryption.key  X25519 (PKCS#8 PEM)
@@ -42,6 +43,7 @@ CA_VALIDITY = timedelta(days=3650)
 TLS_VALIDITY = timedelta(days=365)
 #: certificates start a little in the past so small clock differences between hosts do not matter
 BACKDATE = timedelta(minutes=5)
+PSEUDONYM_KEY_BYTES = 32
 ADMIN_CODE = "ADMIN"
 BROKER_CODE = "BROKER"
 
@@ -178,6 +180,8 @@ def init_federation(
     )
     _write(root / "ca.key", primitives.private_pem(ca_key), private=True)
     _write(root / "ca.pem", primitives.certificate_pem(ca_cert), private=False)
+
+    _write(root / "pseudonym.key", os.urandom(PSEUDONYM_KEY_BYTES), private=True)
 
     operator = primitives.new_signing_key()
     _write(root / "operator.key", primitives.private_pem(operator), private=True)
@@ -335,6 +339,17 @@ def load_party(state_dir: Path, code: str) -> PartyIdentity:
         client_pem=folder / "client.pem",
         ca_certificate=root / "ca.pem",
     )
+
+
+def load_pseudonym_key(state_dir: Path) -> bytes:
+    """The federation's pseudonymisation key (see ``sigex.envelope.pseudonym``)."""
+    try:
+        key = (federation_dir(state_dir) / "pseudonym.key").read_bytes()
+    except OSError as error:
+        raise IdentityError("no pseudonym key in the state directory") from error
+    if len(key) != PSEUDONYM_KEY_BYTES:
+        raise IdentityError("the pseudonym key file is malformed")
+    return key
 
 
 # --- rotation and revocation ------------------------------------------------------------------

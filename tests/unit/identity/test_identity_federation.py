@@ -21,6 +21,7 @@ from sigex.identity import (
     init_federation,
     load_directory,
     load_party,
+    load_pseudonym_key,
     read_parties,
 )
 from sigex.identity.cli import keys
@@ -71,7 +72,14 @@ def test_layout_and_permissions(state_dir: Path) -> None:
         for name in ("signing.key", "encryption.key", "tls.key", "client.pem"):
             assert _mode(folder / name) == 0o600, name
         assert (folder / "tls.pem").is_file()
-    for private in ("ca.key", "operator.key", "broker/keystore.pem", "admin/tls.key"):
+    assert len(load_pseudonym_key(state_dir)) == 32
+    for private in (
+        "ca.key",
+        "operator.key",
+        "pseudonym.key",
+        "broker/keystore.pem",
+        "admin/tls.key",
+    ):
         assert _mode(root / private) == 0o600
     for folder in (state_dir, root, root / "parties", root / "broker", root / "admin"):
         assert _mode(folder) == 0o700
