@@ -37,7 +37,13 @@ from sigex.logs import get_logger
 from sigex.transport import KafkaConnection
 
 _log = get_logger(__name__)
-SUBSCRIPTION = rf"^({re.escape(AUDIT_TOPIC)}|{re.escape(RECEIPTS_PREFIX)}[A-Z][A-Z0-9_]*)$"
+
+
+def subscription(audit_topic: str, receipts_prefix: str) -> str:
+    """The topic pattern: the audit topic and every party's receipts topic."""
+    return rf"^({re.escape(audit_topic)}|{re.escape(receipts_prefix)}[A-Z][A-Z0-9_]*)$"
+
+
 _RECIPIENT_SIDE = frozenset({EventKind.RECEIVED, EventKind.ACKNOWLEDGED})
 _SENDER_SIDE = frozenset({EventKind.PUBLISHED, EventKind.REFUSED_AT_PUBLISH})
 
@@ -52,6 +58,8 @@ class IndexerSettings:
     poll_timeout_ms: int = 500
     max_poll_records: int = 500
     checkpoint_topic: str = CHECKPOINT_TOPIC
+    audit_topic: str = AUDIT_TOPIC
+    receipts_prefix: str = RECEIPTS_PREFIX
 
     def __post_init__(self) -> None:
         if not self.group_id.startswith(AUDIT_GROUP_PREFIX):
@@ -67,11 +75,13 @@ class IndexerStats:
     published: int
 
 
-def receipt_allowed(topic: str, record: AccessRecord) -> bool:
+def receipt_allowed(
+    topic: str, record: AccessRecord, receipts_prefix: str = RECEIPTS_PREFIX
+) -> bool:
     """A party's receipts topic may only carry what that party itself did."""
-    if not topic.startswith(RECEIPTS_PREFIX):
+    if not topic.startswith(receipts_prefix):
         return True  # the audit topic: only the gateway can write it (ACLs)
-    party = topic[len(RECEIPTS_PREFIX) :]
+    party = topic[len(receipts_prefix) :]
     if record.kind in _RECIPIENT_SIDE:
         return record.recipient == party
     if record.kind in _SENDER_SIDE:
@@ -79,7 +89,9 @@ def receipt_allowed(topic: str, record: AccessRecord) -> bool:
     return False  # deliveries, refusals for a recipient and dead letters come from the gateway
 
 
-def parse_batch(batch: dict[Any, list[Any]]) -> tuple[list[AccessRecord], int]:
+def parse_batch(
+    batch: dict[Any, list[Any]], receipts_prefix: str = RECEIPTS_PREFIX
+) -> tuple[list[AccessRecord], int]:
     """The acceptable records of one poll, in partition order, and how many were rejected."""
     accepted: list[AccessRecord] = []
     rejected = 0
@@ -94,7 +106,7 @@ def parse_batch(batch: dict[Any, list[Any]]) -> tuple[list[AccessRecord], int]:
                     "audit_event_unreadable", offset=message.offset, rule=str(error), **where
                 )
                 continue
-            if not receipt_allowed(partition.topic, record):
+            if not receipt_allowed(partition.topic, record, receipts_prefix):
                 rejected += 1
                 _log.warning("audit_receipt_for_another_party", offset=message.offset, **where)
                 continue
@@ -120,7 +132,7 @@ def run_indexer(
         metadata_max_age_ms=5000,
     )
     publisher = CheckpointPublisher(settings.connection, settings.checkpoint_topic)
-    consumer.subscribe(pattern=SUBSCRIPTION)
+    consumer.subscribe(pattern=subscription(settings.audit_topic, settings.receipts_prefix))
     appended = skipped = rejected = published = 0
     since_publish = 0
     latest: Checkpoint | None = None
@@ -129,12 +141,15 @@ def run_indexer(
         while stop is None or not stop.is_set():
             batch = consumer.poll(timeout_ms=settings.poll_timeout_ms)
             if not batch:
+                if not consumer.assignment():
+                    last_event = time.monotonic()  # idle time counts once partitions are ours
+                    continue
                 idle = time.monotonic() - last_event
                 if settings.idle_exit_seconds is not None and idle >= settings.idle_exit_seconds:
                     break
                 continue
             last_event = time.monotonic()
-            records, refused = parse_batch(batch)
+            records, refused = parse_batch(batch, settings.receipts_prefix)
             rejected += refused
             result = store.append(records)
             appended += result.appended
