@@ -9,7 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from sigex.config import TLS_CA_FILE, TLS_CERT_FILE, TLS_KEY_FILE, TlsFiles
+from sigex.config import (
+    TLS_CA_FILE,
+    TLS_CERT_FILE,
+    TLS_KEY_FILE,
+    Security,
+    Settings,
+    TlsFiles,
+)
+from sigex.errors import ConfigurationError
 
 ADMIN = "ADMIN"
 
@@ -49,3 +57,21 @@ class KafkaConnection:
                 "ssl_check_hostname": True,
             }
         return options
+
+
+def connection_for(settings: Settings, party: str, *, plaintext: bool = False) -> KafkaConnection:
+    """The connection a process acting as ``party`` uses, from its settings.
+
+    Mutual TLS unless the settings (or a ``--plaintext`` flag, honoured only in
+    a local environment) say plaintext. TLS files come from SIGEX_TLS_* when
+    set, otherwise from the party's folder in the federation.
+    """
+    if plaintext and not settings.env.is_local:
+        raise ConfigurationError(
+            "--plaintext is allowed only when SIGEX_ENV is development or test"
+        )
+    if plaintext or settings.security is Security.PLAINTEXT:
+        return KafkaConnection(settings.bootstrap_servers)
+    if settings.party == party and settings.tls_cert is not None:
+        return KafkaConnection(settings.bootstrap_servers, settings.require_tls())
+    return KafkaConnection.for_party(settings.bootstrap_servers, settings.state_dir, party)

@@ -1,0 +1,17 @@
+"""Errors of the receiving side."""
+
+from __future__ import annotations
+
+from sigex.errors import SigexError
+
+
+class ConsumerError(SigexError):
+    """The subscriber could not receive or hand over a signal."""
+
+
+class DeliveryRefused(ConsumerError):
+    """A delivery this party must not accept; ``code`` says why (no personal data)."""
+
+    def __init__(self, code: str) -> None:
+        self.code = code
+        super().__init__(f"delivery refused: {code}")

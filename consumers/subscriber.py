@@ -1,0 +1,288 @@
+"""The Subscriber: how a partner system receives signals.
+
+It reads its own delivery topics (``sigex.<signal>.out.<PARTY>``) with
+``read_committed``, so it never sees a gateway transaction that was aborted.
+For each delivery it checks both signatures (the gateway's decision and the
+sender's commitments over the disclosed fields), decrypts, checks that the
+decision names this party and a purpose it declared, checks the policy once
+more itself, and hands the application a typed record. When the application's
+handler returns, the acknowledgement is written as a receipt for the access
+log, and only then is the offset committed: delivery to the application is at
+least once, and a duplicate message id is dropped before it reaches it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from kafka import KafkaConsumer, KafkaProducer
+
+from broker.audit_events import access_records
+from broker.protocol import (
+    TRACEPARENT,
+    DeliveryDecision,
+    ProtocolError,
+    TraceContext,
+)
+from broker.topology import delivery_topic, receipts_topic, subscriber_group_prefix
+from consumers.errors import DeliveryRefused
+from policies.compiled import CompiledPolicy
+from policies.decide import DecisionRequest, decide
+from schemas.catalogue import Catalogue
+from schemas.codec import decode_fields
+from schemas.errors import SchemaError
+from sigex.accesslog.record import AccessRecord, EventKind, Outcome
+from sigex.clock import Clock, SystemClock
+from sigex.envelope import DeliveredMessage, EnvelopeError, Opener
+from sigex.identity import PartyDirectory, PartyIdentity
+from sigex.logs import get_logger
+from sigex.transport import KafkaConnection
+
+_log = get_logger(__name__)
+
+PURPOSE_NOT_DECLARED = "PURPOSE_NOT_DECLARED"
+NOT_FOR_THIS_PARTY = "NOT_FOR_THIS_PARTY"
+POLICY_DISAGREES = "POLICY_DISAGREES"
+ENVELOPE_INVALID = "ENVELOPE_INVALID"
+INVALID_RECORD = "INVALID_RECORD"
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedSignal:
+    """What the application gets: the disclosed fields, typed, and why it may have them."""
+
+    message_id: str
+    trace_id: str
+    signal: str
+    sender: str
+    recipient: str
+    purpose: str
+    agreement_id: str
+    agreement_version: int
+    legal_basis: str
+    policy_version: str
+    retention_days: int
+    decided_at: datetime
+    sent_at: datetime
+    fields: Mapping[str, object]
+
+
+Handler = Callable[[ReceivedSignal], None]
+
+
+class Subscriber:
+    """Receives signals as one party, for the purposes it declares."""
+
+    def __init__(
+        self,
+        *,
+        identity: PartyIdentity,
+        directory: PartyDirectory,
+        catalogue: Catalogue,
+        connection: KafkaConnection,
+        purposes: Iterable[str],
+        policy: CompiledPolicy | None = None,
+        signals: Iterable[str] | None = None,
+        name: str = "inbox",
+        clock: Clock | None = None,
+        dedup_capacity: int = 100_000,
+    ) -> None:
+        self._party = identity.code
+        self._catalogue = catalogue
+        self._policy = policy
+        self._purposes = frozenset(purposes)
+        if not self._purposes:
+            raise ValueError("a subscriber declares at least one purpose")
+        self._clock = clock or SystemClock()
+        self._opener = Opener(identity=identity, directory=directory, clock=self._clock)
+        wanted = set(signals) if signals is not None else set(catalogue.names())
+        self._topics = tuple(sorted(delivery_topic(s, self._party) for s in wanted))
+        options = connection.options()
+        self._consumer = KafkaConsumer(
+            group_id=f"{subscriber_group_prefix(self._party)}{name}",
+            isolation_level="read_committed",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            **options,
+        )
+        self._producer = KafkaProducer(enable_idempotence=True, acks="all", **options)
+        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._dedup_capacity = dedup_capacity
+        self.acknowledged = 0
+        self.refused = 0
+        self.duplicates = 0
+
+    @property
+    def topics(self) -> tuple[str, ...]:
+        return self._topics
+
+    def close(self) -> None:
+        self._consumer.close()
+        self._producer.close()
+
+    def __enter__(self) -> Subscriber:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def subscribe(self) -> None:
+        existing = set(self._consumer.topics())
+        self._consumer.subscribe(topics=[t for t in self._topics if t in existing])
+
+    def poll(self, handler: Handler, timeout_ms: int = 1000) -> int:
+        """Read one batch; hand each lawful delivery to ``handler``; commit after receipts."""
+        if not self._consumer.subscription():
+            self.subscribe()
+        batch = self._consumer.poll(timeout_ms=timeout_ms)
+        handled = 0
+        receipts: list[AccessRecord] = []
+        for messages in batch.values():
+            for message in messages:
+                handled += self._one(message, handler, receipts)
+        if batch:
+            for record in receipts:
+                self._producer.send(
+                    receipts_topic(self._party),
+                    key=record.trace_id.encode(),
+                    value=record.to_bytes(),
+                    headers=[
+                        (TRACEPARENT, TraceContext(record.trace_id, record.operation_id).header())
+                    ],
+                )
+            self._producer.flush()
+            self._consumer.commit()
+        return handled
+
+    def run(self, handler: Handler, stop: threading.Event, max_messages: int | None = None) -> None:
+        while not stop.is_set():
+            self.poll(handler, timeout_ms=500)
+            if max_messages is not None and self.acknowledged >= max_messages:
+                return
+
+    # -- one delivery ----------------------------------------------------------------------------
+
+    def _one(self, message: Any, handler: Handler, receipts: list[AccessRecord]) -> int:
+        try:
+            delivered = self._opener.open_delivery(message.value, topic=message.topic)
+        except EnvelopeError:
+            self._refuse(message, ENVELOPE_INVALID, None, receipts)
+            return 0
+        try:
+            decision = DeliveryDecision.from_bytes(delivered.decision)
+        except ProtocolError:
+            self._refuse(message, ENVELOPE_INVALID, None, receipts)
+            return 0
+        try:
+            received = self._check(delivered, decision)
+        except DeliveryRefused as refusal:
+            self._refuse(message, refusal.code, decision, receipts, delivered)
+            return 0
+        if received.message_id in self._seen:
+            self.duplicates += 1
+            return 0
+        receipts += self._receipts(EventKind.RECEIVED, received, decision)
+        handler(received)
+        receipts += self._receipts(EventKind.ACKNOWLEDGED, received, decision)
+        self._remember(received.message_id)
+        self.acknowledged += 1
+        return 1
+
+    def _check(self, delivered: DeliveredMessage, decision: DeliveryDecision) -> ReceivedSignal:
+        context = delivered.context
+        if decision.recipient != self._party or context.recipient != self._party:
+            raise DeliveryRefused(NOT_FOR_THIS_PARTY)
+        if decision.purpose != context.purpose or decision.purpose not in self._purposes:
+            raise DeliveryRefused(PURPOSE_NOT_DECLARED)
+        if decision.message_id != str(delivered.message_id):
+            raise DeliveryRefused(ENVELOPE_INVALID)
+        try:
+            spec = self._catalogue.by_fingerprint(context.schema_fingerprint)
+            fields = decode_fields(spec, delivered.disclosed)
+        except SchemaError as error:
+            raise DeliveryRefused(INVALID_RECORD) from error
+        if set(fields) - set(decision.fields):
+            raise DeliveryRefused(POLICY_DISAGREES)
+        if self._policy is not None:
+            carried = spec.classifications_of(frozenset(fields))
+            check = decide(
+                DecisionRequest(
+                    delivered.sender, spec.name, self._party, decision.purpose, carried
+                ),
+                self._policy,
+                delivered.decided_at,
+            )
+            if not check.allowed or not set(fields) <= check.fields:
+                raise DeliveryRefused(POLICY_DISAGREES)
+        return ReceivedSignal(
+            message_id=decision.message_id,
+            trace_id=decision.trace_id,
+            signal=spec.name,
+            sender=delivered.sender,
+            recipient=self._party,
+            purpose=decision.purpose,
+            agreement_id=decision.agreement_id,
+            agreement_version=decision.agreement_version,
+            legal_basis=decision.legal_basis,
+            policy_version=decision.policy_version,
+            retention_days=decision.retention_days,
+            decided_at=delivered.decided_at,
+            sent_at=delivered.timestamp,
+            fields=fields,
+        )
+
+    def _receipts(
+        self, kind: EventKind, received: ReceivedSignal, decision: DeliveryDecision
+    ) -> list[AccessRecord]:
+        return access_records(
+            kind=kind,
+            trace_id=received.trace_id,
+            message_id=received.message_id,
+            occurred_at=self._clock.now(),
+            sender=received.sender,
+            recipient=self._party,
+            signal=received.signal,
+            purpose=received.purpose,
+            policy_version=received.policy_version,
+            subjects=decision.subjects,
+            outcome=Outcome.PERMIT,
+            reason_codes=("ACCEPTED",),
+            disclosed=received.fields.keys(),
+        )
+
+    def _refuse(
+        self,
+        message: Any,
+        code: str,
+        decision: DeliveryDecision | None,
+        receipts: list[AccessRecord],
+        delivered: DeliveredMessage | None = None,
+    ) -> None:
+        self.refused += 1
+        _log.warning("subscriber.refused", party=self._party, topic=message.topic, reason=code)
+        if decision is None or delivered is None:
+            return  # nothing trustworthy to attribute; the log line above is the trace
+        receipts += access_records(
+            kind=EventKind.RECEIVED,
+            trace_id=decision.trace_id,
+            message_id=decision.message_id,
+            occurred_at=self._clock.now(),
+            sender=delivered.sender,
+            recipient=self._party,
+            signal=delivered.context.signal,
+            purpose=decision.purpose,
+            policy_version=decision.policy_version,
+            subjects=decision.subjects,
+            outcome=Outcome.DENY,
+            reason_codes=(code,),
+        )
+
+    def _remember(self, message_id: str) -> None:
+        self._seen[message_id] = None
+        while len(self._seen) > self._dedup_capacity:
+            self._seen.popitem(last=False)
