@@ -59,6 +59,8 @@ class RouteEntry:
     clear_end: datetime
     classifications: frozenset[str]
     allowed: Decision
+    #: Prepared refusals by (outside agreement, outside basis, outside cooperation).
+    refusals: Mapping[tuple[bool, bool, bool], Decision] = field(repr=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

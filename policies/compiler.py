@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 
 from policies.compiled import CompiledPolicy, RouteEntry, RouteKey, window_moments
+from policies.decide import refusal_for, time_reasons
 from policies.decision import Decision, Reason, ReasonCode
 from policies.errors import PolicyInvalid, PolicyProblem
 from policies.model import (
@@ -706,6 +707,17 @@ def _route_entry(
     if not basis.status.usable:
         clear_end = clear_start  # never clear
     spec = catalogue.signal(agreement.signal)
+    cooperation = vocabulary.cooperations[agreement.cooperation] if agreement.cooperation else None
+    refusals: dict[tuple[bool, bool, bool], Decision] = {}
+    for outside_agreement, outside_basis, outside_cooperation in itertools.product(
+        (False, True), repeat=3
+    ):
+        flags = (outside_agreement, outside_basis, outside_cooperation)
+        reasons = time_reasons(agreement, basis, cooperation, flags)
+        if reasons:
+            refusals[flags] = refusal_for(
+                agreement.purpose, agreement, reasons, allowed.policy_version, allowed.policy_hash
+            )
     return RouteEntry(
         agreement=agreement,
         start=start,
@@ -718,6 +730,7 @@ def _route_entry(
         clear_end=clear_end,
         classifications=spec.classifications_of(tuple(agreement.fields)),
         allowed=allowed,
+        refusals=MappingProxyType(refusals),
     )
 
 

@@ -12,7 +12,7 @@ from datetime import datetime
 from policies.compiled import CompiledPolicy, RouteEntry
 from policies.decision import Decision, DecisionRequest, Reason, ReasonCode
 from policies.errors import PolicyError
-from policies.model import BasisStatus
+from policies.model import Agreement, BasisStatus, Cooperation, LegalBasis
 
 __all__ = ["Decision", "DecisionRequest", "Reason", "ReasonCode", "decide"]
 
@@ -142,21 +142,26 @@ def _pick_entry(entries: tuple[RouteEntry, ...], at: datetime) -> RouteEntry:
     return started[-1] if started else entries[0]
 
 
-def _refuse_matched(
-    request: DecisionRequest, policy: CompiledPolicy, entries: tuple[RouteEntry, ...], at: datetime
-) -> Decision:
-    """An agreement covers the route, but not at this moment or not with these classifications."""
-    entry = _pick_entry(entries, at)
-    agreement = entry.agreement
-    basis = policy.legal_bases[agreement.legal_basis]
-    day = policy.local_day(at).isoformat()
+def time_reasons(
+    agreement: Agreement,
+    basis: LegalBasis,
+    cooperation: Cooperation | None,
+    flags: tuple[bool, bool, bool],
+) -> tuple[Reason, ...]:
+    """The reasons an agreement does not apply, given which windows the moment lies outside.
+
+    ``flags`` says whether the moment is outside the agreement's, the basis's and
+    the cooperation's window. The texts name the windows, not the moment, so the
+    compiler can prepare these refusals once per agreement.
+    """
+    outside_agreement, outside_basis, outside_cooperation = flags
     name = f"agreement {agreement.id} version {agreement.version}"
     reasons: list[Reason] = []
-    if not entry.start <= at < entry.end:
+    if outside_agreement:
         reasons.append(
             Reason(
                 ReasonCode.OUTSIDE_VALIDITY,
-                f"{name} is valid {agreement.window.describe()}; {day} is outside it",
+                f"the moment is outside {name}, valid {agreement.window.describe()}",
             )
         )
     if basis.status is BasisStatus.UNDER_REVIEW:
@@ -174,34 +179,77 @@ def _refuse_matched(
                 f"legal basis {basis.code} ({basis.citation}) is repealed",
             )
         )
-    elif not entry.basis_start <= at < entry.basis_end:
+    elif outside_basis:
         reasons.append(
             Reason(
                 ReasonCode.BASIS_NOT_IN_FORCE,
-                f"legal basis {basis.code} ({basis.citation}) is in force "
-                f"{basis.window.describe()}; not on {day}",
+                f"the moment is outside legal basis {basis.code} ({basis.citation}), "
+                f"in force {basis.window.describe()}",
             )
         )
-    if agreement.cooperation is not None and not (
-        entry.cooperation_start <= at < entry.cooperation_end
-    ):
-        cooperation = policy.cooperations[agreement.cooperation]
+    if cooperation is not None and outside_cooperation:
         reasons.append(
             Reason(
                 ReasonCode.COOPERATION_NOT_IN_FORCE,
-                f"cooperation {cooperation.code} ({cooperation.name}) is declared "
-                f"{cooperation.window.describe()}; not on {day}",
+                f"the moment is outside cooperation {cooperation.code} ({cooperation.name}), "
+                f"declared {cooperation.window.describe()}",
             )
         )
+    return tuple(reasons)
+
+
+def refusal_for(
+    request_purpose: str,
+    agreement: Agreement,
+    reasons: tuple[Reason, ...],
+    policy_version: str,
+    policy_hash: str,
+) -> Decision:
+    """A refusal that names the agreement it was measured against."""
+    return Decision(
+        allowed=False,
+        agreement_id=agreement.id,
+        agreement_version=agreement.version,
+        legal_basis=agreement.legal_basis,
+        purpose=request_purpose,
+        fields=frozenset(),
+        retention_days=None,
+        reasons=reasons,
+        policy_version=policy_version,
+        policy_hash=policy_hash,
+    )
+
+
+def _refuse_matched(
+    request: DecisionRequest, policy: CompiledPolicy, entries: tuple[RouteEntry, ...], at: datetime
+) -> Decision:
+    """An agreement covers the route, but not at this moment or not with these classifications."""
+    entry = _pick_entry(entries, at)
+    flags = (
+        not entry.start <= at < entry.end,
+        not entry.basis_start <= at < entry.basis_end,
+        not entry.cooperation_start <= at < entry.cooperation_end,
+    )
     extra = request.classifications - entry.classifications
+    if not extra:
+        prepared = entry.refusals.get(flags)
+        if prepared is not None:
+            return prepared
+    agreement = entry.agreement
+    basis = policy.legal_bases[agreement.legal_basis]
+    cooperation = policy.cooperations.get(agreement.cooperation or "")
+    reasons = list(time_reasons(agreement, basis, cooperation, flags))
     if extra:
         reasons.append(
             Reason(
                 ReasonCode.CLASSIFICATION_NOT_ALLOWED,
-                f"{name} does not carry data classified {_listing(set(extra))} "
-                f"(it carries {_listing(set(entry.classifications))})",
+                f"agreement {agreement.id} version {agreement.version} does not carry data "
+                f"classified {_listing(set(extra))} (it carries "
+                f"{_listing(set(entry.classifications))})",
             )
         )
     if not reasons:  # cannot happen: the clear window is the intersection of the three above
-        reasons.append(Reason(ReasonCode.NO_AGREEMENT, f"{name} does not apply on {day}"))
-    return _refusal(request, policy, reasons, entry)
+        reasons.append(Reason(ReasonCode.NO_AGREEMENT, "the agreement does not apply"))
+    return refusal_for(
+        request.purpose, agreement, tuple(reasons), policy.version, policy.content_hash
+    )

@@ -32,7 +32,8 @@ class Reason:
     text: str
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "code", str(self.code))  # a ReasonCode becomes its plain text
+        if type(self.code) is not str:  # a ReasonCode becomes its plain text
+            object.__setattr__(self, "code", str(self.code))
 
 
 @dataclass(frozen=True, slots=True)
