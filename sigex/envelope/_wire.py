@@ -212,6 +212,7 @@ class ParsedFields:
         "end",
         "names",
         "names_commitments",
+        "names_key",
         "salts",
         "values",
     )
@@ -222,10 +223,12 @@ class ParsedFields:
         commitments: list[bytes],
         salts: list[bytes | None],
         values: list[bytes | None],
+        names_key: bytes,
         names_commitments: bytes,
         disclosed_names: bytes,
         end: int,
     ) -> None:
+        self.names_key = names_key
         self.names = names
         self.commitments = commitments
         self.salts = salts
@@ -285,12 +288,14 @@ def read_fields(buffer: bytes, offset: int, *, all_disclosed: bool) -> ParsedFie
             raise WireError("bad field flag")
         names.append(name)
         position = end
+    names_key = name_list(names)
     return ParsedFields(
         names,
         commitments,
         salts,
         values,
-        name_list(names) + b"".join(commitments),
+        names_key,
+        names_key + b"".join(commitments),
         name_list(disclosed),
         position,
     )

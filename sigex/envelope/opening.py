@@ -105,7 +105,7 @@ class Opener:
         self._verified_roots: set[bytes] = set()
         self._verifying_keys: dict[tuple[bytes, bytes], _KeyValidity] = {}
         self._contexts: dict[bytes, SealContext] = {}
-        self._names: dict[bytes, str] = {}
+        self._names: dict[bytes, tuple[str, ...]] = {}
 
     def replace_directory(self, directory: PartyDirectory) -> None:
         """Use a newer directory (after a rotation or revocation); forgets verified roots."""
@@ -162,17 +162,15 @@ class Opener:
             self._contexts[raw] = context
         return context
 
-    def _name_strings(self, names: list[bytes]) -> tuple[str, ...]:
-        cache = self._names
-        result = []
-        for raw in names:
-            name = cache.get(raw)
-            if name is None:
-                name = raw.decode("utf-8")
-                if len(cache) < _CACHE_LIMIT:
-                    cache[raw] = name
-            result.append(name)
-        return tuple(result)
+    def _name_strings(self, fields: wire.ParsedFields) -> tuple[str, ...]:
+        # the same schema gives the same name list every time: decode it once
+        names = self._names.get(fields.names_key)
+        if names is None:
+            names = tuple(raw.decode("utf-8") for raw in fields.names)
+            if len(self._names) >= _CACHE_LIMIT:
+                self._names.clear()
+            self._names[fields.names_key] = names
+        return names
 
     def _header(
         self, envelope: bytes, topic: str, kind: int
@@ -295,7 +293,7 @@ class Opener:
             context=context,
             id_bytes=id_bytes,
             timestamp_ms=timestamp_ms,
-            names=self._name_strings(fields.names),
+            names=self._name_strings(fields),
             commitments=tuple(fields.commitments),
             salts=tuple(fields.salts),
             field_values=tuple(fields.values),
@@ -346,7 +344,7 @@ class Opener:
             gateway=self._gateway,
             id_bytes=id_bytes,
             timestamp_ms=timestamp_ms,
-            names=self._name_strings(fields.names),
+            names=self._name_strings(fields),
             commitments=tuple(fields.commitments),
             salts=tuple(fields.salts),
             field_values=tuple(fields.values),
