@@ -201,13 +201,20 @@ def run_child(*arguments: str) -> dict[str, Any]:
 def ensure_dataset(directory: Path, people: int, seed: int) -> dict[str, Any] | None:
     """Generate the dataset unless an identical one is there; the generation's numbers or None."""
     manifest = directory / "manifest.json"
+    measured = directory / "bench-generation.json"
     if manifest.exists():
         existing = json.loads(manifest.read_text(encoding="utf-8"))
         if existing.get("people") == people and existing.get("seed") == seed:
             print(f"reusing {directory}", file=sys.stderr)
+            if measured.exists():
+                earlier: dict[str, Any] = json.loads(measured.read_text(encoding="utf-8"))
+                return earlier
             return None
     print(f"generating {people:,} people into {directory} ...", file=sys.stderr)
-    return run_child("generate", str(directory), str(people), str(seed))
+    result = run_child("generate", str(directory), str(people), str(seed))
+    result["measured_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    measured.write_text(json.dumps(result) + "\n", encoding="utf-8")
+    return result
 
 
 def dataset_size_mib(directory: Path) -> float:
@@ -257,7 +264,8 @@ def write_results(document: dict[str, Any]) -> None:
                 f"people, {generation['rows']:,} rows, "
                 f"{document['datasets'][label]['csv_mib']:.0f} MiB of CSV) took "
                 f"{generation['seconds']:.0f} s ({generation['people_per_second']:,.0f} "
-                f"people/s) with a peak RSS of {generation['peak_rss_mib']:.0f} MiB."
+                f"people/s) with a peak RSS of {generation['peak_rss_mib']:.0f} MiB "
+                f"(measured {generation.get('measured_at', 'in this run')})."
             )
     lines += [
         "",

@@ -85,6 +85,9 @@ HIRES = FileLayout(
     ),
 )
 
+#: How many valid loonheffingennummers a reader remembers, to skip re-checking them.
+_REMEMBERED_ORGANISATIONS = 100_000
+
 ALL_LAYOUTS = (PERSONS, ADDRESSES, EMPLOYERS, PAYROLL, REGISTER, HIRES)
 
 
@@ -184,6 +187,8 @@ class CsvRows:
         self.rows_read = 0
         # Rows of one person come together; remember the last BSN that passed the check.
         self._last_valid_bsn = ""
+        # Organisations repeat on many rows; remember those that passed, up to a bound.
+        self._valid_loonheffingennummers: set[str] = set()
 
     @property
     def file_label(self) -> str:
@@ -276,6 +281,8 @@ class CsvRows:
 
     def parse_loonheffingennummer(self, row: list[str], index: int) -> str:
         value = row[index]
+        if value in self._valid_loonheffingennummers:
+            return value
         if (
             len(value) != 12
             or value[9] != "L"
@@ -284,6 +291,8 @@ class CsvRows:
             or not is_valid_rsin(value[:9])
         ):
             self.fail(index, "not a loonheffingennummer (9-digit fiscal number, L, 2 digits)")
+        if len(self._valid_loonheffingennummers) < _REMEMBERED_ORGANISATIONS:
+            self._valid_loonheffingennummers.add(value)
         return value
 
     def parse_municipality(self, row: list[str], index: int) -> str:
