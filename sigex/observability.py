@@ -127,16 +127,35 @@ class GatewayMetrics:
             registry=registry,
         )
 
+        # labelled children by label values, so the hot path is one dict lookup and an
+        # increment (the label check and prometheus-client's own lookup run once per value)
+        self._signals_in_children: dict[str, Counter] = {}
+        self._delivered_children: dict[tuple[str, str], Counter] = {}
+        self._refused_children: dict[str, Counter] = {}
+
     def signal_received(self, signal: str) -> None:
-        self._signals_in.labels(signal=_label("signal", signal)).inc()
+        child = self._signals_in_children.get(signal)
+        if child is None:
+            child = self._signals_in.labels(signal=_label("signal", signal))
+            self._signals_in_children[signal] = child
+        child.inc()
 
     def delivered(self, signal: str, recipient: str) -> None:
-        self._delivered.labels(
-            signal=_label("signal", signal), recipient=_label("recipient", recipient)
-        ).inc()
+        key = (signal, recipient)
+        child = self._delivered_children.get(key)
+        if child is None:
+            child = self._delivered.labels(
+                signal=_label("signal", signal), recipient=_label("recipient", recipient)
+            )
+            self._delivered_children[key] = child
+        child.inc()
 
     def refused(self, reason: str) -> None:
-        self._refused.labels(reason=_label("reason", reason)).inc()
+        child = self._refused_children.get(reason)
+        if child is None:
+            child = self._refused.labels(reason=_label("reason", reason))
+            self._refused_children[reason] = child
+        child.inc()
 
     def observe_decision(self, seconds: float) -> None:
         self._decision_seconds.observe(seconds)
