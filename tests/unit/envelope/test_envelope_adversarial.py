@@ -481,3 +481,34 @@ def test_random_mutations_of_a_valid_envelope_are_rejected(
 def test_random_plaintext_under_a_valid_data_key_is_rejected(plaintext: bytes) -> None:
     forged = reencrypt(_VALID, _SHARED.identities["GATEWAY"], plaintext)
     rejects(lambda: _SHARED.opener("GATEWAY").open_submission(forged, topic=IN_TOPIC))
+
+
+# --- deliveries -------------------------------------------------------------------------------
+
+
+def _deliveries(federation: Federation) -> tuple[bytes, ...]:
+    gateway = federation.opener("GATEWAY")
+    messages = [gateway.open_submission(e, topic=IN_TOPIC) for e in federation.submissions(3)]
+    return federation.sealer("GATEWAY").forward(
+        [Forwarding(project(m, {"address"}), delivery_context(), b"decision") for m in messages]
+    )
+
+
+def test_a_flipped_bit_anywhere_in_a_delivery_is_rejected(federation: Federation) -> None:
+    envelope = _deliveries(federation)[1]
+    recipient = federation.opener("GM0363")
+    assert recipient.open_delivery(envelope, topic=OUT_TOPIC)
+    for index in range(len(envelope)):
+        rejects(lambda i=index: recipient.open_delivery(flip(envelope, i), topic=OUT_TOPIC))
+
+
+def test_every_changed_delivery_byte_breaks_a_signature(federation: Federation) -> None:
+    # whoever holds the data key (the recipient itself) still cannot forge a delivery
+    envelope = _deliveries(federation)[2]
+    identity = federation.identities["GM0363"]
+    plaintext = decrypt(envelope, identity)
+    recipient = federation.opener("GM0363")
+    assert recipient.open_delivery(reencrypt(envelope, identity, plaintext), topic=OUT_TOPIC)
+    for index in range(len(plaintext)):
+        forged = reencrypt(envelope, identity, flip(plaintext, index, 6))
+        rejects(lambda f=forged: recipient.open_delivery(f, topic=OUT_TOPIC))
