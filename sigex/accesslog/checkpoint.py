@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -34,6 +35,9 @@ from sigex.accesslog.record import format_time, parse_time
 from sigex.clock import Clock
 
 ORIGIN = "sigex.audit.checkpoint/v1"
+
+#: One public key of the audit service, or several (its current and earlier keys).
+TrustedKeys = Ed25519PublicKey | Sequence[Ed25519PublicKey]
 _FIELDS = frozenset({"origin", "tree_size", "root", "issued_at", "key_id", "signature"})
 
 
@@ -69,9 +73,11 @@ class Checkpoint:
         if len(self.signature) != 64:
             raise CheckpointError("checkpoint field 'signature': must be 64 bytes")
 
-    def verify(self, public_key: Ed25519PublicKey) -> bool:
-        """True when the signature is by ``public_key`` over this size, root and time."""
-        if key_id(public_key) != self.key_id:
+    def verify(self, trusted: TrustedKeys) -> bool:
+        """True when the signature is by a trusted key over this size, root and time."""
+        keys = (trusted,) if isinstance(trusted, Ed25519PublicKey) else tuple(trusted)
+        public_key = next((k for k in keys if key_id(k) == self.key_id), None)
+        if public_key is None:
             return False
         try:
             public_key.verify(

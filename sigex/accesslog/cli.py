@@ -92,15 +92,16 @@ def _directory_parties(state_dir: Path) -> tuple[PartyEntry, ...]:
         return ()
 
 
-def _audit_public_key(state_dir: Path, key_file: Path | None) -> Ed25519PublicKey | None:
-    """The key checkpoints must be signed with: a PEM file, else the AUDIT key in the directory."""
+def _audit_public_key(state_dir: Path, key_file: Path | None) -> list[Ed25519PublicKey] | None:
+    """The keys checkpoints may be signed with: a PEM file, else the AUDIT party's signing keys
+    in the signed directory (current and rotated; revoked keys are not trusted)."""
     if key_file is not None:
-        return load_public_key(key_file.read_bytes())
+        return [load_public_key(key_file.read_bytes())]
     entry = next((p for p in _directory_parties(state_dir) if p.code == AUDIT_PARTY), None)
     usable = [r for r in entry.signing_keys if r.revoked_at is None] if entry else []
     if not usable:
         return None  # the caller warns that signatures are not checked
-    return Ed25519PublicKey.from_public_bytes(max(usable, key=lambda r: r.not_before).public_key)
+    return [Ed25519PublicKey.from_public_bytes(r.public_key) for r in usable]
 
 
 def _connection(bootstrap: str, state_dir: Path, plaintext: bool, party: str) -> KafkaConnection:

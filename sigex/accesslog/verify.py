@@ -32,7 +32,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from sigex.accesslog.checkpoint import Checkpoint, load_public_key, public_key_pem
+from sigex.accesslog.checkpoint import Checkpoint, TrustedKeys, load_public_key, public_key_pem
 from sigex.accesslog.errors import AccessLogError, ExportFormatError, RecordFormatError
 from sigex.accesslog.merkle import TreeBuilder, leaf_hash, verify_inclusion
 from sigex.accesslog.record import RECORD_KEYS, AccessRecord, format_time
@@ -113,7 +113,7 @@ def _check_checkpoints(
     tree_size: int,
     stored: Sequence[Checkpoint],
     external: Sequence[Checkpoint],
-    public_key: Ed25519PublicKey | None,
+    public_key: TrustedKeys | None,
     require_coverage: bool,
 ) -> list[Finding]:
     findings: list[Finding] = []
@@ -179,7 +179,7 @@ def _check_checkpoints(
 def verify_store(
     store: AccessLogStore,
     *,
-    public_key: Ed25519PublicKey | None,
+    public_key: TrustedKeys | None,
     external_checkpoints: Sequence[Checkpoint] = (),
     require_coverage: bool = True,
 ) -> VerificationReport:
@@ -294,7 +294,7 @@ def verify_record(
     store: AccessLogStore,
     leaf_index: int,
     checkpoint: Checkpoint,
-    public_key: Ed25519PublicKey | None,
+    public_key: TrustedKeys | None,
 ) -> list[Finding]:
     """Check one record by its inclusion proof against a checkpoint (signed by ``public_key``)."""
     where = f"record {leaf_index}"
@@ -321,7 +321,7 @@ def export_log(
     store: AccessLogStore,
     destination: Path,
     *,
-    public_key: Ed25519PublicKey | None,
+    public_key: TrustedKeys | None,
     record_filter: RecordFilter | None = None,
 ) -> int:
     """Write an export (JSON lines) that can be verified without the database.
@@ -335,7 +335,7 @@ def export_log(
     with Path(destination).open("w", encoding="utf-8") as out:
         header: dict[str, Any] = {
             "format": EXPORT_FORMAT,
-            "public_key": public_key_pem(public_key).decode("ascii") if public_key else None,
+            "public_keys": [public_key_pem(k).decode("ascii") for k in _as_list(public_key)],
             "complete": record_filter is None,
         }
         out.write(json.dumps(header, sort_keys=True) + "\n")
@@ -359,6 +359,12 @@ def export_log(
     return count
 
 
+def _as_list(keys: TrustedKeys | None) -> list[Ed25519PublicKey]:
+    if keys is None:
+        return []
+    return [keys] if isinstance(keys, Ed25519PublicKey) else list(keys)
+
+
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
@@ -366,7 +372,7 @@ def _b64(data: bytes) -> str:
 def verify_export(
     source: Path,
     *,
-    public_key: Ed25519PublicKey | None,
+    public_key: TrustedKeys | None,
     external_checkpoints: Iterable[Checkpoint] = (),
 ) -> VerificationReport:
     """Verify an export offline: a complete one entirely, a filtered one record by record."""
@@ -377,8 +383,8 @@ def verify_export(
         header = json.loads(lines[0])
         if header.get("format") != EXPORT_FORMAT:
             raise ExportFormatError("export: unknown format")
-        if public_key is None and header.get("public_key"):
-            public_key = load_public_key(str(header["public_key"]).encode("ascii"))
+        if public_key is None and header.get("public_keys"):
+            public_key = [load_public_key(str(k).encode("ascii")) for k in header["public_keys"]]
         checkpoints: list[Checkpoint] = []
         records: list[dict[str, Any]] = []
         for line in lines[1:]:
@@ -399,7 +405,7 @@ def _verify_complete_export(
     records: list[dict[str, Any]],
     checkpoints: list[Checkpoint],
     external: list[Checkpoint],
-    public_key: Ed25519PublicKey | None,
+    public_key: TrustedKeys | None,
 ) -> VerificationReport:
     findings: list[Finding] = []
     sizes = frozenset(c.tree_size for c in (*checkpoints, *external))
@@ -428,7 +434,7 @@ def _verify_complete_export(
 def _verify_partial_export(
     records: list[dict[str, Any]],
     checkpoints: list[Checkpoint],
-    public_key: Ed25519PublicKey | None,
+    public_key: TrustedKeys | None,
 ) -> VerificationReport:
     findings: list[Finding] = []
     by_size: dict[int, list[Checkpoint]] = {}

@@ -296,3 +296,22 @@ def test_a_checkpoint_signed_by_another_key_is_refused(
         report = verify_store(store, public_key=signing_key.public_key())
     assert any("signature does not verify" in f.problem for f in report.findings)
     assert any("not covered" in f.problem for f in report.findings)
+
+
+def test_checkpoints_signed_before_a_key_rotation_still_verify_with_both_keys(
+    tmp_path: Path, make_record: RecordFactory
+) -> None:
+    old, new = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    clock = FixedClock()
+    with AccessLogStore.open(str(tmp_path / "a.sqlite")) as store:
+        store.append([make_record() for _ in range(5)])
+        store.checkpoint(old, clock)
+        store.append([make_record() for _ in range(5)])
+        clock.current = clock.current.replace(hour=3)
+        store.checkpoint(new, clock)
+        both = verify_store(store, public_key=[old.public_key(), new.public_key()])
+        only_new = verify_store(store, public_key=new.public_key())
+    assert both.ok, both.findings
+    assert [f.where for f in only_new.findings] == [
+        "stored checkpoint at tree size 5 (issued 2027-02-01T00:00:00.000000Z)"
+    ]
