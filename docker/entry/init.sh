@@ -2,7 +2,8 @@
 # The one-shot init container of the compose stack.
 #
 # 1. Create the federation (CA, party keys and certificates, signed directory)
-#    with `sigex keys init`, unless the federation volume already holds one.
+#    with `sigex keys init`, unless the federation volume already holds one,
+#    and the access log's pseudonym key if it is missing.
 # 2. Hand the broker its TLS identity: copy it into the broker-tls volume,
 #    readable by the sigex group (the Kafka container is given that group).
 # 3. Wait until the broker answers, then create the topics and ACLs from the
@@ -20,6 +21,17 @@ else
     echo "init: no federation found, creating one"
     sigex keys init
 fi
+
+# The access log's subject-pseudonym key must exist before the services start:
+# they mount the federation read-only and must all use the same key.
+"${PYTHON:-python}" - <<'PYTHON'
+import os
+from pathlib import Path
+
+from sigex.accesslog.pseudonym import load_or_create_pseudonym_key
+
+load_or_create_pseudonym_key(Path(os.environ["SIGEX_STATE_DIR"]))
+PYTHON
 
 umask 027
 for name in keystore.pem truststore.pem; do

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import stat
 import subprocess
+import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[3]
@@ -44,6 +45,7 @@ def run_init(tmp_path: Path, bin_dir: Path, attempts: int = 3) -> subprocess.Com
         "BROKER_TLS_DIR": str(tmp_path / "broker-tls"),
         "INIT_ATTEMPTS": str(attempts),
         "INIT_RETRY_SECONDS": "0",
+        "PYTHON": sys.executable,
     }
     (tmp_path / "broker-tls").mkdir(exist_ok=True)
     return subprocess.run(
@@ -68,9 +70,14 @@ def test_init_creates_the_federation_once_and_provisions(tmp_path: Path) -> None
     keystore = tmp_path / "broker-tls" / "keystore.pem"
     assert keystore.read_text(encoding="utf-8") == "key-and-cert\n"
     assert stat.S_IMODE(keystore.stat().st_mode) == 0o640
+    pseudonym_key = tmp_path / "state" / "federation" / "parties" / "AUDIT" / "pseudonym.key"
+    key = pseudonym_key.read_bytes()
+    assert len(key) == 32
+    assert stat.S_IMODE(pseudonym_key.stat().st_mode) == 0o600
     second = run_init(tmp_path, bin_dir)
     assert second.returncode == 0, second.stderr
     assert calls(bin_dir)[3:] == ["config check", "provision"], "keys init ran twice"
+    assert pseudonym_key.read_bytes() == key, "the pseudonym key was replaced"
 
 
 def test_init_retries_provisioning_then_gives_up(tmp_path: Path) -> None:
