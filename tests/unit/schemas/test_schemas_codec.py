@@ -212,3 +212,28 @@ def test_an_error_never_repeats_the_bsn(candidate: str) -> None:
         encode_record(_SPEC, record)
     assert candidate not in str(caught.value)
     assert "'bsn'" in str(caught.value)
+
+
+def test_rsin_and_oin_checks_apply_to_annotated_fields() -> None:
+    from schemas.catalogue import spec_from_schema
+
+    raw = {
+        "type": "record",
+        "name": "Registration",
+        "namespace": "nl.sigex.test",
+        "sigex.signal": "test.registration",
+        "sigex.version": 1,
+        "sigex.key": "rsin",
+        "fields": [
+            {"name": "rsin", "type": "string", "doc": "fiscal number",
+             "sigex.classification": "organisation", "sigex.identifier": "rsin"},
+            {"name": "oin", "type": "string", "doc": "organisation id",
+             "sigex.classification": "organisation", "sigex.identifier": "oin"},
+        ],
+    }  # fmt: skip
+    spec = spec_from_schema(raw, "test.avsc")
+    validate_record(spec, {"rsin": "123456789", "oin": "00000099000000021000"})
+    with pytest.raises(InvalidIdentifier, match=r"'rsin': not a valid RSIN \(fails the elfproef\)"):
+        validate_record(spec, {"rsin": "123456788", "oin": "00000099000000021000"})
+    with pytest.raises(InvalidIdentifier, match=r"'oin': not a valid OIN"):
+        encode_fields(spec, {"rsin": "123456789", "oin": "0000009900"})
