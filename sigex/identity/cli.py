@@ -38,10 +38,22 @@ def keys() -> None:
     show_default=True,
 )
 @click.option("--force", is_flag=True, help="Replace an existing federation with a new one.")
-def init_command(state_dir: Path | None, parties_file: Path, force: bool) -> None:
+@click.option(
+    "--broker-host",
+    "broker_hosts",
+    multiple=True,
+    help="Another DNS name for the broker certificate (localhost is always there); repeatable.",
+)
+def init_command(
+    state_dir: Path | None, parties_file: Path, force: bool, broker_hosts: tuple[str, ...]
+) -> None:
     """Create a development federation: CA, every party's keys and certificates, the directory."""
     result = init_federation(
-        state_dir or default_state_dir(), read_parties(parties_file), SystemClock(), force=force
+        state_dir or default_state_dir(),
+        read_parties(parties_file),
+        SystemClock(),
+        force=force,
+        broker_hosts=broker_hosts,
     )
     if result.created:
         click.echo(f"created federation in {result.federation} for {', '.join(result.parties)}")

@@ -152,9 +152,17 @@ def _inside_git_work_tree(path: Path) -> bool:
 
 
 def init_federation(
-    state_dir: Path, parties: Sequence[PartySpec], clock: Clock, *, force: bool = False
+    state_dir: Path,
+    parties: Sequence[PartySpec],
+    clock: Clock,
+    *,
+    force: bool = False,
+    broker_hosts: Sequence[str] = (),
 ) -> InitResult:
     """Create the CA, the operator key, every party's keys and the signed directory.
+
+    The broker certificate names ``localhost``, ``127.0.0.1`` and each of
+    ``broker_hosts`` (for example ``kafka`` when clients reach it by that name).
 
     Without ``force`` an existing federation is kept as it is (``created`` is False).
     Refuses a state directory inside a git work tree, so secrets are never committed.
@@ -208,7 +216,7 @@ def init_federation(
     _write_tls_identity(
         root / "admin", ADMIN_CODE, "sigex administration", None, ca_key, ca_cert, now
     )
-    _write_broker_identity(root / "broker", ca_key, ca_cert, now)
+    _write_broker_identity(root / "broker", ca_key, ca_cert, now, broker_hosts)
 
     directory = PartyDirectory(issued_at=now, parties=tuple(entries))
     _write(root / "directory.json", sign_directory(directory, operator), private=False)
@@ -265,8 +273,10 @@ def _write_broker_identity(
     ca_key: primitives.TlsPrivateKey,
     ca_cert: primitives.Certificate,
     now: datetime,
+    extra_hosts: Sequence[str],
 ) -> None:
     _make_dir(folder)
+    hosts = ("localhost", *(h for h in extra_hosts if h != "localhost"))
     key = primitives.new_tls_key()
     cert = primitives.leaf_certificate(
         ca_key=ca_key,
@@ -275,7 +285,7 @@ def _write_broker_identity(
         name=primitives.party_name(BROKER_CODE, "sigex broker", None),
         not_before=now - BACKDATE,
         not_after=now + TLS_VALIDITY,
-        server_names=("localhost",),
+        server_names=hosts,
         server_ips=("127.0.0.1",),
     )
     ca_pem = primitives.certificate_pem(ca_cert)

@@ -215,3 +215,14 @@ def test_keys_are_valid_from_init_for_a_year(state_dir: Path) -> None:
     record = directory.signing_key("GATEWAY", NOW)
     assert record.not_before <= NOW < record.not_after
     assert record.not_after - NOW == timedelta(days=365)
+
+
+def test_the_broker_certificate_can_name_more_hosts(tmp_path: Path) -> None:
+    runner = CliRunner()
+    state = tmp_path / "hosts"
+    arguments = ["init", "--state-dir", str(state), "--parties", str(PARTIES_FILE)]
+    result = runner.invoke(keys, [*arguments, "--broker-host", "kafka", "--broker-host", "broker"])
+    assert result.exit_code == 0, result.output
+    server = _certificates(state / "federation" / "broker" / "keystore.pem")[0]
+    names = server.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert names.get_values_for_type(x509.DNSName) == ["localhost", "kafka", "broker"]
