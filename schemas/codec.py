@@ -60,7 +60,7 @@ def _check_shape(spec: SignalSpec, record: Mapping[str, object]) -> None:
 
 
 def _fits(value: object, schema: Any) -> bool:
-    """True when ``value`` fits ``schema``; fastavro's own errors (which quote values) stay inside."""
+    """True when ``value`` fits ``schema``; fastavro's errors (which quote values) stay inside."""
     try:
         return bool(validate(value, schema, raise_errors=False))
     except _WRITE_ERRORS:
