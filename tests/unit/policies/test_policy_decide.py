@@ -60,7 +60,9 @@ def test_outside_its_validity(policy: CompiledPolicy, row: tuple[str, ...], mome
     assert not decision.allowed
     assert decision.agreement_id == agreement_id
     assert ReasonCode.OUTSIDE_VALIDITY in decision.reason_codes
-    assert day in next(r.text for r in decision.reasons if r.code == "OUTSIDE_VALIDITY")
+    agreement = policy.agreement(agreement_id)
+    text = next(r.text for r in decision.reasons if r.code == "OUTSIDE_VALIDITY")
+    assert agreement.window.describe() in text
     assert decision.fields == frozenset()
     assert decision.retention_days is None
 
