@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from datetime import datetime, timedelta
+from typing import NoReturn
 from uuid import UUID
 
 from sigex.clock import Clock
@@ -72,6 +73,6 @@ class ReplayGuard:
             del self._seen[key]
 
     @staticmethod
-    def _refuse(reason: str) -> None:
+    def _refuse(reason: str) -> NoReturn:
         _log.warning("envelope_replay_refused", reason=reason)
         raise ReplayedMessage()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import struct
 import uuid
 from dataclasses import replace
+from datetime import timedelta
 
 import pytest
 
@@ -164,8 +166,6 @@ def test_no_public_key_operation_per_message(
 
 
 def test_a_new_key_period_makes_a_new_data_key(federation: Federation) -> None:
-    from datetime import timedelta
-
     sealer = federation.sealer("RVIG")
     record = OutgoingRecord.of(submission_context(), sample_fields())
     first = sealer.seal([record])[0]
@@ -174,11 +174,14 @@ def test_a_new_key_period_makes_a_new_data_key(federation: Federation) -> None:
     gateway = federation.opener("GATEWAY")
     assert gateway.open_submission(first, topic=IN_TOPIC).disclosed == sample_fields()
     assert gateway.open_submission(second, topic=IN_TOPIC).disclosed == sample_fields()
-    header = 5 + 14 + sum(len(v) for v in ("laa.frequent-mover.in", "laa.frequent-mover")) + 8
-    header += len("RVIG GATEWAYLAA_SIGNAALAGR-LAA-0001") - 1 + 2 + 4
-    period_first, period_second = first[header : header + 12], second[header : header + 12]
-    assert int.from_bytes(period_second[4:], "big") == int.from_bytes(period_first[4:], "big") + 1
-    wrapped = slice(header + 20, header + 100)
+    # the period fields follow the context and the sealer's name (section 4.1 of the spec)
+    context_end = 19 + sum(struct.unpack_from(">7H", first, 5))
+    period_at = context_end + 2 + len("RVIG")
+    first_period = struct.unpack_from(">IQ", first, period_at)
+    second_period = struct.unpack_from(">IQ", second, period_at)
+    assert first_period[0] == second_period[0] == 86400
+    assert second_period[1] == first_period[1] + 1
+    wrapped = slice(period_at + 12 + 8, period_at + 12 + 8 + 80)
     assert first[wrapped] != second[wrapped]
 
 
