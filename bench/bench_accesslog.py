@@ -247,7 +247,7 @@ def main() -> None:
     print(json.dumps(result, indent=2))
     if args.no_write or args.quick:
         return
-    name = "accesslog" if dialect == "sqlite" else f"accesslog-{dialect}"
+    name = "accesslog" if dialect == "sqlite" else f"accesslog.{dialect}"
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
     (RESULTS / f"{name}.md").write_text(render(result))

@@ -102,6 +102,7 @@ class SqliteBackend:
             self._connection.execute("PRAGMA journal_mode=WAL")
             self._connection.execute("PRAGMA synchronous=NORMAL")
             self._connection.execute("PRAGMA busy_timeout=10000")
+            self._connection.execute("PRAGMA cache_size=-65536")  # 64 MiB of page cache
             for statement in schema_statements("INTEGER", "BLOB"):
                 self._connection.execute(statement)
         except sqlite3.Error as error:

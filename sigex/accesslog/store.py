@@ -389,6 +389,13 @@ class AccessLogStore:
         ):
             yield _leaf_row(row)
 
+    def raw_leaf_rows(self) -> Iterator[Row]:
+        """Every row in leaf order as a plain tuple in ``RECORD_COLUMNS`` order (fast path)."""
+        select = ", ".join(RECORD_COLUMNS)
+        return self.backend.stream(
+            f"SELECT {select} FROM access_records ORDER BY leaf_index"  # noqa: S608
+        )
+
     def stored_nodes(self) -> Iterator[tuple[int, int, bytes]]:
         for row in self.backend.stream(
             "SELECT level, node_index, hash FROM merkle_nodes ORDER BY level, node_index"

@@ -25,6 +25,7 @@ from __future__ import annotations
 import base64
 import itertools
 import json
+import operator
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -191,42 +192,30 @@ def verify_store(
         tree = _TreeCheck(wanted_sizes=sizes, keep_nodes=True)
         seen_keys: set[int] = set()
         expected = 0
-        for row in store.leaf_rows():
-            where = f"record {row.leaf_index}"
-            if row.leaf_index != expected:
-                if row.leaf_index > expected:
-                    findings.append(
-                        Finding(
-                            f"records {expected}..{row.leaf_index - 1}",
-                            "missing (deleted, or leaf indexes changed)",
-                        )
-                    )
-                else:
-                    findings.append(Finding(where, "leaf index out of order"))
-            expected = row.leaf_index + 1
-            hashed = leaf_hash(row.entry)
-            if hashed != row.leaf_hash:
-                findings.append(Finding(where, "entry does not match its stored leaf hash"))
-            values = _entry_values(row.entry)
+        columns_of = operator.itemgetter(*_CHECKED_COLUMNS)
+        for row in store.raw_leaf_rows():
+            leaf_index, columns, entry = int(row[0]), tuple(row[1:-2]), bytes(row[-2])
+            if leaf_index != expected:
+                findings.append(_gap(expected, leaf_index))
+            expected = leaf_index + 1
+            hashed = leaf_hash(entry)
+            if hashed != bytes(row[-1]):
+                findings.append(
+                    Finding(f"record {leaf_index}", "entry does not match its stored leaf hash")
+                )
+            values = _entry_values(entry)
             if values is None:
-                findings.append(Finding(where, "entry is not an access record"))
+                findings.append(Finding(f"record {leaf_index}", "entry is not an access record"))
             else:
-                columns = tuple(values[name] for name in _CHECKED_COLUMNS)
-                if columns != row.columns:
-                    changed = [
-                        name
-                        for name, have, want in zip(
-                            _CHECKED_COLUMNS, row.columns, columns, strict=True
-                        )
-                        if have != want
-                    ]
-                    findings.append(
-                        Finding(where, f"column(s) {', '.join(changed)} differ from the entry")
-                    )
+                if columns_of(values) != columns:
+                    findings.append(_changed_columns(leaf_index, columns, columns_of(values)))
                 key_hash = hash((values["trace_id"], values["operation_id"]))
                 if key_hash in seen_keys:
                     findings.append(
-                        Finding(where, "a second record with the same trace/operation id")
+                        Finding(
+                            f"record {leaf_index}",
+                            "a second record with the same trace/operation id",
+                        )
                     )
                 seen_keys.add(key_hash)
             tree.add(hashed)
@@ -246,6 +235,25 @@ def verify_store(
         signatures_checked=public_key is not None,
         findings=tuple(findings),
     )
+
+
+def _gap(expected: int, found: int) -> Finding:
+    if found > expected:
+        return Finding(
+            f"records {expected}..{found - 1}", "missing (deleted, or leaf indexes changed)"
+        )
+    return Finding(f"record {found}", "leaf index out of order")
+
+
+def _changed_columns(
+    leaf_index: int, stored: tuple[Any, ...], from_entry: tuple[Any, ...]
+) -> Finding:
+    changed = [
+        name
+        for name, have, want in zip(_CHECKED_COLUMNS, stored, from_entry, strict=True)
+        if have != want
+    ]
+    return Finding(f"record {leaf_index}", f"column(s) {', '.join(changed)} differ from the entry")
 
 
 def _entry_values(entry: bytes) -> dict[str, Any] | None:
