@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 import sys
-from datetime import date
+from datetime import datetime
 from pathlib import Path
 
 import click
@@ -38,10 +38,9 @@ def data() -> None:
     help="The dataset's 'today': the last payroll month is this date's month.",
 )
 @click.option("--months", type=click.IntRange(2, 24), default=DEFAULT_MONTHS, show_default=True)
-def generate(people: int, seed: int, out_dir: Path, as_of: object, months: int) -> None:
+def generate(people: int, seed: int, out_dir: Path, as_of: datetime, months: int) -> None:
     """Write a synthetic BRP extract, payroll filings, uitlener register and hires."""
-    assert hasattr(as_of, "date")  # click.DateTime yields a datetime
-    as_of_date: date = as_of.date()
+    as_of_date = as_of.date()
 
     def show(done: int, total: int) -> None:
         click.echo(f"\rgenerating: {done:,} of {total:,} people", err=True, nl=False)

@@ -96,7 +96,7 @@ class _Life:
     family_name: str
     birth_date: date
     registered_on: date
-    address_rows: list[Row]
+    address_rows: tuple[Row, ...]
     employed: bool
     stopped: bool
     via_uitlener_rate: float
@@ -477,7 +477,9 @@ class _DatasetGenerator:
             family_name=family_name,
             birth_date=birth_date,
             registered_on=registered_on,
-            address_rows=self.temporary_addresses(bsn, registered_on) if with_address else [],
+            address_rows=tuple(self.temporary_addresses(bsn, registered_on))
+            if with_address
+            else (),
             employed=employed,
             stopped=stopped,
             via_uitlener_rate=rates.migrant_via_uitlener,
@@ -518,7 +520,7 @@ class _DatasetGenerator:
             family_name=family_name,
             birth_date=birth_date,
             registered_on=registered_on,
-            address_rows=address_rows,
+            address_rows=tuple(address_rows),
             employed=employed,
             stopped=stopped,
             via_uitlener_rate=rates.resident_via_uitlener,
