@@ -41,6 +41,7 @@ from broker.protocol import (
     TRACEPARENT,
     DeliveryDecision,
     ProtocolError,
+    SubjectPseudonyms,
     TraceContext,
     data_subjects,
     header_value,
@@ -59,7 +60,6 @@ from policies.compiled import CompiledPolicy
 from schemas.catalogue import Catalogue
 from schemas.codec import decode_fields, validate_record
 from schemas.errors import SchemaError
-from sigex.accesslog.pseudonym import SubjectPseudonymiser
 from sigex.accesslog.record import AccessRecord, EventKind, Outcome
 from sigex.clock import Clock, SystemClock
 from sigex.envelope import EnvelopeError, Forwarding, OpenedMessage, Opener, SealContext, Sealer
@@ -135,7 +135,7 @@ class PolicyGateway:
         directory: PartyDirectory,
         policy: CompiledPolicy,
         catalogue: Catalogue,
-        pseudonymiser: SubjectPseudonymiser,
+        pseudonymiser: SubjectPseudonyms,
         clock: Clock | None = None,
         metrics: GatewayMetrics | None = None,
     ) -> None:
@@ -507,4 +507,3 @@ class GatewayRunner:
         self.processed += len(records)
         if self._on_commit is not None:
             self._on_commit(len(records))
-

@@ -1,0 +1,210 @@
+"""A running exchange for integration tests: the real gateway, publishers and subscribers."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from broker.gateway import GatewayRunner, PolicyGateway
+from broker.protocol import TRACEPARENT, SubjectPseudonyms, TraceContext
+from broker.topology import GATEWAY, ingress_topic, ingress_topics
+from consumers.subscriber import ReceivedSignal, Subscriber
+from policies.compiled import CompiledPolicy
+from policies.compiler import load_policy
+from producers.publisher import Publisher, load_or_create_record_key
+from schemas.catalogue import Catalogue, load_catalogue
+from schemas.codec import encode_fields
+from sigex.accesslog.pseudonym import load_or_create_pseudonym_key
+from sigex.clock import FixedClock
+from sigex.envelope import OutgoingRecord, SealContext, Sealer, pseudonym
+from sigex.identity import load_directory, load_party
+from tests.integration.conftest import SecureExchange
+from tests.unit.schemas.conftest import make_bsn
+
+EXCHANGE_TIME = datetime(2027, 2, 1, 10, 0, tzinfo=UTC)
+
+
+def fresh_bsn() -> str:
+    return make_bsn(uuid.uuid4().int % 10**8)
+
+
+@dataclass
+class ExchangeKit:
+    exchange: SecureExchange
+    policy: CompiledPolicy
+    catalogue: Catalogue
+    clock: FixedClock
+    runner: GatewayRunner
+    _stop: threading.Event
+    _thread: threading.Thread
+    _publishers: dict[str, Publisher] = field(default_factory=dict)
+
+    @property
+    def state_dir(self) -> Any:
+        return self.exchange.state_dir
+
+    def publisher(self, party: str) -> Publisher:
+        if party not in self._publishers:
+            self._publishers[party] = Publisher(
+                identity=load_party(self.state_dir, party),
+                directory=load_directory(self.state_dir),
+                policy=self.policy,
+                catalogue=self.catalogue,
+                connection=self.exchange.connection(party),
+                record_key=load_or_create_record_key(self.state_dir, party),
+                clock=self.clock,
+            )
+        return self._publishers[party]
+
+    def record_key(self, party: str, signal: str, record: Mapping[str, object]) -> bytes:
+        spec = self.catalogue.signal(signal)
+        secret = load_or_create_record_key(self.state_dir, party)
+        return pseudonym(secret, str(record[spec.key_field]))
+
+    def subscriber(self, party: str, purposes: tuple[str, ...], **options: Any) -> Subscriber:
+        return Subscriber(
+            identity=load_party(self.state_dir, party),
+            directory=load_directory(self.state_dir),
+            catalogue=self.catalogue,
+            connection=self.exchange.connection(party),
+            purposes=purposes,
+            policy=self.policy,
+            name=f"test-{uuid.uuid4().hex[:8]}",
+            clock=self.clock,
+            **options,
+        )
+
+    def collect(
+        self,
+        subscriber: Subscriber,
+        done: Callable[[list[ReceivedSignal]], bool],
+        timeout: float = 60.0,
+    ) -> list[ReceivedSignal]:
+        got: list[ReceivedSignal] = []
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not done(got):
+            subscriber.poll(got.append, timeout_ms=500)
+        return got
+
+    def seal_raw(
+        self,
+        party: str,
+        signal: str,
+        purpose: str,
+        record: Mapping[str, object],
+        *,
+        topic: str | None = None,
+    ) -> bytes:
+        """Seal as ``party`` without the Publisher's policy check (a client that bypasses it)."""
+        spec = self.catalogue.signal(signal)
+        sealer = Sealer(
+            identity=load_party(self.state_dir, party),
+            directory=load_directory(self.state_dir),
+            clock=self.clock,
+        )
+        context = SealContext(
+            topic=topic or ingress_topic(signal, party),
+            signal=signal,
+            schema_fingerprint=spec.fingerprint,
+            sender=party,
+            recipient=GATEWAY,
+            purpose=purpose,
+            agreement="ingress",
+        )
+        return sealer.seal([OutgoingRecord.of(context, encode_fields(spec, record))])[0]
+
+    def send_raw(self, party: str, topic: str, envelope: bytes, key: bytes) -> TraceContext:
+        trace = TraceContext.new()
+        producer = KafkaProducer(acks="all", **self.exchange.connection(party).options())
+        try:
+            producer.send(
+                topic, key=key, value=envelope, headers=[(TRACEPARENT, trace.header())]
+            ).get(timeout=30)
+        finally:
+            producer.close()
+        return trace
+
+    def read_topic(self, topic: str, timeout: float = 5.0) -> list[Any]:
+        """Every committed record of ``topic``, read as ADMIN (a super user)."""
+        consumer = KafkaConsumer(
+            group_id=None,
+            isolation_level="read_committed",
+            enable_auto_commit=False,
+            **self.exchange.connection("ADMIN").options(),
+        )
+        try:
+            partitions = consumer.partitions_for_topic(topic) or set()
+            assigned = [TopicPartition(topic, p) for p in partitions]
+            if not assigned:
+                return []
+            consumer.assign(assigned)
+            consumer.seek_to_beginning(*assigned)
+            end = consumer.end_offsets(assigned)
+            records: list[Any] = []
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                for batch in consumer.poll(timeout_ms=300).values():
+                    records += batch
+                if all(consumer.position(tp) >= end[tp] for tp in assigned):
+                    break
+            return records
+        finally:
+            consumer.close()
+
+    def wait_for(
+        self, topic: str, match: Callable[[Any], bool], timeout: float = 60.0
+    ) -> list[Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = [r for r in self.read_topic(topic) if match(r)]
+            if found:
+                return found
+            time.sleep(0.5)
+        return []
+
+    def close(self) -> None:
+        for publisher in self._publishers.values():
+            publisher.close()
+        self._stop.set()
+        self._thread.join(timeout=60)
+
+
+def start_kit(exchange: SecureExchange) -> Iterator[ExchangeKit]:
+    clock = FixedClock(EXCHANGE_TIME)
+    policy = load_policy()
+    catalogue = load_catalogue()
+    state = exchange.state_dir
+    core = PolicyGateway(
+        identity=load_party(state, GATEWAY),
+        directory=load_directory(state),
+        policy=policy,
+        catalogue=catalogue,
+        pseudonymiser=SubjectPseudonyms(load_or_create_pseudonym_key(state)),
+        clock=clock,
+    )
+    suffix = uuid.uuid4().hex[:8]
+    runner = GatewayRunner(
+        core,
+        exchange.connection(GATEWAY),
+        ingress_topics(policy),
+        instance=f"test-{suffix}",
+        group=f"sigex-gateway-test-{suffix}",
+    )
+    stop = threading.Event()
+    thread = threading.Thread(target=runner.run, args=(stop,), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not runner.ready and time.monotonic() < deadline:
+        time.sleep(0.2)
+    kit = ExchangeKit(exchange, policy, catalogue, clock, runner, stop, thread)
+    try:
+        yield kit
+    finally:
+        kit.close()
