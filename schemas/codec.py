@@ -22,7 +22,8 @@ from fastavro import schemaless_reader, schemaless_writer
 from fastavro.validation import validate
 
 from schemas.catalogue import SignalSpec
-from schemas.errors import SchemaViolation
+from schemas.errors import FieldIdentifierInvalid, SchemaViolation
+from sigex.errors import InvalidIdentifier
 from sigex.identifiers import CHECKS
 
 # What fastavro raises on a datum that does not fit; caught and replaced by a
@@ -32,7 +33,18 @@ _READ_ERRORS = (EOFError, ValueError, TypeError, IndexError, KeyError, struct.er
 
 
 def check_identifiers(spec: SignalSpec, record: Mapping[str, object]) -> None:
-    """Run the identifier check of every annotated field that holds a value."""
+    """Run the identifier check of every annotated field that holds a value.
+
+    Raises :class:`FieldIdentifierInvalid`, which is both a SchemaViolation and
+    an InvalidIdentifier.
+    """
+    try:
+        _check_identifiers(spec, record)
+    except InvalidIdentifier as error:
+        raise FieldIdentifierInvalid(spec.name, error) from None
+
+
+def _check_identifiers(spec: SignalSpec, record: Mapping[str, object]) -> None:
     for name, kind in spec.identifier_checks.items():
         value = record.get(name)
         if value is None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sigex.errors import SigexError
+from sigex.errors import InvalidIdentifier, SigexError
 
 
 class SchemaError(SigexError):
@@ -42,6 +42,23 @@ class SchemaViolation(SchemaError):
         self.field = field
         self.rule = rule
         super().__init__(f"signal {signal!r} field {field!r}: {rule}")
+
+
+class FieldIdentifierInvalid(SchemaViolation, InvalidIdentifier):
+    """An identifier field of a record fails its check.
+
+    Both a :class:`SchemaViolation` (so ``except SchemaError`` catches it with
+    every other bad record) and an :class:`~sigex.errors.InvalidIdentifier`
+    (so it carries ``kind`` and ``rule``). Names the field and rule, never the value.
+    """
+
+    def __init__(self, signal: str, cause: InvalidIdentifier) -> None:
+        self.signal = signal
+        self.field = cause.field
+        self.kind = cause.kind
+        self.rule = cause.rule
+        message = f"field {cause.field!r}: not a valid {cause.kind} ({cause.rule})"
+        Exception.__init__(self, f"signal {signal!r} {message}")
 
 
 @dataclass(frozen=True, slots=True)

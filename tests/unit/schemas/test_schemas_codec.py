@@ -237,3 +237,22 @@ def test_rsin_and_oin_checks_apply_to_annotated_fields() -> None:
         validate_record(spec, {"rsin": "123456788", "oin": "00000099000000021000"})
     with pytest.raises(InvalidIdentifier, match=r"'oin': not a valid OIN"):
         encode_fields(spec, {"rsin": "123456789", "oin": "0000009900"})
+
+
+def test_a_bad_identifier_is_also_a_schema_error(catalogue: Catalogue) -> None:
+    from schemas.errors import FieldIdentifierInvalid, SchemaError
+
+    spec = catalogue.signal("laa.frequent-mover")
+    record = dict(example_records()["laa.frequent-mover"], bsn="123456789")
+    with pytest.raises(SchemaError) as caught:
+        validate_record(spec, record)
+    assert isinstance(caught.value, FieldIdentifierInvalid)
+    assert isinstance(caught.value, InvalidIdentifier)
+    assert (caught.value.field, caught.value.kind, caught.value.rule) == (
+        "bsn",
+        "BSN",
+        "fails the elfproef",
+    )
+    assert str(caught.value) == (
+        "signal 'laa.frequent-mover' field 'bsn': not a valid BSN (fails the elfproef)"
+    )
