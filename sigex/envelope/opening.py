@@ -283,7 +283,7 @@ class Opener:
             _reject("sealer_is_not_sender")
         id_bytes = plaintext[: wire.ID_LENGTH]
         (timestamp_ms,) = wire.U64.unpack_from(plaintext, wire.ID_LENGTH)
-        fields = wire.read_fields(plaintext, wire.ID_LENGTH + 8, all_disclosed=True)
+        fields = wire.read_disclosed_fields(plaintext, wire.ID_LENGTH + 8)
         proof, end = wire.read_proof(plaintext, fields.end)
         if end != len(plaintext):
             _reject("trailing_bytes")
