@@ -8,6 +8,7 @@ import click
 
 from sigex.clock import SystemClock
 from sigex.identity.federation import (
+    default_parties_file,
     default_state_dir,
     init_federation,
     load_directory,
@@ -34,8 +35,8 @@ def keys() -> None:
     "--parties",
     "parties_file",
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    default=Path("policies/parties.yaml"),
-    show_default=True,
+    default=None,
+    help="The parties file (default: policies/parties.yaml here, else the installed one).",
 )
 @click.option("--force", is_flag=True, help="Replace an existing federation with a new one.")
 @click.option(
@@ -45,12 +46,12 @@ def keys() -> None:
     help="Another DNS name for the broker certificate (localhost is always there); repeatable.",
 )
 def init_command(
-    state_dir: Path | None, parties_file: Path, force: bool, broker_hosts: tuple[str, ...]
+    state_dir: Path | None, parties_file: Path | None, force: bool, broker_hosts: tuple[str, ...]
 ) -> None:
     """Create a development federation: CA, every party's keys and certificates, the directory."""
     result = init_federation(
         state_dir or default_state_dir(),
-        read_parties(parties_file),
+        read_parties(parties_file or default_parties_file()),
         SystemClock(),
         force=force,
         broker_hosts=broker_hosts,

@@ -17,6 +17,7 @@ Layout under ``<state_dir>/federation/`` (folders 0700, private keys 0600)::
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 from collections.abc import Sequence
@@ -94,6 +95,20 @@ def default_state_dir() -> Path:
     if configured:
         return Path(configured)
     return Path.home() / ".local" / "state" / "sigex"
+
+
+def default_parties_file() -> Path:
+    """``policies/parties.yaml`` in the working directory, else beside the installed package."""
+    local = Path("policies") / "parties.yaml"
+    if local.is_file():
+        return local
+    spec = importlib.util.find_spec("policies")  # located, not imported
+    if spec is not None and spec.submodule_search_locations:
+        for folder in spec.submodule_search_locations:
+            candidate = Path(folder) / "parties.yaml"
+            if candidate.is_file():
+                return candidate
+    raise IdentityError("no parties file found; pass --parties")
 
 
 def federation_dir(state_dir: Path) -> Path:
