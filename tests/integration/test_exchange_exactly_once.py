@@ -1,0 +1,153 @@
+"""10,000 signals while the gateway is killed with SIGKILL twice: each delivered exactly once."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from broker.topology import delivery_topic
+from policies.compiler import load_policy
+from producers.publisher import Publisher, load_or_create_record_key
+from schemas.catalogue import load_catalogue
+from sigex.envelope import pseudonym
+from sigex.identity import load_directory, load_party
+from tests.integration.conftest import SecureExchange
+from tests.integration.exchange_kit import ExchangeKit, start_kit
+from tests.unit.schemas.conftest import LHN_A, make_bsn
+
+SIGNALS = 10_000
+BATCH = 500
+MUNICIPALITIES = ("GM0363", "GM0599")
+SIGEX = str(Path(sys.executable).parent / "sigex")
+
+
+def start_gateway(exchange: SecureExchange, group: str, log: Path) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SIGEX_")}
+    env |= {
+        "SIGEX_STATE_DIR": str(exchange.state_dir),
+        "SIGEX_BOOTSTRAP": exchange.bootstrap,
+        "SIGEX_GATEWAY_GROUP": group,
+        "SIGEX_LOG_LEVEL": "WARNING",
+    }
+    with log.open("ab") as sink:
+        return subprocess.Popen(
+            [SIGEX, "gateway", "run", "--instance", group, "--no-metrics"],
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+
+
+@pytest.fixture(scope="module")
+def reader(secure_exchange: SecureExchange) -> ExchangeKit:
+    """An exchange kit used only to read topics (its own gateway is stopped at once)."""
+    kits = start_kit(secure_exchange)
+    kit = next(kits)
+    kit.close()
+    return kit
+
+
+@pytest.mark.slow
+def test_every_signal_is_delivered_exactly_once_across_gateway_crashes(
+    secure_exchange: SecureExchange, reader: ExchangeKit, tmp_path: Path
+) -> None:
+    state = secure_exchange.state_dir
+    catalogue = load_catalogue()
+    now = datetime.now(UTC)
+    base = uuid.uuid4().int % 10**7 * 10
+    bsns = [make_bsn(base + 13 * i) for i in range(SIGNALS)]
+    assert len(set(bsns)) == SIGNALS
+    records = [
+        {
+            "signal_id": str(uuid.uuid4()),
+            "detected_at": now,
+            "bsn": bsn,
+            "kind": "BSN_UNKNOWN_IN_BRP",
+            "employer_loonheffingennummer": LHN_A,
+            "employer_kvk": "12345678",
+            "payroll_period": now.date().replace(day=1),
+            "municipality": MUNICIPALITIES[i % 2],
+            "family_name": None,
+            "birth_date": None,
+        }
+        for i, bsn in enumerate(bsns)
+    ]
+    secret = load_or_create_record_key(state, "UWV")
+    expected = {
+        pseudonym(secret, r["bsn"]): delivery_topic("payroll.bsn-mismatch", r["municipality"])
+        for r in records
+    }
+
+    group = f"sigex-gateway-eos-{uuid.uuid4().hex[:8]}"
+    log = tmp_path / "gateway.log"
+    gateway = start_gateway(secure_exchange, group, log)
+    published = 0
+    failure: list[BaseException] = []
+
+    def publish_all() -> None:
+        nonlocal published
+        try:
+            with Publisher(
+                identity=load_party(state, "UWV"),
+                directory=load_directory(state),
+                policy=load_policy(),
+                catalogue=catalogue,
+                connection=secure_exchange.connection("UWV"),
+                record_key=secret,
+            ) as publisher:
+                for start in range(0, SIGNALS, BATCH):
+                    result = publisher.publish(
+                        "payroll.bsn-mismatch", "BRP_TERUGMELDING", records[start : start + BATCH]
+                    )
+                    assert not result.refused
+                    published += len(result.published)
+        except BaseException as error:  # reported by the main thread
+            failure.append(error)
+
+    publishing = threading.Thread(target=publish_all)
+    publishing.start()
+    try:
+        for crash in range(2):
+            time.sleep(6 + 3 * crash)
+            gateway.send_signal(signal.SIGKILL)
+            gateway.wait(timeout=30)
+            gateway = start_gateway(secure_exchange, group, log)
+        publishing.join(timeout=300)
+        assert not failure, failure
+        assert published == SIGNALS
+
+        counts: Counter[bytes] = Counter()
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            counts = Counter()
+            for topic in {delivery_topic("payroll.bsn-mismatch", m) for m in MUNICIPALITIES}:
+                for record in reader.read_topic(topic, timeout=30):
+                    if record.key in expected:
+                        assert expected[record.key] == topic, "delivered to the wrong party"
+                        counts[record.key] += 1
+            if len(counts) == SIGNALS:
+                break
+            time.sleep(2)
+    finally:
+        gateway.send_signal(signal.SIGTERM)
+        gateway.wait(timeout=60)
+
+    missing = SIGNALS - len(counts)
+    duplicated = sum(1 for c in counts.values() if c > 1)
+    assert missing == 0, f"{missing} signals never delivered; see {log}"
+    assert duplicated == 0, f"{duplicated} signals delivered more than once"
+    per_recipient = Counter(expected[key] for key in counts)
+    assert per_recipient == {
+        delivery_topic("payroll.bsn-mismatch", m): SIGNALS // 2 for m in MUNICIPALITIES
+    }
+    assert gateway.returncode == 0, "the gateway did not drain and stop cleanly on SIGTERM"
