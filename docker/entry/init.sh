@@ -19,7 +19,7 @@ if [ -f "$federation/directory.json" ]; then
     echo "init: keeping the existing federation"
 else
     echo "init: no federation found, creating one"
-    sigex keys init
+    sigex keys init --broker-host kafka
 fi
 
 # The access log's subject-pseudonym key must exist before the services start:

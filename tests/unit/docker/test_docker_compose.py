@@ -458,11 +458,14 @@ def advertised_hosts(compose: dict[str, Any]) -> set[str]:
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sigex keys init issues the broker certificate for localhost only; the containers "
-    "reach the broker as `kafka` (see the report of issue 8)",
-)
+def init_broker_hosts() -> tuple[str, ...]:
+    """The --broker-host names the init service passes to `sigex keys init`."""
+    script = (REPO / "docker" / "entry" / "init.sh").read_text()
+    line = next(line for line in script.splitlines() if line.strip().startswith("sigex keys init"))
+    words = line.split()
+    return tuple(words[i + 1] for i, word in enumerate(words) if word == "--broker-host")
+
+
 def test_broker_certificate_names_every_advertised_host(
     compose: dict[str, Any], tmp_path: Path
 ) -> None:
@@ -471,7 +474,12 @@ def test_broker_certificate_names_every_advertised_host(
     from sigex.clock import SystemClock
     from sigex.identity import init_federation, read_parties
 
-    init_federation(tmp_path, read_parties(REPO / "policies" / "parties.yaml"), SystemClock())
+    init_federation(
+        tmp_path,
+        read_parties(REPO / "policies" / "parties.yaml"),
+        SystemClock(),
+        broker_hosts=init_broker_hosts(),
+    )
     pem = (tmp_path / "federation" / "broker" / "keystore.pem").read_bytes()
     certificate = x509.load_pem_x509_certificates(pem)[0]
     names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value

@@ -20,7 +20,7 @@ def stand_in_sigex(folder: Path, provision_failures: int = 0) -> Path:
         f"""#!/bin/sh
 echo "$*" >> "{folder}/calls.log"
 case "$*" in
-  "keys init")
+  "keys init"*)
     mkdir -p "$SIGEX_STATE_DIR/federation/broker"
     echo key-and-cert > "$SIGEX_STATE_DIR/federation/broker/keystore.pem"
     echo ca > "$SIGEX_STATE_DIR/federation/broker/truststore.pem"
@@ -66,7 +66,7 @@ def test_init_creates_the_federation_once_and_provisions(tmp_path: Path) -> None
     bin_dir = stand_in_sigex(tmp_path / "bin")
     first = run_init(tmp_path, bin_dir)
     assert first.returncode == 0, first.stderr
-    assert calls(bin_dir) == ["keys init", "config check", "provision"]
+    assert calls(bin_dir) == ["keys init --broker-host kafka", "config check", "provision"]
     keystore = tmp_path / "broker-tls" / "keystore.pem"
     assert keystore.read_text(encoding="utf-8") == "key-and-cert\n"
     assert stat.S_IMODE(keystore.stat().st_mode) == 0o640

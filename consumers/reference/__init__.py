@@ -1,0 +1,1 @@
+"""Reference consumers: a municipality inbox, an NLA case intake, an outcome responder."""
