@@ -88,7 +88,7 @@ def test_non_canonical_bytes_are_refused() -> None:
 def test_round_trip(minute: int, fields: list[str], kind: EventKind) -> None:
     record = replace(
         golden_record(),
-        occurred_at=datetime(2027, 1, 1, tzinfo=UTC).fromtimestamp(1.8e9 + minute * 60.5, UTC),
+        occurred_at=datetime.fromtimestamp(1.8e9 + minute * 60.5, UTC),
         disclosed_fields=tuple(fields),
         kind=kind,
     )
