@@ -9,7 +9,7 @@ kind per BSN:
 - ``NON_RESIDENT_WITHOUT_ADDRESS``: a non-resident filed in the reference
   period who has no temporary address.
 - ``NON_RESIDENT_NOT_IN_PAYROLL``: a non-resident with a temporary address who
-  was filed before but not in the reference period.
+  was filed before the reference period but not in or after it.
 - ``NAME_OR_BIRTHDATE_DIFFERS``: a filing whose family name (compared without
   case) or birth date differs from the BRP.
 
@@ -101,7 +101,8 @@ def find_bsn_mismatches(
     """
     payroll_file = PayrollFile(payroll)
     if reference_period is None:
-        reference_period = payroll_file.latest_period()
+        # An empty payroll file has no latest period, and no filings to compare either.
+        reference_period = payroll_file.latest_period() or date.min
     persons_file = PersonsFile(persons)
     addresses_file = AddressesFile(addresses)
     stamper = SignalStamper(clock, rng)
@@ -170,17 +171,20 @@ def _mismatches_of_person(
     person: Person,
     addresses: tuple[Address, ...],
     group: PayrollHistory,
-    reference_period: date | None,
+    reference_period: date,
 ) -> Iterator[tuple[str, PayrollFiling, str | None]]:
-    latest = _latest_filing(group.filings)
     temporary = _latest(addresses, TEMPORARY)
     residential = _latest(addresses, RESIDENTIAL)
     if person.registration == NON_RESIDENT:
-        filed_in_reference = latest.payroll_period == reference_period
-        if filed_in_reference and temporary is None:
-            yield NON_RESIDENT_WITHOUT_ADDRESS, latest, None
-        if not filed_in_reference and temporary is not None:
-            yield NON_RESIDENT_NOT_IN_PAYROLL, latest, temporary.municipality
+        up_to_reference = tuple(f for f in group.filings if f.payroll_period <= reference_period)
+        if up_to_reference:
+            last = _latest_filing(up_to_reference)
+            filed_in_reference = last.payroll_period == reference_period
+            filed_after = len(up_to_reference) < len(group.filings)
+            if filed_in_reference and temporary is None:
+                yield NON_RESIDENT_WITHOUT_ADDRESS, last, None
+            if not filed_in_reference and not filed_after and temporary is not None:
+                yield NON_RESIDENT_NOT_IN_PAYROLL, last, temporary.municipality
     differing = [f for f in group.filings if _differs(f, person)]
     if differing:
         current = residential or temporary

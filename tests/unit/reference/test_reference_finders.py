@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from producers.reference.bsn_mismatch import find_bsn_mismatches
 from producers.reference.finders import (
     ADMISSION,
     BSN_MISMATCH,
@@ -58,24 +59,27 @@ def naive_frequent_movers(directory: Path) -> set[tuple[str, int, str, int]]:
     return found
 
 
-def naive_mismatches(directory: Path) -> set[tuple[str, str]]:
+def naive_mismatches(directory: Path, reference: str | None = None) -> set[tuple[str, str]]:
     persons = {r["bsn"]: r for r in rows(directory, "brp_persons.csv")}
     temporary = {r["bsn"] for r in rows(directory, "brp_addresses.csv") if r["kind"] == "TEMPORARY"}
     payroll: defaultdict[str, list[dict[str, str]]] = defaultdict(list)
     for row in rows(directory, "payroll.csv"):
         payroll[row["bsn"]].append(row)
-    reference = max(r["payroll_period"] for filings in payroll.values() for r in filings)
+    if reference is None:
+        reference = max(r["payroll_period"] for filings in payroll.values() for r in filings)
     found = set()
     for bsn, filings in payroll.items():
         person = persons.get(bsn)
         if person is None:
             found.add(("BSN_UNKNOWN_IN_BRP", bsn))
             continue
-        last = max(f["payroll_period"] for f in filings)
+        periods = {f["payroll_period"] for f in filings}
         if person["registration"] == "NON_RESIDENT":
-            if last == reference and bsn not in temporary:
+            before = any(p < reference for p in periods)
+            after = any(p > reference for p in periods)
+            if reference in periods and bsn not in temporary:
                 found.add(("NON_RESIDENT_WITHOUT_ADDRESS", bsn))
-            if last < reference and bsn in temporary:
+            if before and reference not in periods and not after and bsn in temporary:
                 found.add(("NON_RESIDENT_NOT_IN_PAYROLL", bsn))
         if any(
             f["family_name"].lower() != person["family_name"].lower()
@@ -142,6 +146,27 @@ def test_bsn_mismatches_are_exactly_the_planted_ones(small_dataset: GenerationSu
     assert per_kind["NON_RESIDENT_WITHOUT_ADDRESS"] == planted["non_resident_without_address"] > 0
     assert per_kind["NON_RESIDENT_NOT_IN_PAYROLL"] == planted["non_resident_not_in_payroll"] > 0
     assert per_kind["NAME_OR_BIRTHDATE_DIFFERS"] == planted["name_or_birthdate_differs"] > 0
+
+
+def test_an_earlier_reference_period(small_dataset: GenerationSummary) -> None:
+    directory = small_dataset.directory
+    records = list(
+        find_bsn_mismatches(
+            directory / "brp_persons.csv",
+            directory / "brp_addresses.csv",
+            directory / "payroll.csv",
+            clock=CLOCK,
+            rng=random.Random(0),
+            reference_period=date(2026, 11, 1),
+        )
+    )
+    found = {(r["kind"], r["bsn"]) for r in records}
+    assert found == naive_mismatches(directory, "2026-11-01")
+    latest = naive_mismatches(directory)
+    assert found != latest
+    for record in records:
+        if record["kind"] in ("NON_RESIDENT_WITHOUT_ADDRESS", "NON_RESIDENT_NOT_IN_PAYROLL"):
+            assert record["payroll_period"] <= date(2026, 11, 1)
 
 
 def test_bsn_mismatch_fields_follow_the_kind(small_dataset: GenerationSummary) -> None:
