@@ -121,6 +121,11 @@ class Subscriber:
     def topics(self) -> tuple[str, ...]:
         return self._topics
 
+    @property
+    def assigned(self) -> bool:
+        """True once the group has given this subscriber its partitions."""
+        return bool(self._consumer.assignment())
+
     def close(self) -> None:
         self._consumer.close()
         self._producer.close()
