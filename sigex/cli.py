@@ -9,8 +9,9 @@ import sys
 import click
 
 from sigex import __version__
+from sigex.config import load_settings
 from sigex.errors import SigexError
-from sigex.logs import configure
+from sigex.observability import configure_logging
 
 # Each entry is "module:attribute" of a click command or group. The module is
 # imported when the command line starts, so a group lives beside its code.
@@ -44,19 +45,14 @@ class _SigexGroup(click.Group):
 @click.version_option(__version__, prog_name="sigex")
 def main() -> None:
     """sigex: a secure signal exchange between Dutch supervisors, over Apache Kafka."""
-    configure(json=os.environ.get("SIGEX_LOG_FORMAT", "console") == "json",
-              level=os.environ.get("SIGEX_LOG_LEVEL", "WARNING"))
+    # Strict settings: an unknown or malformed SIGEX_* variable stops every command here.
+    configure_logging(load_settings(os.environ))
 
 
 def _register() -> None:
     for entry in COMMANDS:
         module_name, _, attribute = entry.partition(":")
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as missing:
-            if missing.name and module_name.startswith(missing.name):
-                continue  # that part of sigex is not built yet
-            raise
+        module = importlib.import_module(module_name)
         main.add_command(getattr(module, attribute))
 
 
