@@ -30,6 +30,7 @@ from kafka.errors import KafkaError, SecurityDisabledError
 from broker.errors import BrokerError
 from broker.topology import AclSpec, Operation, Pattern, Resource, Topology, is_managed
 from sigex.logs import get_logger
+from sigex.transport import KafkaConnection
 
 _log = get_logger(__name__)
 
@@ -233,3 +234,12 @@ def provision(admin: KafkaAdminClient, topology: Topology) -> ProvisionReport:
         acls_deleted=len(report.acls_deleted),
     )
     return report
+
+
+def provision_cluster(connection: KafkaConnection, topology: Topology) -> ProvisionReport:
+    """Connect as ``connection`` (the ADMIN principal) and apply ``topology``."""
+    admin = KafkaAdminClient(**connection.options())
+    try:
+        return provision(admin, topology)
+    finally:
+        admin.close()

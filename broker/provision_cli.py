@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from kafka.admin import KafkaAdminClient
 
-from broker.provision import provision as apply_topology
+from broker.provision import provision_cluster
 from broker.topology import ProvisioningDefaults, compile_topology
 from policies.compiler import load_policy
 from sigex.identity import default_state_dir
@@ -69,11 +68,7 @@ def provision(
     connection = KafkaConnection.for_party(
         bootstrap, None if plaintext else (state_dir or default_state_dir()), ADMIN
     )
-    admin = KafkaAdminClient(**connection.options())
-    try:
-        report = apply_topology(admin, topology)
-    finally:
-        admin.close()
+    report = provision_cluster(connection, topology)
     click.echo(
         f"policy {policy.version}: {len(report.topics_created)} topics created, "
         f"{len(report.topics_grown)} grown, {len(report.topics_reconfigured)} reconfigured; "

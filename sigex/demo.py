@@ -29,13 +29,12 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import click
-from kafka.admin import KafkaAdminClient
 
 from broker import local
 from broker.audit_indexer import IndexerSettings, run_indexer
 from broker.gateway import GatewayRunner, PolicyGateway
 from broker.protocol import SubjectPseudonyms
-from broker.provision import provision
+from broker.provision import provision_cluster
 from broker.topology import GATEWAY, ProvisioningDefaults, compile_topology, ingress_topics
 from consumers.reference.inbox import Inbox
 from consumers.reference.outcomes import answer_frequent_movers
@@ -286,11 +285,10 @@ def demo(
     bootstrap = broker.bootstrap
     policy = load_policy()
     catalogue = load_catalogue()
-    admin = KafkaAdminClient(**KafkaConnection.for_party(bootstrap, state, "ADMIN").options())
-    try:
-        provisioned = provision(admin, compile_topology(policy, ProvisioningDefaults(partitions=3)))
-    finally:
-        admin.close()
+    provisioned = provision_cluster(
+        KafkaConnection.for_party(bootstrap, state, "ADMIN"),
+        compile_topology(policy, ProvisioningDefaults(partitions=3)),
+    )
     _say(
         "provision",
         f"policy {policy.version}: {len(provisioned.topics_created)} topics and "

@@ -13,7 +13,7 @@ import os
 import shutil
 import socket
 import subprocess
-import time
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -38,9 +38,7 @@ def _docker_answers() -> bool:
     if shutil.which("docker") is None:
         return False
     try:
-        result = subprocess.run(
-            ["docker", "info"], capture_output=True, timeout=10, check=False
-        )
+        result = subprocess.run(["docker", "info"], capture_output=True, timeout=10, check=False)
     except (OSError, subprocess.TimeoutExpired):
         return False
     return result.returncode == 0
@@ -84,10 +82,12 @@ def _start_postgres(base: Path) -> tuple[str, list[str]] | None:
         return None
     run_as: list[str] = []
     if os.geteuid() == 0:
+        # initdb refuses to run as root; the server runs as Debian's postgres user,
+        # in a folder of its own (pytest's temporary folders are closed to other users).
         if shutil.which("runuser") is None:
             return None
         run_as = ["runuser", "-u", "postgres", "--"]
-        base.chmod(0o777)
+        shutil.chown(base, user="postgres")
     data = base / "pgdata"
     port = free_port()
     subprocess.run(
@@ -123,8 +123,9 @@ def postgres_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield configured
         return
     started = None
+    base = Path(tempfile.mkdtemp(prefix="sigex-test-postgres-"))
     try:
-        started = _start_postgres(tmp_path_factory.mktemp("postgres"))
+        started = _start_postgres(base)
     except subprocess.CalledProcessError as failure:
         reason = f"could not start PostgreSQL: {failure.stderr!r}"
     else:
@@ -134,8 +135,8 @@ def postgres_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             pytest.fail(reason)
         pytest.skip(reason)
     dsn, stop = started
-    time.sleep(0.2)
     try:
         yield dsn
     finally:
         subprocess.run(stop, check=False, capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
