@@ -37,7 +37,7 @@ from typing import Any
 
 from producers.reference.finders import finder_named
 from producers.reference.stamps import Progress
-from producers.synthetic import generate_dataset
+from producers.synthetic import DEFAULT_RATES, generate_dataset
 from sigex.clock import FixedClock
 
 RESULTS = Path(__file__).parent / "results"
@@ -234,7 +234,8 @@ def ensure_dataset(directory: Path, people: int, seed: int) -> dict[str, Any] | 
     measured = directory / "bench-generation.json"
     if manifest.exists():
         existing = json.loads(manifest.read_text(encoding="utf-8"))
-        if existing.get("people") == people and existing.get("seed") == seed:
+        same_rates = existing.get("rates") == DEFAULT_RATES.as_dict()
+        if existing.get("people") == people and existing.get("seed") == seed and same_rates:
             print(f"reusing {directory}", file=sys.stderr)
             if measured.exists():
                 earlier: dict[str, Any] = json.loads(measured.read_text(encoding="utf-8"))

@@ -24,8 +24,17 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from types import MappingProxyType
+from typing import Protocol
 
-from producers.reference.files import Admission, Hire, HiresFile, RegisterFile
+from producers.reference.external_sort import ExternalSorter, Row
+from producers.reference.files import (
+    Admission,
+    Hire,
+    HiresFile,
+    PayrollFile,
+    PayrollHistory,
+    RegisterFile,
+)
 from producers.reference.stamps import (
     Progress,
     ProgressCallback,
@@ -45,6 +54,9 @@ WORKERS_MISSING_FROM_ADMINISTRATION = "WORKERS_MISSING_FROM_ADMINISTRATION"
 SUSPECTED_OFFENCES = {
     LENDING_WITHOUT_ADMISSION: "making workers available without admission (Waadi, admission duty)",
     HIRING_FROM_NON_ADMITTED: "hiring workers from a non-admitted uitlener (Waadi, admission duty)",
+    WORKERS_MISSING_FROM_ADMINISTRATION: (
+        "lending workers who are missing from its payroll administration"
+    ),
 }
 
 
@@ -67,7 +79,7 @@ class AdmissionRegister:
         return len(self._admissions)
 
     def covers(self, hire: Hire, observed_on: date) -> bool:
-        last_day = hire.hire_end if hire.hire_end is not None else observed_on
+        last_day = hire.hire_end if hire.hire_end is not None else max(observed_on, hire.hire_start)
         return any(
             a.covers(hire.hire_start, last_day) for a in self._admissions.get(hire.uitlener_kvk, ())
         )
@@ -88,33 +100,185 @@ class _Violations:
         self.observed_to = max(self.observed_to, last_day)
 
 
+def _month(day: date) -> date:
+    return day.replace(day=1)
+
+
+def _hire_of(row: Row) -> Hire:
+    """A hire from a by-worker row; its ``hire_end`` is the last day observed."""
+    return Hire(
+        uitlener_kvk=row[1],
+        uitlener_loonheffingennummer=row[2],
+        inlener_kvk=row[3],
+        inlener_loonheffingennummer=row[4],
+        worker_bsn=row[0],
+        hire_start=date.fromisoformat(row[5]),
+        hire_end=date.fromisoformat(row[6]),
+    )
+
+
+def _missing_hires(by_worker: Iterator[Row], payroll: PayrollFile) -> Iterator[Row]:
+    """Hires (sorted by worker) with no filing by their uitlener in any month of the hire."""
+    groups = iter(payroll)
+    group: PayrollHistory | None = next(groups, None)
+    for row in by_worker:
+        bsn = row[0]
+        while group is not None and group.bsn < bsn:
+            group = next(groups, None)
+        filings = group.filings if group is not None and group.bsn == bsn else ()
+        first_month = _month(date.fromisoformat(row[5]))
+        last_month = _month(date.fromisoformat(row[6]))
+        if not any(
+            f.employer_kvk == row[1] and first_month <= f.payroll_period <= last_month
+            for f in filings
+        ):
+            yield row
+    for _ in groups:  # read to the end, so a malformed tail is still reported
+        pass
+
+
+class _Tally:
+    """Counts rows read and signals found, and reports progress every so many rows."""
+
+    def __init__(
+        self, progress: ProgressCallback, every: int, sources: tuple[_RowCounter, ...]
+    ) -> None:
+        self._progress = progress
+        self._every = every
+        self._next = every
+        self._sources = sources
+        self.found = 0
+
+    def rows_read(self) -> int:
+        return sum(source.rows_read for source in self._sources)
+
+    def tick(self) -> None:
+        rows = self.rows_read()
+        if rows >= self._next:
+            self._progress(Progress(FINDER_NAME, rows, self.found, finished=False))
+            self._next = rows + self._every
+
+    def finish(self) -> None:
+        self._progress(Progress(FINDER_NAME, self.rows_read(), self.found, finished=True))
+
+
+class _RowCounter(Protocol):
+    @property
+    def rows_read(self) -> int: ...
+
+
+def _by_worker_row(hire: Hire, last_day: date) -> Row:
+    return (
+        hire.worker_bsn,
+        hire.uitlener_kvk,
+        hire.uitlener_loonheffingennummer,
+        hire.inlener_kvk,
+        hire.inlener_loonheffingennummer,
+        hire.hire_start.isoformat(),
+        last_day.isoformat(),
+    )
+
+
+def _uncovered_hires(
+    hires: HiresFile,
+    admitted: AdmissionRegister,
+    observed_on: date,
+    by_worker: ExternalSorter | None,
+    tally: _Tally,
+) -> Iterator[tuple[str, _Violations]]:
+    """Stream the hires; yield (kind, group) for uitleners and pairs with uncovered hires.
+
+    Every hire also goes to ``by_worker`` (when given) for the payroll check.
+    """
+    uitlener: _Violations | None = None
+    pair: _Violations | None = None
+    current = ("", "")
+    for hire in hires:
+        tally.tick()
+        new_uitlener = hire.uitlener_kvk != current[0]
+        if pair is not None and (new_uitlener or hire.inlener_kvk != current[1]):
+            yield HIRING_FROM_NON_ADMITTED, pair
+            pair = None
+        if uitlener is not None and new_uitlener:
+            yield LENDING_WITHOUT_ADMISSION, uitlener
+            uitlener = None
+        current = (hire.uitlener_kvk, hire.inlener_kvk)
+        # An open hire runs to the observation date (never before its own start).
+        last_day = hire.hire_end if hire.hire_end is not None else max(observed_on, hire.hire_start)
+        if by_worker is not None:
+            by_worker.add(_by_worker_row(hire, last_day))
+        if admitted.covers(hire, observed_on):
+            continue
+        pair = pair or _Violations(hire, set(), hire.hire_start, last_day)
+        pair.add(hire, last_day)
+        uitlener = uitlener or _Violations(hire, set(), hire.hire_start, last_day)
+        uitlener.add(hire, last_day)
+    if pair is not None:
+        yield HIRING_FROM_NON_ADMITTED, pair
+    if uitlener is not None:
+        yield LENDING_WITHOUT_ADMISSION, uitlener
+
+
+def _uitleners_missing_workers(
+    by_worker: ExternalSorter,
+    payroll: PayrollFile,
+    work_directory: Path | None,
+    tally: _Tally,
+) -> Iterator[_Violations]:
+    """Group the hires missing from their uitlener's payroll by uitlener."""
+    missing = ExternalSorter(work_directory, key=lambda row: (row[1], row[3], row[0]))
+    for row in _missing_hires(by_worker.sorted_rows(), payroll):
+        tally.tick()
+        missing.add(row)
+    group: _Violations | None = None
+    for row in missing.sorted_rows():
+        hire = _hire_of(row)
+        last_day = hire.hire_end or hire.hire_start
+        if group is not None and group.first.uitlener_kvk != hire.uitlener_kvk:
+            yield group
+            group = None
+        group = group or _Violations(hire, set(), hire.hire_start, last_day)
+        group.add(hire, last_day)
+    if group is not None:
+        yield group
+
+
 def find_admission_violations(
     register: Path,
     hires: Path,
     *,
     clock: Clock,
     rng: random.Random,
+    payroll: Path | None = None,
     observed_on: date | None = None,
+    work_directory: Path | None = None,
     progress: ProgressCallback = ignore_progress,
     progress_every: int = 100_000,
 ) -> Iterator[SignalRecord]:
     """Compare the hires with the register and yield ``waadi.admission-violation`` records.
 
     Memory holds the register and the uncovered workers of one uitlener.
-    ``observed_on`` (default: the clock's date) ends open hires. Raises
-    :class:`~producers.errors.MalformedInput` on a malformed or unsorted file.
+    ``observed_on`` (default: the clock's date) ends open hires. With
+    ``payroll``, hires are also checked against the uitlener's payroll; the
+    sorts for that spill to ``work_directory`` (default: the system's
+    temporary directory). Raises :class:`~producers.errors.MalformedInput` on
+    a malformed or unsorted file.
     """
     register_file = RegisterFile(register)
     admitted = AdmissionRegister(register_file)
     if observed_on is None:
         observed_on = clock.now().date()
     hires_file = HiresFile(hires)
-    register_rows = register_file.rows_read
+    payroll_file = PayrollFile(payroll) if payroll is not None else None
+    sources: tuple[_RowCounter, ...] = (register_file, hires_file)
+    if payroll_file is not None:
+        sources += (payroll_file,)
+    tally = _Tally(progress, progress_every, sources)
     stamper = SignalStamper(clock, rng)
-    found = 0
-    next_report = progress_every
 
-    def record(kind: str, group: _Violations, with_inlener: bool) -> SignalRecord:
+    def record(kind: str, group: _Violations) -> SignalRecord:
+        with_inlener = kind == HIRING_FROM_NON_ADMITTED
+        tally.found += 1
         return {
             "signal_id": stamper.new_signal_id(),
             "detected_at": stamper.detected_at(),
@@ -132,39 +296,14 @@ def find_admission_violations(
             "suspected_offence": SUSPECTED_OFFENCES[kind],
         }
 
-    uitlener: _Violations | None = None
-    pair: _Violations | None = None
-    current_uitlener = ""
-    current_inlener = ""
-    for hire in hires_file:
-        if hires_file.rows_read >= next_report:
-            progress(
-                Progress(FINDER_NAME, register_rows + hires_file.rows_read, found, finished=False)
-            )
-            next_report = hires_file.rows_read + progress_every
-        new_uitlener = hire.uitlener_kvk != current_uitlener
-        if pair is not None and (new_uitlener or hire.inlener_kvk != current_inlener):
-            found += 1
-            yield record(HIRING_FROM_NON_ADMITTED, pair, with_inlener=True)
-            pair = None
-        if uitlener is not None and new_uitlener:
-            found += 1
-            yield record(LENDING_WITHOUT_ADMISSION, uitlener, with_inlener=False)
-            uitlener = None
-        current_uitlener, current_inlener = hire.uitlener_kvk, hire.inlener_kvk
-        if admitted.covers(hire, observed_on):
-            continue
-        last_day = hire.hire_end if hire.hire_end is not None else observed_on
-        if pair is None:
-            pair = _Violations(hire, set(), hire.hire_start, last_day)
-        pair.add(hire, last_day)
-        if uitlener is None:
-            uitlener = _Violations(hire, set(), hire.hire_start, last_day)
-        uitlener.add(hire, last_day)
-    if pair is not None:
-        found += 1
-        yield record(HIRING_FROM_NON_ADMITTED, pair, with_inlener=True)
-    if uitlener is not None:
-        found += 1
-        yield record(LENDING_WITHOUT_ADMISSION, uitlener, with_inlener=False)
-    progress(Progress(FINDER_NAME, register_rows + hires_file.rows_read, found, finished=True))
+    by_worker = (
+        ExternalSorter(work_directory, key=lambda row: (row[0], row[1], row[3], row[5]))
+        if payroll_file is not None
+        else None
+    )
+    for kind, group in _uncovered_hires(hires_file, admitted, observed_on, by_worker, tally):
+        yield record(kind, group)
+    if by_worker is not None and payroll_file is not None:
+        for group in _uitleners_missing_workers(by_worker, payroll_file, work_directory, tally):
+            yield record(WORKERS_MISSING_FROM_ADMINISTRATION, group)
+    tally.finish()

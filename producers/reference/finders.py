@@ -56,6 +56,7 @@ def _admission_violations(
     return find_admission_violations(
         dataset_file(dataset, REGISTER),
         dataset_file(dataset, HIRES),
+        payroll=dataset_file(dataset, PAYROLL),
         clock=clock,
         rng=rng,
         progress=progress,
@@ -91,7 +92,11 @@ BSN_MISMATCH = ReferenceFinder(
     "bsn-mismatch", "payroll.bsn-mismatch", "UWV", (PERSONS, ADDRESSES, PAYROLL), _bsn_mismatches
 )
 ADMISSION = ReferenceFinder(
-    "admission", "waadi.admission-violation", "NLA", (REGISTER, HIRES), _admission_violations
+    "admission",
+    "waadi.admission-violation",
+    "NLA",
+    (REGISTER, HIRES, PAYROLL),
+    _admission_violations,
 )
 
 FINDERS: tuple[ReferenceFinder, ...] = (FREQUENT_MOVERS, BSN_MISMATCH, ADMISSION)

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from producers.errors import GeneratorSettingsInvalid
+from producers.reference.external_sort import ExternalSorter, Row
 from producers.reference.files import (
     ADDRESSES,
     EMPLOYERS,
@@ -38,7 +39,6 @@ from producers.reference.files import (
     UITLENER,
     FileLayout,
 )
-from producers.synthetic.external_sort import ExternalSorter, Row
 from producers.synthetic.rates import DEFAULT_RATES, PatternRates
 from producers.synthetic.reference_data import (
     Municipality,
@@ -97,6 +97,7 @@ class _Life:
     birth_date: date
     registered_on: date
     address_rows: tuple[Row, ...]
+    working_age: bool
     employed: bool
     stopped: bool
     via_uitlener_rate: float
@@ -119,6 +120,8 @@ class _Counts:
                 "hiring_from_non_admitted",
                 "hires",
                 "hires_from_non_admitted",
+                "unregistered_hires",
+                "workers_missing_from_administration",
             ),
             0,
         )
@@ -226,6 +229,7 @@ class _DatasetGenerator:
         self.non_admitted: frozenset[str] = frozenset()
         self.non_admitted_with_hires: set[str] = set()
         self.pairs_with_hires: set[tuple[str, str]] = set()
+        self.uitleners_with_unregistered: set[str] = set()
 
     # -- organisations -------------------------------------------------------
 
@@ -343,6 +347,37 @@ class _DatasetGenerator:
             rows.append(self.address_row(bsn, self.random_day(first, self.as_of), TEMPORARY))
         return rows
 
+    def add_hire(
+        self, uitlener: Employer, bsn: str, start: date, hire_end: str, hires: ExternalSorter
+    ) -> Employer:
+        """Record a hire of ``bsn`` from ``uitlener`` by one of its client inleners."""
+        inlener = self.rng.choice(self.clients[uitlener.kvk])
+        hires.add(
+            (
+                uitlener.kvk,
+                uitlener.loonheffingennummer,
+                inlener.kvk,
+                inlener.loonheffingennummer,
+                bsn,
+                start.isoformat(),
+                hire_end,
+            )
+        )
+        self.counts.planted["hires"] += 1
+        if uitlener.kvk in self.non_admitted:
+            self.counts.planted["hires_from_non_admitted"] += 1
+            self.non_admitted_with_hires.add(uitlener.kvk)
+            self.pairs_with_hires.add((uitlener.kvk, inlener.kvk))
+        return inlener
+
+    def unregistered_hire(self, bsn: str, hires: ExternalSorter) -> None:
+        """A hire by an uitlener that never files payroll for the worker."""
+        uitlener = self.rng.choice(self.uitleners)
+        start = self.periods[self.rng.randrange(len(self.periods))]
+        self.add_hire(uitlener, bsn, start, "", hires)
+        self.counts.planted["unregistered_hires"] += 1
+        self.uitleners_with_unregistered.add(uitlener.kvk)
+
     def payroll_rows(
         self,
         bsn: str,
@@ -369,24 +404,8 @@ class _DatasetGenerator:
                 second_start = rng.randint(0, last_index)
                 spells.append((second, second_start, rng.randint(second_start, last_index)))
         if via_uitlener:
-            inlener = rng.choice(self.clients[employer.kvk])
             hire_end = "" if employed else _month_end(self.periods[end]).isoformat()
-            hires.add(
-                (
-                    employer.kvk,
-                    employer.loonheffingennummer,
-                    inlener.kvk,
-                    inlener.loonheffingennummer,
-                    bsn,
-                    self.periods[start].isoformat(),
-                    hire_end,
-                )
-            )
-            self.counts.planted["hires"] += 1
-            if employer.kvk in self.non_admitted:
-                self.counts.planted["hires_from_non_admitted"] += 1
-                self.non_admitted_with_hires.add(employer.kvk)
-                self.pairs_with_hires.add((employer.kvk, inlener.kvk))
+            self.add_hire(employer, bsn, self.periods[start], hire_end, hires)
         filings = [
             (self.periods[i], e.kvk, e.loonheffingennummer)
             for e, first, last in spells
@@ -437,6 +456,7 @@ class _DatasetGenerator:
         hires_writer.close()
         planted["lending_without_admission"] = len(self.non_admitted_with_hires)
         planted["hiring_from_non_admitted"] = len(self.pairs_with_hires)
+        planted["workers_missing_from_administration"] = len(self.uitleners_with_unregistered)
 
     def unknown_person(self, bsn: str, payroll: _Writer, hires: ExternalSorter) -> None:
         rng = self.rng
@@ -480,6 +500,7 @@ class _DatasetGenerator:
             address_rows=tuple(self.temporary_addresses(bsn, registered_on))
             if with_address
             else (),
+            working_age=True,
             employed=employed,
             stopped=stopped,
             via_uitlener_rate=rates.migrant_via_uitlener,
@@ -521,6 +542,7 @@ class _DatasetGenerator:
             birth_date=birth_date,
             registered_on=registered_on,
             address_rows=tuple(address_rows),
+            working_age=working_age,
             employed=employed,
             stopped=stopped,
             via_uitlener_rate=rates.resident_via_uitlener,
@@ -552,6 +574,8 @@ class _DatasetGenerator:
         for row in life.address_rows:
             addresses.write(row)
         if not (life.employed or life.stopped):
+            if life.working_age and rng.random() < self.rates.unregistered_hire:
+                self.unregistered_hire(bsn, hires)
             return
         filed_name, filed_birth_date = life.family_name, life.birth_date
         if rng.random() < self.rates.name_or_birthdate_differs:

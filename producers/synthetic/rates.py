@@ -42,6 +42,8 @@ class PatternRates:
     migrant_via_uitlener: float = 0.45
     #: share of uitleners that are not admitted (never registered or admission revoked)
     non_admitted_uitlener: float = 0.06
+    #: people of working age with no payroll filings who are hired out by an uitlener anyway
+    unregistered_hire: float = 0.01
 
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():

@@ -27,7 +27,9 @@ def test_generate_then_find_every_kind(tmp_path: Path) -> None:
         + planted["non_resident_without_address"]
         + planted["non_resident_not_in_payroll"]
         + planted["name_or_birthdate_differs"],
-        "admission": planted["lending_without_admission"] + planted["hiring_from_non_admitted"],
+        "admission": planted["lending_without_admission"]
+        + planted["hiring_from_non_admitted"]
+        + planted["workers_missing_from_administration"],
     }
     for kind, count in expected.items():
         out_file = tmp_path / f"{kind}.jsonl"

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from producers.reference.admission import find_admission_violations
 from producers.reference.bsn_mismatch import find_bsn_mismatches
 from producers.reference.finders import (
     ADMISSION,
@@ -97,10 +98,13 @@ def naive_violations(
     for row in rows(directory, "uitlener_register.csv"):
         until = date.fromisoformat(row["admitted_until"]) if row["admitted_until"] else None
         admissions[row["kvk"]].append((date.fromisoformat(row["admitted_from"]), until))
+    filed: defaultdict[str, list[tuple[str, date]]] = defaultdict(list)
+    for row in rows(directory, "payroll.csv"):
+        filed[row["bsn"]].append((row["employer_kvk"], date.fromisoformat(row["payroll_period"])))
     found: defaultdict[tuple[str, str, str | None], set[str]] = defaultdict(set)
     for hire in rows(directory, "hires.csv"):
         start = date.fromisoformat(hire["hire_start"])
-        end = date.fromisoformat(hire["hire_end"]) if hire["hire_end"] else observed_on
+        end = date.fromisoformat(hire["hire_end"]) if hire["hire_end"] else max(observed_on, start)
         covered = any(
             first <= start and (until is None or until >= end)
             for first, until in admissions[hire["uitlener_kvk"]]
@@ -111,6 +115,14 @@ def naive_violations(
                 hire["worker_bsn"]
             )
             found[("LENDING_WITHOUT_ADMISSION", uitlener, None)].add(hire["worker_bsn"])
+        first_month, last_month = start.replace(day=1), end.replace(day=1)
+        if not any(
+            employer == hire["uitlener_kvk"] and first_month <= period <= last_month
+            for employer, period in filed[hire["worker_bsn"]]
+        ):
+            found[("WORKERS_MISSING_FROM_ADMINISTRATION", hire["uitlener_kvk"], None)].add(
+                hire["worker_bsn"]
+            )
     return dict(found)
 
 
@@ -202,12 +214,47 @@ def test_admission_violations_are_exactly_the_planted_ones(
     assert kinds.count("HIRING_FROM_NON_ADMITTED") == small_dataset.planted_count(
         "hiring_from_non_admitted"
     )
+    assert kinds.count("WORKERS_MISSING_FROM_ADMINISTRATION") == small_dataset.planted_count(
+        "workers_missing_from_administration"
+    )
     workers = sum(r["worker_count"] for r in records if r["kind"] == "LENDING_WITHOUT_ADMISSION")
     assert workers == small_dataset.planted_count("hires_from_non_admitted")
+    missing = sum(
+        r["worker_count"] for r in records if r["kind"] == "WORKERS_MISSING_FROM_ADMINISTRATION"
+    )
+    assert missing == small_dataset.planted_count("unregistered_hires") > 0
     for record in records:
         assert record["worker_count"] == len(record["worker_bsns"])
         assert record["observed_from"] <= record["observed_to"]
-        assert (record["inlener_kvk"] is None) == (record["kind"] == "LENDING_WITHOUT_ADMISSION")
+        assert (record["inlener_kvk"] is None) == (record["kind"] != "HIRING_FROM_NON_ADMITTED")
+
+
+def test_missing_workers_are_sorted_on_disk_in_the_given_folder(
+    small_dataset: GenerationSummary, tmp_path: Path
+) -> None:
+    directory = small_dataset.directory
+    records = list(
+        find_admission_violations(
+            directory / "uitlener_register.csv",
+            directory / "hires.csv",
+            payroll=directory / "payroll.csv",
+            clock=CLOCK,
+            rng=random.Random(0),
+            work_directory=tmp_path,
+        )
+    )
+    without_payroll = list(
+        find_admission_violations(
+            directory / "uitlener_register.csv",
+            directory / "hires.csv",
+            clock=CLOCK,
+            rng=random.Random(0),
+        )
+    )
+    missing = [r for r in records if r["kind"] == "WORKERS_MISSING_FROM_ADMINISTRATION"]
+    assert missing
+    assert records[: len(without_payroll)] == without_payroll
+    assert list(tmp_path.iterdir()) == [], "the sort runs are removed"
 
 
 @pytest.mark.parametrize("finder", FINDERS, ids=lambda f: f.kind)
@@ -264,6 +311,7 @@ def test_a_dataset_without_patterns_yields_no_signals(tmp_path: Path) -> None:
         stopped_non_resident_with_address=0.0,
         name_or_birthdate_differs=0.0,
         non_admitted_uitlener=0.0,
+        unregistered_hire=0.0,
     )
     generate_dataset(tmp_path, people=3_000, seed=9, rates=quiet)
     for finder in FINDERS:

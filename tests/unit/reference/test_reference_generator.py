@@ -154,12 +154,22 @@ def test_planted_patterns_come_at_the_documented_rates(rates_dataset: Generation
         stopped_non_residents * rates.stopped_non_resident_with_address,
         0.25,
     )
-    people_in_payroll = len({r["bsn"] for r in rows(directory, "payroll.csv")})
+    people_in_payroll = len({r["bsn"] for r in rows(directory, "payroll.csv")})  # incl. unknown
     assert within(
         planted["name_or_birthdate_differs"],
         rates.name_or_birthdate_differs * people_in_payroll,
         0.5,
     )
+    in_payroll = {r["bsn"] for r in rows(directory, "payroll.csv")}
+    idle_working_age = sum(
+        p["bsn"] not in in_payroll
+        and (
+            p["registration"] == "NON_RESIDENT"
+            or 18 <= (as_of - date.fromisoformat(p["birth_date"])).days // 365 <= 67
+        )
+        for p in persons
+    )
+    assert within(planted["unregistered_hires"], rates.unregistered_hire * idle_working_age, 0.3)
     uitleners = [e for e in rows(directory, "employers.csv") if e["sector"] == "UITLENER"]
     registered = {r["kvk"] for r in rows(directory, "uitlener_register.csv")}
     assert len(registered) <= len(uitleners)
@@ -186,6 +196,7 @@ def test_without_patterns_nothing_is_planted(tmp_path: Path) -> None:
         stopped_non_resident_with_address=0.0,
         name_or_birthdate_differs=0.0,
         non_admitted_uitlener=0.0,
+        unregistered_hire=0.0,
     )
     summary = generate_dataset(tmp_path, people=3_000, seed=9, rates=quiet)
     planted = dict(summary.planted)
@@ -197,5 +208,7 @@ def test_without_patterns_nothing_is_planted(tmp_path: Path) -> None:
         "name_or_birthdate_differs",
         "lending_without_admission",
         "hiring_from_non_admitted",
+        "unregistered_hires",
+        "workers_missing_from_administration",
     ):
         assert planted[pattern] == 0, pattern

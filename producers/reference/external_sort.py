@@ -13,10 +13,17 @@ Row = tuple[str, ...]
 
 
 class ExternalSorter:
-    """Collects rows, spills sorted runs of ``run_size`` rows to disk, yields them merged."""
+    """Collects rows, spills sorted runs of ``run_size`` rows to disk, yields them merged.
+
+    The runs go to a fresh folder in ``work_directory`` (None: the system's
+    temporary directory), removed when the merged rows are exhausted or closed.
+    """
 
     def __init__(
-        self, work_directory: Path, key: Callable[[Row], Row], run_size: int = 200_000
+        self,
+        work_directory: Path | None,
+        key: Callable[[Row], Row],
+        run_size: int = 200_000,
     ) -> None:
         self._directory = Path(tempfile.mkdtemp(prefix="sort-", dir=work_directory))
         self._key = key
