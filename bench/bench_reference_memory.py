@@ -55,7 +55,7 @@ KINDS = ("frequent-movers", "bsn-mismatch", "admission")
 INPUTS = {
     "frequent-movers": ("brp_addresses.csv",),
     "bsn-mismatch": ("brp_persons.csv", "brp_addresses.csv", "payroll.csv"),
-    "admission": ("uitlener_register.csv", "hires.csv"),
+    "admission": ("uitlener_register.csv", "hires.csv", "payroll.csv"),
 }
 
 
@@ -162,11 +162,16 @@ def naive_admission(directory: Path) -> tuple[int, int]:
     for row in register:
         admissions[row[0]].append((row[3], row[4]))
     hires = _rows(directory / "hires.csv")
+    payroll_rows = _rows(directory / "payroll.csv")
+    filed: defaultdict[str, list[tuple[str, str]]] = defaultdict(list)
+    for row in payroll_rows:
+        filed[row[0]].append((row[2], row[1]))
     observed_on = datetime(2027, 2, 1, tzinfo=UTC).date().isoformat()
     uitleners: set[str] = set()
     pairs: set[tuple[str, str]] = set()
+    missing: set[str] = set()
     for hire in hires:
-        end = hire[6] or observed_on
+        end = hire[6] or max(observed_on, hire[5])
         covered = any(
             first <= hire[5] and (until == "" or until >= end)
             for first, until in admissions[hire[0]]
@@ -174,7 +179,14 @@ def naive_admission(directory: Path) -> tuple[int, int]:
         if not covered:
             uitleners.add(hire[0])
             pairs.add((hire[0], hire[2]))
-    return len(uitleners) + len(pairs), len(register) + len(hires)
+        first_month, last_month = hire[5][:8] + "01", end[:8] + "01"
+        if not any(
+            employer == hire[0] and first_month <= period <= last_month
+            for employer, period in filed[hire[4]]
+        ):
+            missing.add(hire[0])
+    found = len(uitleners) + len(pairs) + len(missing)
+    return found, len(register) + len(hires) + len(payroll_rows)
 
 
 NAIVE = {
