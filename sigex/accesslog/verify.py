@@ -239,9 +239,10 @@ def verify_store(
 
 def _gap(expected: int, found: int) -> Finding:
     if found > expected:
-        return Finding(
-            f"records {expected}..{found - 1}", "missing (deleted, or leaf indexes changed)"
+        where = (
+            f"record {expected}" if found == expected + 1 else f"records {expected}..{found - 1}"
         )
+        return Finding(where, "missing (deleted, or leaf indexes changed)")
     return Finding(f"record {found}", "leaf index out of order")
 
 
