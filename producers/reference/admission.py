@@ -11,8 +11,13 @@ For every uitlener with an uncovered hire the finder yields:
 - one ``LENDING_WITHOUT_ADMISSION`` record for the uitlener over all its
   inleners (inlener fields null).
 
-``WORKERS_MISSING_FROM_ADMINISTRATION`` needs a join of hires with payroll and
-is not produced by this reference finder.
+When the payroll file is given too, every hire is then checked against the
+uitlener's own payroll administration: a worker for whom the uitlener filed
+in none of the months of the hire is *missing*. For every uitlener with
+missing workers the finder yields one ``WORKERS_MISSING_FROM_ADMINISTRATION``
+record (inlener fields null). That check sorts the hires by worker to
+merge-join them with payroll, and the missing ones back by uitlener, both
+through an external sort, so memory stays bounded here too.
 """
 
 from __future__ import annotations
