@@ -250,6 +250,15 @@ def principal_of(peer_certificate: Mapping[str, Any] | None) -> str | None:
     return None
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """Logs a failed connection (a refused handshake, a dropped client) as one line."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: Any) -> None:
+        _log.warning("audit_api_connection_failed", client=str(client_address[0]))
+
+
 def make_server(
     api: AuditApi, host: str, port: int, context: ssl.SSLContext
 ) -> ThreadingHTTPServer:
@@ -258,6 +267,7 @@ def make_server(
     class Handler(BaseHTTPRequestHandler):
         server_version = "sigex-audit"
         sys_version = ""
+        timeout = 30  # seconds a client may take to finish its handshake and request
 
         def _answer(self, method: str) -> None:
             body = b""
@@ -298,6 +308,10 @@ def make_server(
         def log_message(self, format: str, *args: Any) -> None:
             return  # requests are logged by _answer, without query strings
 
-    server = ThreadingHTTPServer((host, port), Handler)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
+    server = _QuietServer((host, port), Handler)
+    # the handshake runs in each request's thread (on its first read), not in the accept loop,
+    # so a slow or silent client cannot hold up the others
+    server.socket = context.wrap_socket(
+        server.socket, server_side=True, do_handshake_on_connect=False
+    )
     return server
