@@ -114,6 +114,16 @@ def parse_batch(
     return accepted, rejected
 
 
+#: how long an indexer with an idle limit waits for its first partitions
+FIRST_ASSIGNMENT_GRACE_SECONDS = 30.0
+
+
+def waited_for_topics(started: float, idle_exit_seconds: float | None) -> bool:
+    if idle_exit_seconds is None:
+        return False
+    return time.monotonic() - started > max(idle_exit_seconds, FIRST_ASSIGNMENT_GRACE_SECONDS)
+
+
 def run_indexer(
     store: AccessLogStore,
     signing_key: Ed25519PrivateKey,
@@ -136,13 +146,17 @@ def run_indexer(
     appended = skipped = rejected = published = 0
     since_publish = 0
     latest: Checkpoint | None = None
-    last_event = time.monotonic()
+    started = last_event = time.monotonic()
     try:
         while stop is None or not stop.is_set():
             batch = consumer.poll(timeout_ms=settings.poll_timeout_ms)
             if not batch:
                 if not consumer.assignment():
-                    last_event = time.monotonic()  # idle time counts once partitions are ours
+                    # idle time counts once partitions are ours; without any topic to read,
+                    # give up after the group has had ample time to form
+                    if waited_for_topics(started, settings.idle_exit_seconds):
+                        break
+                    last_event = time.monotonic()
                     continue
                 idle = time.monotonic() - last_event
                 if settings.idle_exit_seconds is not None and idle >= settings.idle_exit_seconds:
