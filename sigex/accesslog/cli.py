@@ -32,6 +32,7 @@ from sigex.accesslog.verify import (
     verify_store,
 )
 from sigex.clock import SystemClock
+from sigex.config import load_settings
 from sigex.errors import SigexError
 from sigex.identity.directory import PartyEntry
 from sigex.identity.federation import load_directory, load_party
@@ -62,8 +63,13 @@ def _default_state_dir() -> Path:
 
 
 def resolve_db(db: str | None, state_dir: Path) -> str:
-    """``--db``, else ``$SIGEX_AUDIT_DB``, else ``<state>/audit.sqlite``."""
-    return db or os.environ.get("SIGEX_AUDIT_DB") or str(state_dir / "audit.sqlite")
+    """``--db``, else ``$SIGEX_AUDIT_DB`` (with ``$SIGEX_AUDIT_DB_PASSWORD_FILE`` filled in),
+    else ``<state>/audit.sqlite``."""
+    if db:
+        return db
+    if os.environ.get("SIGEX_AUDIT_DB") and os.environ.get("SIGEX_AUDIT_DB_PASSWORD_FILE"):
+        return load_settings(os.environ).audit_dsn().reveal()
+    return os.environ.get("SIGEX_AUDIT_DB") or str(state_dir / "audit.sqlite")
 
 
 @contextmanager

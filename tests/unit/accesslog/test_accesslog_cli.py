@@ -144,3 +144,20 @@ def test_export_verifies_offline_and_a_changed_export_does_not(
     code, text = _run(federation_state, db, "verify", "--export", str(whole))
     assert code == 1
     assert "root differs from the records: a change among records 0..5" in text
+
+
+def test_the_database_location_comes_from_the_option_the_environment_or_the_state(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sigex.accesslog.cli import resolve_db
+
+    monkeypatch.delenv("SIGEX_AUDIT_DB", raising=False)
+    monkeypatch.delenv("SIGEX_AUDIT_DB_PASSWORD_FILE", raising=False)
+    assert resolve_db(None, tmp_path) == str(tmp_path / "audit.sqlite")
+    assert resolve_db("/x/y.sqlite", tmp_path) == "/x/y.sqlite"
+    monkeypatch.setenv("SIGEX_AUDIT_DB", "postgresql://audit@db.example/sigex")
+    assert resolve_db(None, tmp_path) == "postgresql://audit@db.example/sigex"
+    password = tmp_path / "password"
+    password.write_text("s3cret\n")
+    monkeypatch.setenv("SIGEX_AUDIT_DB_PASSWORD_FILE", str(password))
+    assert resolve_db(None, tmp_path) == "postgresql://audit:s3cret@db.example/sigex"
