@@ -425,6 +425,7 @@ class GatewayRunner:
         self._metrics = metrics
         self._on_commit = on_commit
         self._ready = threading.Event()
+        self._lag_reported = 0.0
         self.processed = 0
 
     @property
@@ -458,14 +459,30 @@ class GatewayRunner:
                 batch = consumer.poll(timeout_ms=500)
                 if consumer.assignment():
                     self._ready.set()
-                if not batch:
-                    continue
-                self._transact(consumer, producer, batch)
+                if batch:
+                    self._transact(consumer, producer, batch)
+                self._report_lag(consumer)
         finally:
             self._ready.clear()
             producer.close()
             consumer.close()
             _log.info("gateway.stopped", instance=self._instance, processed=self.processed)
+
+    def _report_lag(self, consumer: KafkaConsumer, every_seconds: float = 5.0) -> None:
+        """Publish consumer lag per partition (at most every few seconds: it asks the broker)."""
+        if self._metrics is None or time.monotonic() - self._lag_reported < every_seconds:
+            return
+        self._lag_reported = time.monotonic()
+        assigned = consumer.assignment()
+        if not assigned:
+            return
+        try:
+            ends = consumer.end_offsets(list(assigned))
+        except KafkaError:
+            return
+        for tp in assigned:
+            lag = max(0, ends.get(tp, 0) - consumer.position(tp))
+            self._metrics.set_consumer_lag(tp.topic, tp.partition, lag)
 
     def _transact(
         self, consumer: KafkaConsumer, producer: KafkaProducer, batch: dict[Any, list[Any]]
