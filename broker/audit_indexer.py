@@ -27,12 +27,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from kafka import KafkaConsumer
 
 from broker.checkpoints import CheckpointPublisher
+from broker.party_events import SEALED_EVENT, SEALED_EVENT_HEADER, PartyEventReader
 from broker.topology import AUDIT_GROUP_PREFIX, AUDIT_TOPIC, CHECKPOINT_TOPIC, RECEIPTS_PREFIX
 from sigex.accesslog.checkpoint import Checkpoint
 from sigex.accesslog.errors import AccessLogError, RecordFormatError
 from sigex.accesslog.record import AccessRecord, EventKind
 from sigex.accesslog.store import AccessLogStore
 from sigex.clock import Clock
+from sigex.envelope import EnvelopeError
 from sigex.logs import get_logger
 from sigex.transport import KafkaConnection
 
@@ -89,15 +91,44 @@ def receipt_allowed(
     return False  # deliveries, refusals for a recipient and dead letters come from the gateway
 
 
+def _sealed_event_records(
+    reader: PartyEventReader | None, partition: Any, message: Any, receipts_prefix: str
+) -> list[AccessRecord] | None:
+    """The records of a sealed party event, [] if unusable, None if the message is not one."""
+    headers = dict(message.headers or ())
+    if headers.get(SEALED_EVENT_HEADER) != SEALED_EVENT:
+        return None
+    party = partition.topic[len(receipts_prefix) :]
+    if reader is None or not partition.topic.startswith(receipts_prefix):
+        return []
+    try:
+        return reader.records(message.value or b"", topic=partition.topic, party=party)
+    except (EnvelopeError, RecordFormatError, ValueError, KeyError):
+        return []
+
+
 def parse_batch(
-    batch: dict[Any, list[Any]], receipts_prefix: str = RECEIPTS_PREFIX
+    batch: dict[Any, list[Any]],
+    receipts_prefix: str = RECEIPTS_PREFIX,
+    party_events: PartyEventReader | None = None,
 ) -> tuple[list[AccessRecord], int]:
-    """The acceptable records of one poll, in partition order, and how many were rejected."""
+    """The acceptable records of one poll, in partition order, and how many were rejected.
+
+    A party's refusals at publish arrive sealed for the audit service (see
+    :mod:`broker.party_events`); ``party_events`` opens them.
+    """
     accepted: list[AccessRecord] = []
     rejected = 0
     for partition, messages in batch.items():
         for message in messages:
             where = {"topic": partition.topic, "partition": partition.partition}
+            sealed = _sealed_event_records(party_events, partition, message, receipts_prefix)
+            if sealed is not None:
+                if not sealed:
+                    rejected += 1
+                    _log.warning("audit_sealed_event_unusable", offset=message.offset, **where)
+                accepted += sealed
+                continue
             try:
                 record = AccessRecord.from_bytes(message.value or b"")
             except RecordFormatError as error:
@@ -130,6 +161,7 @@ def run_indexer(
     clock: Clock,
     settings: IndexerSettings,
     stop: threading.Event | None = None,
+    party_events: PartyEventReader | None = None,
 ) -> IndexerStats:
     """Index until ``stop`` is set or the topics have been idle for ``idle_exit_seconds``."""
     consumer = KafkaConsumer(
@@ -163,7 +195,7 @@ def run_indexer(
                     break
                 continue
             last_event = time.monotonic()
-            records, refused = parse_batch(batch, settings.receipts_prefix)
+            records, refused = parse_batch(batch, settings.receipts_prefix, party_events)
             rejected += refused
             result = store.append(records)
             appended += result.appended

@@ -12,10 +12,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
-from sigex.accesslog.record import AccessRecord
+from broker.audit_events import operation_id
+from broker.protocol import SubjectPseudonyms
+from sigex.accesslog.pseudonym import load_or_create_pseudonym_key
+from sigex.accesslog.record import AccessRecord, EventKind
+from sigex.clock import Clock
 from sigex.envelope import Opener, OutgoingRecord, SealContext, Sealer
+from sigex.identity import load_directory, load_party
 
 AUDIT = "AUDIT"
 SEALED_EVENT_HEADER = "sigex-event"
@@ -78,3 +84,36 @@ def record_for_subject(
     return AccessRecord.from_dict(
         {**event, "subject": subject_pseudonym, "operation_id": operation}
     )
+
+
+class PartyEventReader:
+    """The audit service's side: opens sealed party events into access records."""
+
+    def __init__(self, opener: Opener, pseudonyms: SubjectPseudonyms) -> None:
+        self._opener = opener
+        self._pseudonyms = pseudonyms
+
+    @classmethod
+    def for_audit_service(cls, state_dir: Path, clock: Clock) -> PartyEventReader:
+        return cls(
+            Opener(
+                identity=load_party(state_dir, AUDIT),
+                directory=load_directory(state_dir),
+                clock=clock,
+            ),
+            SubjectPseudonyms(load_or_create_pseudonym_key(state_dir)),
+        )
+
+    def records(self, envelope: bytes, *, topic: str, party: str) -> list[AccessRecord]:
+        """One access record per subject; raises ValueError or EnvelopeError when unusable."""
+        event, subjects = open_party_event(self._opener, envelope, topic=topic, party=party)
+        kind = EventKind(event["kind"])
+        pseudonyms = [self._pseudonyms.pseudonym(s) for s in subjects] or [
+            self._pseudonyms.pseudonym(str(event["message_id"]))
+        ]
+        return [
+            record_for_subject(
+                event, p, operation_id(str(event["message_id"]), kind, event.get("recipient"), p)
+            )
+            for p in pseudonyms
+        ]

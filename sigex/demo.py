@@ -33,6 +33,7 @@ import click
 from broker import local
 from broker.audit_indexer import IndexerSettings, run_indexer
 from broker.gateway import GatewayRunner, PolicyGateway
+from broker.party_events import PartyEventReader
 from broker.protocol import SubjectPseudonyms
 from broker.provision import provision_cluster
 from broker.topology import GATEWAY, ProvisioningDefaults, compile_topology, ingress_topics
@@ -312,6 +313,7 @@ def demo(
                 idle_exit_seconds=4.0,
                 publish_every=10_000,
             ),
+            party_events=PartyEventReader.for_audit_service(state, SystemClock()),
         )
     _summary(report, inboxes, stats.tree_size, audit_db, state, today)
     for inbox in inboxes.values():

@@ -523,6 +523,7 @@ def index(
 ) -> None:
     """Consume sigex.audit and sigex.receipts into the log, checkpointing as it goes."""
     from broker.audit_indexer import IndexerSettings, run_indexer  # noqa: PLC0415  # lazily
+    from broker.party_events import PartyEventReader  # noqa: PLC0415  # lazily
 
     key = _audit_signing_key(state_dir, signing_key)
     settings = IndexerSettings(
@@ -532,7 +533,8 @@ def index(
         idle_exit_seconds=idle_exit,
     )
     with _open(db, state_dir) as store:
-        stats = run_indexer(store, key, SystemClock(), settings)
+        reader = PartyEventReader.for_audit_service(state_dir, SystemClock())
+        stats = run_indexer(store, key, SystemClock(), settings, party_events=reader)
     click.echo(
         f"indexed {stats.appended} new records ({stats.skipped} replayed, "
         f"{stats.rejected} rejected), tree size {stats.tree_size}, "

@@ -1,0 +1,106 @@
+"""Refusals at publish travel sealed for the audit service and become one record per subject."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from broker.party_events import PartyEventReader, seal_party_events
+from broker.protocol import SubjectPseudonyms
+from sigex.accesslog.record import EventKind, Outcome, format_time
+from sigex.clock import FixedClock
+from sigex.envelope import EnvelopeError, Opener, Sealer
+from sigex.identity.testing import directory_for, fixed_identity
+from tests.unit.schemas.conftest import BSN_A, BSN_B
+
+NOW = datetime(2027, 2, 1, 10, tzinfo=UTC)
+TOPIC = "sigex.receipts.UWV"
+KEY = bytes(range(32))
+
+
+def event(sender: str = "UWV") -> dict[str, object]:
+    return {
+        "v": 1,
+        "trace_id": "ab" * 16,
+        "operation_id": "cd" * 8,
+        "occurred_at": format_time(NOW),
+        "kind": EventKind.REFUSED_AT_PUBLISH.value,
+        "sender": sender,
+        "recipient": None,
+        "signal": "payroll.bsn-mismatch",
+        "purpose": "LA_BSN_FEEDBACK",
+        "legal_basis": None,
+        "agreement_id": None,
+        "agreement_version": None,
+        "policy_version": "2026.11.1",
+        "outcome": Outcome.DENY.value,
+        "reason_codes": ["BASIS_UNDER_REVIEW"],
+        "disclosed_fields": [],
+        "message_id": "refused-" + "ab" * 16,
+    }
+
+
+@pytest.fixture
+def parties() -> tuple[Sealer, Sealer, PartyEventReader]:
+    clock = FixedClock(NOW)
+    uwv, nla, audit = (fixed_identity(code, b"party-events") for code in ("UWV", "NLA", "AUDIT"))
+    directory = directory_for([uwv, nla, audit], NOW - timedelta(days=1), NOW + timedelta(days=1))
+    reader = PartyEventReader(
+        Opener(identity=audit, directory=directory, clock=clock), SubjectPseudonyms(KEY)
+    )
+    return (
+        Sealer(identity=uwv, directory=directory, clock=clock),
+        Sealer(identity=nla, directory=directory, clock=clock),
+        reader,
+    )
+
+
+def seal(sealer: Sealer, sender: str, subjects: list[str]) -> bytes:
+    return seal_party_events(
+        sealer,
+        topic=TOPIC,
+        signal="payroll.bsn-mismatch",
+        schema_fingerprint="ab" * 32,
+        sender=sender,
+        purpose="LA_BSN_FEEDBACK",
+        events=[(event(sender), subjects)],
+    )[0]
+
+
+def test_a_sealed_refusal_becomes_one_record_per_subject_without_the_bsn(
+    parties: tuple[Sealer, Sealer, PartyEventReader],
+) -> None:
+    uwv, _, reader = parties
+    envelope = seal(uwv, "UWV", [BSN_A, BSN_B])
+    assert BSN_A.encode() not in envelope and BSN_B.encode() not in envelope
+    records = reader.records(envelope, topic=TOPIC, party="UWV")
+    pseudonyms = SubjectPseudonyms(KEY)
+    assert {r.subject for r in records} == {
+        pseudonyms.pseudonym(BSN_A),
+        pseudonyms.pseudonym(BSN_B),
+    }
+    assert all(
+        r.kind is EventKind.REFUSED_AT_PUBLISH and r.outcome is Outcome.DENY for r in records
+    )
+    assert len({r.operation_id for r in records}) == 2
+    assert reader.records(envelope, topic=TOPIC, party="UWV") == records, "replays are identical"
+
+
+def test_a_party_cannot_write_refusals_in_another_partys_name(
+    parties: tuple[Sealer, Sealer, PartyEventReader],
+) -> None:
+    _, nla, reader = parties
+    forged = seal(nla, "NLA", [BSN_A])
+    with pytest.raises(ValueError, match="another party"):
+        reader.records(forged, topic=TOPIC, party="UWV")
+
+
+def test_a_tampered_party_event_is_refused(
+    parties: tuple[Sealer, Sealer, PartyEventReader],
+) -> None:
+    uwv, _, reader = parties
+    envelope = bytearray(seal(uwv, "UWV", [BSN_A]))
+    envelope[-5] ^= 0x40
+    with pytest.raises(EnvelopeError):
+        reader.records(bytes(envelope), topic=TOPIC, party="UWV")
