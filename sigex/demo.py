@@ -42,7 +42,7 @@ from consumers.reference.outcomes import answer_frequent_movers
 from consumers.subscriber import Subscriber
 from policies.compiled import CompiledPolicy
 from policies.compiler import load_policy
-from producers.publisher import Publisher, load_or_create_record_key
+from producers.publisher import Publisher, RefusedSignal, load_or_create_record_key
 from producers.reference.finders import ADMISSION, BSN_MISMATCH, FREQUENT_MOVERS, ReferenceFinder
 from producers.synthetic.generator import generate_dataset
 from schemas.catalogue import Catalogue, load_catalogue
@@ -80,9 +80,15 @@ def _default_state_dir() -> Path:
 @dataclass
 class DemoReport:
     published: Counter[tuple[str, str, str]] = field(default_factory=Counter)
-    refused: Counter[tuple[str, str, str, str]] = field(default_factory=Counter)
+    refused: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    reasons: dict[tuple[str, str, str], set[str]] = field(default_factory=dict)
     received: dict[str, Counter[tuple[str, str]]] = field(default_factory=dict)
     example_bsn: str | None = None
+
+    def note_refusals(self, key: tuple[str, str, str], refusals: Iterable[RefusedSignal]) -> None:
+        for refusal in refusals:
+            self.refused[key] += 1
+            self.reasons.setdefault(key, set()).update(refusal.reason_codes)
 
 
 class Ledger:
@@ -176,9 +182,7 @@ def _publish(
                         key = (finder.sender, finder.signal, purpose)
                         report.published[key] += len(result.published)
                         total += len(result.published)
-                        for refusal in result.refused:
-                            for code in refusal.reason_codes:
-                                report.refused[(*key, code)] += 1
+                        report.note_refusals(key, result.refused)
                         ledger.add(batch, purpose)
                         if report.example_bsn is None:
                             for done in result.published:
@@ -187,11 +191,10 @@ def _publish(
                                     report.example_bsn = bsn
                                     break
                     key = (finder.sender, finder.signal, purpose)
-                    refused = sum(n for k, n in report.refused.items() if k[:3] == key)
                     _say(
                         "publish",
                         f"{finder.sender:<6} {finder.signal:<28} {purpose:<18} "
-                        f"{report.published[key]:>6} sent, {refused:>6} refused",
+                        f"{report.published[key]:>6} sent, {report.refused[key]:>6} refused",
                     )
         finally:
             ledger.close()
@@ -315,7 +318,7 @@ def demo(
             ),
             party_events=PartyEventReader.for_audit_service(state, SystemClock()),
         )
-    _summary(report, inboxes, stats.tree_size, audit_db, state, today)
+    _summary(policy, report, inboxes, stats.tree_size, audit_db, state, today)
     for inbox in inboxes.values():
         inbox.close()
 
@@ -377,9 +380,7 @@ def _exchange(
             outcome_sent += len(result.published)
             key = (municipality, "laa.investigation-outcome", "LAA_TERUGKOPPELING")
             report.published[key] += len(result.published)
-            for refusal in result.refused:
-                for code in refusal.reason_codes:
-                    report.refused[(*key, code)] += 1
+            report.note_refusals(key, result.refused)
         _wait_for_gateway(runner, sent + outcome_sent)
         inboxes |= _receive(state, bootstrap, policy, catalogue, clock, {"RVIG": INBOXES["RVIG"]})
     finally:
@@ -390,6 +391,7 @@ def _exchange(
 
 
 def _summary(
+    policy: CompiledPolicy,
     report: DemoReport,
     inboxes: Mapping[str, Inbox],
     log_size: int,
@@ -405,8 +407,9 @@ def _summary(
     click.echo("Refused in this run before leaving the sender, with the policy's reason:")
     if not report.refused:
         click.echo("  nothing")
-    for (sender, signal, purpose, code), count in sorted(report.refused.items()):
-        click.echo(f"  {sender:<7} {signal:<28} {purpose:<20} {count:>6}  {code}")
+    for (sender, signal, purpose), count in sorted(report.refused.items()):
+        codes = ", ".join(sorted(report.reasons[(sender, signal, purpose)]))
+        click.echo(f"  {sender:<7} {signal:<28} {purpose:<20} {count:>6}  {codes}")
     click.echo("Received so far (each party's SQLite inbox):")
     for party, inbox in sorted(inboxes.items()):
         counts = inbox.counts()
@@ -415,6 +418,11 @@ def _summary(
         for (signal, purpose), count in sorted(counts.items()):
             click.echo(f"  {party:<7} {signal:<28} {purpose:<20} {count:>6}")
     click.echo(f"Access log: {log_size:,} records in {audit_db}")
+    if today < date(2027, 1, 1):
+        click.echo(
+            "The Wtta basis is not in force yet on this date: run the demo again with "
+            "--at 2027-02-01 --fresh to see admission violations flow under it."
+        )
     click.echo()
     click.echo("Try:")
     db = f"--db {audit_db}"
