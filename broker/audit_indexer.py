@@ -23,12 +23,12 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from kafka import KafkaConsumer
 
 from broker.checkpoints import CheckpointPublisher
 from broker.party_events import SEALED_EVENT, SEALED_EVENT_HEADER, PartyEventReader
 from broker.topology import AUDIT_GROUP_PREFIX, AUDIT_TOPIC, CHECKPOINT_TOPIC, RECEIPTS_PREFIX
+from sigex.accesslog._keys import Ed25519PrivateKey
 from sigex.accesslog.checkpoint import Checkpoint
 from sigex.accesslog.errors import AccessLogError, RecordFormatError
 from sigex.accesslog.record import AccessRecord, EventKind

@@ -10,7 +10,8 @@ The signed text is four lines, each ending in a newline::
 A checkpoint travels and is exported as canonical JSON with the fields
 ``origin``, ``tree_size``, ``root`` (hex), ``issued_at``, ``key_id`` (hex of the
 first 16 bytes of SHA-256 over the raw public key) and ``signature`` (hex).
-All Ed25519 work of the access log happens in this module.
+All Ed25519 work of the access log happens in this module, through
+:mod:`sigex.accesslog._keys`.
 """
 
 from __future__ import annotations
@@ -25,10 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from sigex.accesslog import _keys
+from sigex.accesslog._keys import Ed25519PrivateKey, Ed25519PublicKey
 from sigex.accesslog.errors import CheckpointError, RecordFormatError
 from sigex.accesslog.merkle import HASH_BYTES
 from sigex.accesslog.record import format_time, parse_time
@@ -42,7 +42,7 @@ _FIELDS = frozenset({"origin", "tree_size", "root", "issued_at", "key_id", "sign
 
 
 def key_id(public_key: Ed25519PublicKey) -> str:
-    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    raw = _keys.raw_public_bytes(public_key)
     return hashlib.sha256(raw).hexdigest()[:32]
 
 
@@ -79,13 +79,9 @@ class Checkpoint:
         public_key = next((k for k in keys if key_id(k) == self.key_id), None)
         if public_key is None:
             return False
-        try:
-            public_key.verify(
-                self.signature, signed_text(self.tree_size, self.root, self.issued_at)
-            )
-        except InvalidSignature:
-            return False
-        return True
+        return _keys.verify(
+            public_key, self.signature, signed_text(self.tree_size, self.root, self.issued_at)
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -135,19 +131,17 @@ def sign_checkpoint(
         root=root,
         issued_at=issued_at,
         key_id=key_id(signing_key.public_key()),
-        signature=signing_key.sign(signed_text(tree_size, root, issued_at)),
+        signature=_keys.sign(signing_key, signed_text(tree_size, root, issued_at)),
     )
 
 
 def generate_signing_key() -> Ed25519PrivateKey:
     """A fresh Ed25519 key (tests and development only; operations use the AUDIT party's key)."""
-    return Ed25519PrivateKey.generate()
+    return _keys.generate_signing_key()
 
 
 def public_key_pem(public_key: Ed25519PublicKey) -> bytes:
-    return public_key.public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
+    return _keys.public_key_pem(public_key)
 
 
 def load_public_key(data: bytes) -> Ed25519PublicKey:
@@ -156,7 +150,7 @@ def load_public_key(data: bytes) -> Ed25519PublicKey:
         if b"CERTIFICATE" in data:
             key: object = x509.load_pem_x509_certificate(data).public_key()
         else:
-            key = serialization.load_pem_public_key(data)
+            key = _keys.load_pem_public_key(data)
     except ValueError:
         raise CheckpointError("public key: not a PEM public key or certificate") from None
     if not isinstance(key, Ed25519PublicKey):
@@ -167,7 +161,7 @@ def load_public_key(data: bytes) -> Ed25519PublicKey:
 def load_private_key(path: Path) -> Ed25519PrivateKey:
     """An unencrypted Ed25519 private key from a PEM file."""
     try:
-        key = serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
+        key = _keys.load_pem_private_key(Path(path).read_bytes())
     except (OSError, ValueError, TypeError):
         raise CheckpointError(f"signing key: cannot read a PEM private key at {path}") from None
     if not isinstance(key, Ed25519PrivateKey):

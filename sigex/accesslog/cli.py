@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import click
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from sigex.accesslog._keys import Ed25519PrivateKey, Ed25519PublicKey
 from sigex.accesslog.api import AuditApi, make_server, server_tls_context
 from sigex.accesslog.checkpoint import Checkpoint, load_private_key, load_public_key
 from sigex.accesslog.errors import AccessLogError, CheckpointError

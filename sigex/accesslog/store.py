@@ -20,8 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
+from sigex.accesslog._keys import Ed25519PrivateKey
 from sigex.accesslog.backends import Backend, Row, open_backend
 from sigex.accesslog.checkpoint import Checkpoint, sign_checkpoint
 from sigex.accesslog.errors import ProofError, StoreError

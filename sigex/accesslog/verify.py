@@ -31,8 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
+from sigex.accesslog._keys import Ed25519PublicKey
 from sigex.accesslog.checkpoint import Checkpoint, TrustedKeys, load_public_key, public_key_pem
 from sigex.accesslog.errors import AccessLogError, ExportFormatError, RecordFormatError
 from sigex.accesslog.merkle import TreeBuilder, leaf_hash, verify_inclusion
