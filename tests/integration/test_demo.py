@@ -1,0 +1,112 @@
+"""`sigex demo` (the README's first command) from nothing, then again; the auditor's view of it."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import free_port
+
+SIGEX = str(Path(sys.executable).parent / "sigex")
+
+
+def run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [SIGEX, *args], env=env, capture_output=True, text=True, timeout=600, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+def inbox_lines(summary: str) -> list[str]:
+    """The "Received so far" lines of a demo summary."""
+    section = summary.split("Received so far")[1].split("Access log", maxsplit=1)[0]
+    return re.findall(r"^  \w+\s+\S+\s+\S+\s+\d+$", section, flags=re.MULTILINE)
+
+
+def deliveries_in_inboxes(state: Path, bsn: str) -> list[tuple[str, str]]:
+    """(recipient, message id) of every inbox row whose fields hold ``bsn``."""
+    found = []
+    for inbox in sorted((state / "inboxes").glob("*.sqlite")):
+        with sqlite3.connect(inbox) as db:
+            for message_id, fields in db.execute("SELECT message_id, fields FROM received_signal"):
+                values = json.loads(fields)
+                if bsn in (values.get("bsn"), *(values.get("worker_bsns") or [])):
+                    found.append((inbox.stem, message_id))
+    return sorted(found)
+
+
+@pytest.mark.slow
+def test_the_demo_runs_the_exchange_and_the_auditor_can_answer_for_a_person(
+    tmp_path: Path,
+) -> None:
+    state = tmp_path / "demo"
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SIGEX_")}
+    env["SIGEX_STATE_DIR"] = str(tmp_path)
+    args = ["demo", "--state-dir", str(state), "--port", str(port), "--people", "4000"]
+    try:
+        first = run(*args, env=env).stdout
+        assert "What happened" in first
+        assert re.search(r"NLA\s+payroll\.bsn-mismatch\s+SUWI64_ARB\s+[1-9]", first)
+        assert "BASIS_UNDER_REVIEW" in first, "the basis under review is refused and said so"
+        match = re.search(r"audit report --bsn (\d{9})", first)
+        assert match, first
+        bsn = match.group(1)
+
+        db = state / "audit.sqlite"
+        report = json.loads(
+            run(
+                "audit",
+                "report",
+                "--bsn",
+                bsn,
+                "--db",
+                str(db),
+                "--state-dir",
+                str(state),
+                "--format",
+                "json",
+                env=env,
+            ).stdout
+        )
+        listed = sorted((d["recipient"], d["message_id"]) for d in report["disclosures"])
+        assert listed == deliveries_in_inboxes(state, bsn), (
+            "the access report lists exactly the deliveries about that person"
+        )
+        assert all(d["acknowledged"] for d in report["disclosures"])
+        assert run(
+            "audit", "verify", "--db", str(db), "--state-dir", str(state), env=env
+        ).stdout.startswith("ok")
+
+        # A second run continues: nothing is published twice, the inboxes keep their counts.
+        second = run(*args, env=env).stdout
+        assert "kept the development federation" in second
+        published_again = re.findall(r"^publish .*?(\d+) sent", second, flags=re.MULTILINE)
+        assert published_again and all(n == "0" for n in published_again)
+        assert inbox_lines(first) == inbox_lines(second)
+    finally:
+        subprocess.run(
+            [
+                SIGEX,
+                "broker",
+                "stop",
+                "--home",
+                str(state / "broker"),
+                "--port",
+                str(port),
+                "--controller-port",
+                str(port + 1),
+            ],
+            env=env,
+            capture_output=True,
+            check=False,
+            timeout=120,
+        )
