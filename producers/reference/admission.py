@@ -51,6 +51,9 @@ from sigex.clock import Clock
 
 FINDER_NAME = "admission"
 
+#: Rows an external sort of hires holds in memory before it spills a sorted run to disk.
+SORT_RUN_ROWS = 20_000
+
 LENDING_WITHOUT_ADMISSION = "LENDING_WITHOUT_ADMISSION"
 HIRING_FROM_NON_ADMITTED = "HIRING_FROM_NON_ADMITTED"
 WORKERS_MISSING_FROM_ADMINISTRATION = "WORKERS_MISSING_FROM_ADMINISTRATION"
@@ -231,7 +234,9 @@ def _uitleners_missing_workers(
     tally: _Tally,
 ) -> Iterator[_Violations]:
     """Group the hires missing from their uitlener's payroll by uitlener."""
-    missing = ExternalSorter(work_directory, key=lambda row: (row[1], row[3], row[0]))
+    missing = ExternalSorter(
+        work_directory, key=lambda row: (row[1], row[3], row[0]), run_size=SORT_RUN_ROWS
+    )
     for row in _missing_hires(by_worker.sorted_rows(), payroll):
         tally.tick()
         missing.add(row)
@@ -302,7 +307,11 @@ def find_admission_violations(
         }
 
     by_worker = (
-        ExternalSorter(work_directory, key=lambda row: (row[0], row[1], row[3], row[5]))
+        ExternalSorter(
+            work_directory,
+            key=lambda row: (row[0], row[1], row[3], row[5]),
+            run_size=SORT_RUN_ROWS,
+        )
         if payroll_file is not None
         else None
     )

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from producers.reference import admission
 from producers.reference.admission import find_admission_violations
 from producers.reference.bsn_mismatch import find_bsn_mismatches
 from producers.reference.finders import (
@@ -229,32 +230,46 @@ def test_admission_violations_are_exactly_the_planted_ones(
         assert (record["inlener_kvk"] is None) == (record["kind"] != "HIRING_FROM_NON_ADMITTED")
 
 
-def test_missing_workers_are_sorted_on_disk_in_the_given_folder(
-    small_dataset: GenerationSummary, tmp_path: Path
+def test_missing_workers_survive_sorting_through_disk(
+    small_dataset: GenerationSummary, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     directory = small_dataset.directory
-    records = list(
-        find_admission_violations(
-            directory / "uitlener_register.csv",
-            directory / "hires.csv",
-            payroll=directory / "payroll.csv",
-            clock=CLOCK,
-            rng=random.Random(0),
-            work_directory=tmp_path,
+
+    def violations(work_directory: Path | None, with_payroll: bool) -> list[dict[str, Any]]:
+        return list(
+            find_admission_violations(
+                directory / "uitlener_register.csv",
+                directory / "hires.csv",
+                payroll=directory / "payroll.csv" if with_payroll else None,
+                clock=CLOCK,
+                rng=random.Random(0),
+                work_directory=work_directory,
+            )
         )
+
+    in_memory = violations(None, with_payroll=True)
+    monkeypatch.setattr(admission, "SORT_RUN_ROWS", 5)
+    spilled: list[dict[str, Any]] = []
+    finder = find_admission_violations(
+        directory / "uitlener_register.csv",
+        directory / "hires.csv",
+        payroll=directory / "payroll.csv",
+        clock=CLOCK,
+        rng=random.Random(0),
+        work_directory=tmp_path,
     )
-    without_payroll = list(
-        find_admission_violations(
-            directory / "uitlener_register.csv",
-            directory / "hires.csv",
-            clock=CLOCK,
-            rng=random.Random(0),
-        )
-    )
-    missing = [r for r in records if r["kind"] == "WORKERS_MISSING_FROM_ADMINISTRATION"]
-    assert missing
-    assert records[: len(without_payroll)] == without_payroll
+    runs_on_disk = 0
+    for record in finder:
+        spilled.append(record)
+        if record["kind"] == "WORKERS_MISSING_FROM_ADMINISTRATION" and not runs_on_disk:
+            # the missing hires are being merged back from their sorted runs
+            runs_on_disk = len(list(tmp_path.glob("sort-*/run-*.csv")))
+    assert runs_on_disk >= 2, "the missing hires went to disk in sorted runs"
+    assert spilled == in_memory
+    assert any(r["kind"] == "WORKERS_MISSING_FROM_ADMINISTRATION" for r in spilled)
     assert list(tmp_path.iterdir()) == [], "the sort runs are removed"
+    without_payroll = violations(None, with_payroll=False)
+    assert in_memory[: len(without_payroll)] == without_payroll
 
 
 @pytest.mark.parametrize("finder", FINDERS, ids=lambda f: f.kind)
