@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
 
 from broker.audit_events import access_records
 from broker.protocol import (
@@ -141,28 +141,48 @@ class Subscriber:
         self._consumer.subscribe(topics=[t for t in self._topics if t in existing])
 
     def poll(self, handler: Handler, timeout_ms: int = 1000) -> int:
-        """Read one batch; hand each lawful delivery to ``handler``; commit after receipts."""
+        """Read one batch; hand each lawful delivery to ``handler``; commit after receipts.
+
+        When the handler raises, what it acknowledged before is receipted and
+        committed, the partition is rewound to the signal it failed on, and the
+        error goes to the caller: the next poll offers that signal again.
+        """
         if not self._consumer.subscription():
             self.subscribe()
         batch = self._consumer.poll(timeout_ms=timeout_ms)
         handled = 0
         receipts: list[AccessRecord] = []
-        for messages in batch.values():
-            for message in messages:
-                handled += self._one(message, handler, receipts)
-        if batch:
-            for record in receipts:
-                self._producer.send(
-                    receipts_topic(self._party),
-                    key=record.trace_id.encode(),
-                    value=record.to_bytes(),
-                    headers=[
-                        (TRACEPARENT, TraceContext(record.trace_id, record.operation_id).header())
-                    ],
-                )
-            self._producer.flush()
-            self._consumer.commit()
+        done: dict[TopicPartition, OffsetAndMetadata] = {}
+        try:
+            for partition, messages in batch.items():
+                for message in messages:
+                    handled += self._one(message, handler, receipts)
+                    done[partition] = OffsetAndMetadata(message.offset + 1, "", -1)
+        except BaseException:
+            self._acknowledge(receipts, done)
+            for partition, messages in batch.items():
+                position = done[partition].offset if partition in done else messages[0].offset
+                self._consumer.seek(partition, position)
+            raise
+        self._acknowledge(receipts, done)
         return handled
+
+    def _acknowledge(
+        self, receipts: list[AccessRecord], offsets: dict[TopicPartition, OffsetAndMetadata]
+    ) -> None:
+        """Write the receipts, then commit the offsets they cover (never the other way round)."""
+        for record in receipts:
+            self._producer.send(
+                receipts_topic(self._party),
+                key=record.trace_id.encode(),
+                value=record.to_bytes(),
+                headers=[
+                    (TRACEPARENT, TraceContext(record.trace_id, record.operation_id).header())
+                ],
+            )
+        self._producer.flush()
+        if offsets:
+            self._consumer.commit(offsets)
 
     def run(self, handler: Handler, stop: threading.Event, max_messages: int | None = None) -> None:
         while not stop.is_set():

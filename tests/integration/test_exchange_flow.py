@@ -318,3 +318,68 @@ def test_deliveries_and_refusals_are_audited_per_subject(kit: ExchangeKit) -> No
     assert all(r.legal_basis == "NL.WAADI.WTTA" for r in records)
     for audit in audits:
         assert all(bsn.encode() not in audit.value for bsn in workers)
+
+
+# -- the subscriber's side ---------------------------------------------------------------------
+
+
+def test_a_subscriber_refuses_a_purpose_it_did_not_declare(kit: ExchangeKit) -> None:
+    record = record_of("payroll.bsn-mismatch", bsn=fresh_bsn(), municipality="GM0599")
+    result = kit.publisher("UWV").publish("payroll.bsn-mismatch", "SUWI64_ARB", [record])
+    trace_id = result.published[0].trace_id
+    handed_over: list[ReceivedSignal] = []
+    with kit.subscriber("NLA", ("SUWI64_FISC",), signals=("payroll.bsn-mismatch",)) as nla:
+        receipts = []
+        for _ in range(60):
+            nla.poll(handed_over.append, timeout_ms=500)
+            receipts = [
+                AccessRecord.from_bytes(r.value)
+                for r in kit.read_topic("sigex.receipts.NLA")
+                if json.loads(r.value).get("trace_id") == trace_id
+            ]
+            if receipts:
+                break
+    assert all(str(r.fields.get("signal_id")) != record["signal_id"] for r in handed_over)
+    assert [(r.kind.value, r.outcome.value, r.reason_codes) for r in receipts] == [
+        ("RECEIVED", "DENY", ("PURPOSE_NOT_DECLARED",))
+    ]
+
+
+def test_a_failing_handler_gets_the_signal_again_and_it_is_acknowledged_once(
+    kit: ExchangeKit,
+) -> None:
+    record = record_of("payroll.bsn-mismatch", bsn=fresh_bsn(), municipality="GM0518")
+    result = kit.publisher("UWV").publish("payroll.bsn-mismatch", "BRP_TERUGMELDING", [record])
+    trace_id = result.published[0].trace_id
+    attempts: list[str] = []
+    kept: list[ReceivedSignal] = []
+
+    def flaky(signal: ReceivedSignal) -> None:
+        if str(signal.fields.get("signal_id")) == record["signal_id"]:
+            attempts.append(signal.message_id)
+            if len(attempts) == 1:
+                raise RuntimeError("the application's database is down")
+        kept.append(signal)
+
+    failures = 0
+    with kit.subscriber("GM0518", ("BRP_TERUGMELDING",)) as inbox:
+        for _ in range(120):
+            try:
+                inbox.poll(flaky, timeout_ms=500)
+            except RuntimeError:
+                failures += 1
+            if len(attempts) >= 2:
+                break
+        for _ in range(4):  # a further poll must not offer it a third time
+            inbox.poll(flaky, timeout_ms=300)
+    assert failures == 1
+    assert len(attempts) == 2 and attempts[0] == attempts[1], "the same message, offered again"
+    only(kept, record["signal_id"])
+    acknowledged = kit.wait_for(
+        "sigex.receipts.GM0518",
+        lambda r: (
+            json.loads(r.value).get("trace_id") == trace_id
+            and json.loads(r.value).get("kind") == "ACKNOWLEDGED"
+        ),
+    )
+    assert len(acknowledged) == 1
