@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +37,7 @@ from sigex.accesslog.store import AccessLogStore
 from sigex.clock import Clock
 from sigex.envelope import EnvelopeError
 from sigex.logs import get_logger
+from sigex.observability import AuditMetrics
 from sigex.transport import KafkaConnection
 
 _log = get_logger(__name__)
@@ -162,6 +164,8 @@ def run_indexer(
     settings: IndexerSettings,
     stop: threading.Event | None = None,
     party_events: PartyEventReader | None = None,
+    metrics: AuditMetrics | None = None,
+    on_ready: Callable[[], None] | None = None,
 ) -> IndexerStats:
     """Index until ``stop`` is set or the topics have been idle for ``idle_exit_seconds``."""
     consumer = KafkaConsumer(
@@ -182,6 +186,9 @@ def run_indexer(
     try:
         while stop is None or not stop.is_set():
             batch = consumer.poll(timeout_ms=settings.poll_timeout_ms)
+            if on_ready is not None and consumer.assignment():
+                on_ready()
+                on_ready = None
             if not batch:
                 if not consumer.assignment():
                     # idle time counts once partitions are ours; without any topic to read,
@@ -203,6 +210,10 @@ def run_indexer(
             if result.appended or latest is None:
                 latest = store.checkpoint(signing_key, clock)
                 since_publish += result.appended
+                if metrics is not None:
+                    metrics.checkpoint_signed(latest.issued_at)
+            if metrics is not None:
+                metrics.records_appended(result.appended, result.tree_size)
             if since_publish >= settings.publish_every:
                 publisher.publish(latest)
                 published += 1

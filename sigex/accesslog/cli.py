@@ -6,7 +6,9 @@ import csv
 import io
 import json
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -14,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from prometheus_client import CollectorRegistry
 
 from sigex.accesslog._keys import Ed25519PrivateKey, Ed25519PublicKey
 from sigex.accesslog.api import AuditApi, make_server, server_tls_context
@@ -36,6 +39,7 @@ from sigex.config import load_settings
 from sigex.errors import SigexError
 from sigex.identity.directory import PartyEntry
 from sigex.identity.federation import load_directory, load_party
+from sigex.observability import AuditMetrics, Readiness, start_operations
 from sigex.transport import KafkaConnection
 
 AUDIT_PARTY = "AUDIT"
@@ -511,6 +515,7 @@ def serve(
     default=None,
     help="Stop after this many seconds without new events (default: run until stopped).",
 )
+@click.option("--no-metrics", is_flag=True, help="Do not serve /metrics, /livez and /readyz.")
 def index(
     db: str | None,
     state_dir: Path,
@@ -520,8 +525,13 @@ def index(
     signing_key: Path | None,
     publish_every: int,
     idle_exit: float | None,
+    no_metrics: bool,
 ) -> None:
-    """Consume sigex.audit and sigex.receipts into the log, checkpointing as it goes."""
+    """Consume sigex.audit and sigex.receipts into the log, checkpointing as it goes.
+
+    Serves /metrics, /livez and /readyz on SIGEX_METRICS_PORT (SIGEX_HEALTH_PORT);
+    SIGTERM or SIGINT finishes the batch in hand, then stops.
+    """
     from broker.audit_indexer import IndexerSettings, run_indexer  # noqa: PLC0415  # lazily
     from broker.party_events import PartyEventReader  # noqa: PLC0415  # lazily
 
@@ -532,9 +542,36 @@ def index(
         publish_every=publish_every,
         idle_exit_seconds=idle_exit,
     )
-    with _open(db, state_dir) as store:
-        reader = PartyEventReader.for_audit_service(state_dir, SystemClock())
-        stats = run_indexer(store, key, SystemClock(), settings, party_events=reader)
+    stop = threading.Event()
+    ready = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda _signum, _frame: stop.set())
+    metrics = AuditMetrics(CollectorRegistry(), SystemClock())
+    servers = None
+    if not no_metrics:
+        process = load_settings(os.environ)
+        servers = start_operations(
+            registry=metrics.registry,
+            readiness=lambda: Readiness.yes() if ready.is_set() else Readiness.no(("joining",)),
+            metrics_port=process.metrics_port,
+            health_port=process.health_port,
+        )
+    try:
+        with _open(db, state_dir) as store:
+            reader = PartyEventReader.for_audit_service(state_dir, SystemClock())
+            stats = run_indexer(
+                store,
+                key,
+                SystemClock(),
+                settings,
+                stop=stop,
+                party_events=reader,
+                metrics=metrics,
+                on_ready=ready.set,
+            )
+    finally:
+        if servers is not None:
+            servers.stop()
     click.echo(
         f"indexed {stats.appended} new records ({stats.skipped} replayed, "
         f"{stats.rejected} rejected), tree size {stats.tree_size}, "
