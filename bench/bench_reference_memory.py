@@ -49,7 +49,11 @@ NOTES = (
     "JSON file also has wall-clock rows/s. Memory does not vary. The naive baseline "
     "checks nothing (no elfproef, no formats, no sort order) while the streaming finders "
     "check every cell and build a typed row, which is most of their extra CPU per row; "
-    "on the large dataset the baseline's own allocations narrow that gap."
+    "on the large dataset the baseline's own allocations narrow that gap. What the "
+    "streaming finders gain from small to large comes from two capped buffers: each reader "
+    "remembers up to 100,000 checked loonheffingennummers (the large dataset has 40,000 "
+    "employers), and the admission finder's external sorts hold up to 20,000 hires in "
+    "memory before spilling a run to disk. Neither grows past its cap with more people."
 )
 KINDS = ("frequent-movers", "bsn-mismatch", "admission")
 INPUTS = {
