@@ -1,4 +1,4 @@
-"""10,000 signals while the gateway is killed with SIGKILL twice: each delivered exactly once."""
+"""10,000 signals through two gateway instances, one killed with SIGKILL twice: each once."""
 
 from __future__ import annotations
 
@@ -31,7 +31,9 @@ MUNICIPALITIES = ("GM0363", "GM0599")
 SIGEX = str(Path(sys.executable).parent / "sigex")
 
 
-def start_gateway(exchange: SecureExchange, group: str, log: Path) -> subprocess.Popen[bytes]:
+def start_gateway(
+    exchange: SecureExchange, group: str, instance: str, log: Path
+) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SIGEX_")}
     env |= {
         "SIGEX_STATE_DIR": str(exchange.state_dir),
@@ -41,7 +43,7 @@ def start_gateway(exchange: SecureExchange, group: str, log: Path) -> subprocess
     }
     with log.open("ab") as sink:
         return subprocess.Popen(
-            [SIGEX, "gateway", "run", "--instance", group, "--no-metrics"],
+            [SIGEX, "gateway", "run", "--instance", instance, "--no-metrics"],
             env=env,
             stdout=sink,
             stderr=subprocess.STDOUT,
@@ -58,7 +60,7 @@ def reader(secure_exchange: SecureExchange) -> ExchangeKit:
 
 
 @pytest.mark.slow
-def test_every_signal_is_delivered_exactly_once_across_gateway_crashes(
+def test_two_gateways_deliver_every_signal_exactly_once_across_crashes(
     secure_exchange: SecureExchange, reader: ExchangeKit, tmp_path: Path
 ) -> None:
     state = secure_exchange.state_dir
@@ -90,7 +92,9 @@ def test_every_signal_is_delivered_exactly_once_across_gateway_crashes(
 
     group = f"sigex-gateway-eos-{uuid.uuid4().hex[:8]}"
     log = tmp_path / "gateway.log"
-    gateway = start_gateway(secure_exchange, group, log)
+    # Two instances share the ingress partitions; the first is the one that crashes.
+    gateway = start_gateway(secure_exchange, group, f"{group}-a", log)
+    partner = start_gateway(secure_exchange, group, f"{group}-b", tmp_path / "partner.log")
     published = 0
     failure: list[BaseException] = []
 
@@ -121,7 +125,7 @@ def test_every_signal_is_delivered_exactly_once_across_gateway_crashes(
             time.sleep(6 + 3 * crash)
             gateway.send_signal(signal.SIGKILL)
             gateway.wait(timeout=30)
-            gateway = start_gateway(secure_exchange, group, log)
+            gateway = start_gateway(secure_exchange, group, f"{group}-a", log)
         publishing.join(timeout=300)
         assert not failure, failure
         assert published == SIGNALS
@@ -139,8 +143,9 @@ def test_every_signal_is_delivered_exactly_once_across_gateway_crashes(
                 break
             time.sleep(2)
     finally:
-        gateway.send_signal(signal.SIGTERM)
-        gateway.wait(timeout=60)
+        for process in (gateway, partner):
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=60)
 
     missing = SIGNALS - len(counts)
     duplicated = sum(1 for c in counts.values() if c > 1)
@@ -151,3 +156,7 @@ def test_every_signal_is_delivered_exactly_once_across_gateway_crashes(
         delivery_topic("payroll.bsn-mismatch", m): SIGNALS // 2 for m in MUNICIPALITIES
     }
     assert gateway.returncode == 0, "the gateway did not drain and stop cleanly on SIGTERM"
+    assert partner.returncode == 0, "the second instance did not stop cleanly"
+    assert "stopped after 0 records" not in (tmp_path / "partner.log").read_text(), (
+        "the second instance shared none of the work"
+    )
