@@ -9,10 +9,17 @@ from pathlib import Path
 
 import click
 
+from policies.compiler import load_policy
+from producers.publisher import Publisher, load_or_create_record_key
 from producers.reference.finders import FINDERS, finder_named, write_jsonl
+from producers.reference.publishing import PublicationReport, publish_findings
 from producers.reference.stamps import Progress
 from producers.synthetic.generator import DEFAULT_AS_OF, DEFAULT_MONTHS, generate_dataset
+from schemas.catalogue import load_catalogue
+from sigex.cli_support import settings_with
 from sigex.clock import SystemClock
+from sigex.identity import load_directory, load_party
+from sigex.transport import connection_for
 
 
 @click.group("data")
@@ -105,3 +112,73 @@ def find(kind: str, in_dir: Path, out_file: Path, seed: int) -> None:
         finally:
             partial.unlink(missing_ok=True)
     click.echo(f"{finder.sender} {finder.signal}: {written:,} records -> {out_file}", err=True)
+
+
+@data.command("publish")
+@click.option(
+    "--kind",
+    type=click.Choice([f.kind for f in FINDERS]),
+    required=True,
+    help="Which reference producer (finder) to run.",
+)
+@click.option(
+    "--in",
+    "in_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    required=True,
+    help="Dataset directory (the layout 'sigex data generate' writes).",
+)
+@click.option(
+    "--purpose",
+    "purposes",
+    multiple=True,
+    required=True,
+    help="Purpose to publish each finding for; repeatable.",
+)
+@click.option("--state-dir", type=click.Path(path_type=Path, file_okay=False), default=None)
+@click.option("--bootstrap", default=None, help="Broker address [default: SIGEX_BOOTSTRAP].")
+@click.option("--plaintext", is_flag=True, help="No TLS (local development only).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for signal ids.")
+@click.option(
+    "--batch", "batch_size", default=256, show_default=True, help="Records per signed batch."
+)
+def publish_command(
+    kind: str,
+    in_dir: Path,
+    purposes: tuple[str, ...],
+    state_dir: Path | None,
+    bootstrap: str | None,
+    plaintext: bool,
+    seed: int,
+    batch_size: int,
+) -> None:
+    """Find signals in a dataset and publish them as the finder's party, streaming."""
+
+    finder = finder_named(kind)
+    settings = settings_with(state_dir, bootstrap)
+    rng = random.Random(seed)  # noqa: S311 - reproducible signal ids, not a secret
+
+    def show(report: PublicationReport) -> None:
+        sent = sum(report.published.values())
+        refused = sum(report.refused.values())
+        click.echo(
+            f"\r{finder.kind}: {report.found:,} found, {sent:,} published, {refused:,} refused",
+            err=True,
+            nl=False,
+        )
+
+    with Publisher(
+        identity=load_party(settings.state_dir, finder.sender),
+        directory=load_directory(settings.state_dir),
+        policy=load_policy(settings.policy_dir),
+        catalogue=load_catalogue(),
+        connection=connection_for(settings, finder.sender, plaintext=plaintext),
+        record_key=load_or_create_record_key(settings.state_dir, finder.sender),
+    ) as publisher:
+        records = finder.find(in_dir, clock=SystemClock(), rng=rng)
+        report = publish_findings(
+            publisher, finder.signal, records, purposes, batch_size=batch_size, progress=show
+        )
+    click.echo("", err=True)
+    for line in report.lines():
+        click.echo(line)

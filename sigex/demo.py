@@ -23,7 +23,7 @@ import sqlite3
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -44,6 +44,7 @@ from policies.compiled import CompiledPolicy
 from policies.compiler import load_policy
 from producers.publisher import Publisher, RefusedSignal, load_or_create_record_key
 from producers.reference.finders import ADMISSION, BSN_MISMATCH, FREQUENT_MOVERS, ReferenceFinder
+from producers.reference.publishing import publish_findings
 from producers.synthetic.generator import generate_dataset
 from schemas.catalogue import Catalogue, load_catalogue
 from sigex.accesslog.pseudonym import load_or_create_pseudonym_key
@@ -101,7 +102,7 @@ class Ledger:
             "PRIMARY KEY (signal_id, purpose))"
         )
 
-    def new(self, records: Iterable[dict[str, object]], purpose: str) -> list[dict[str, object]]:
+    def new(self, records: list[dict[str, object]], purpose: str) -> list[dict[str, object]]:
         fresh = []
         for record in records:
             row = self._db.execute(
@@ -112,7 +113,7 @@ class Ledger:
                 fresh.append(record)
         return fresh
 
-    def add(self, records: Iterable[dict[str, object]], purpose: str) -> None:
+    def add(self, records: list[dict[str, object]], purpose: str) -> None:
         with self._db:
             self._db.executemany(
                 "INSERT OR IGNORE INTO published VALUES (?, ?)",
@@ -125,11 +126,6 @@ class Ledger:
 
 def _say(step: str, text: str) -> None:
     click.echo(f"{click.style(step, bold=True)} {text}")
-
-
-def _chunks(records: list[dict[str, object]], size: int) -> Iterator[list[dict[str, object]]]:
-    for start in range(0, len(records), size):
-        yield records[start : start + size]
 
 
 def _start_broker(state: Path, port: int) -> local.BrokerSettings:
@@ -163,7 +159,6 @@ def _publish(
     directory = load_directory(state)
     for finder, purposes in PUBLICATIONS:
         rng = random.Random(finder.kind)  # noqa: S311 - repeatable signal ids, not secrets
-        records = list(finder.find(dataset, clock=clock, rng=rng))
         ledger = Ledger(state / "producers" / f"{finder.sender}.sqlite")
         try:
             with Publisher(
@@ -175,29 +170,29 @@ def _publish(
                 record_key=load_or_create_record_key(state, finder.sender),
                 clock=clock,
             ) as publisher:
-                for purpose in purposes:
-                    fresh = ledger.new(records, purpose)
-                    for batch in _chunks(fresh, 256):
-                        result = publisher.publish(finder.signal, purpose, batch)
-                        key = (finder.sender, finder.signal, purpose)
-                        report.published[key] += len(result.published)
-                        total += len(result.published)
-                        report.note_refusals(key, result.refused)
-                        ledger.add(batch, purpose)
-                        if report.example_bsn is None:
-                            for done in result.published:
-                                bsn = batch[done.index].get("bsn")
-                                if isinstance(bsn, str):
-                                    report.example_bsn = bsn
-                                    break
-                    key = (finder.sender, finder.signal, purpose)
-                    _say(
-                        "publish",
-                        f"{finder.sender:<6} {finder.signal:<28} {purpose:<18} "
-                        f"{report.published[key]:>6} sent, {report.refused[key]:>6} refused",
-                    )
+                found = publish_findings(
+                    publisher,
+                    finder.signal,
+                    finder.find(dataset, clock=clock, rng=rng),
+                    purposes,
+                    already_published=ledger.new,
+                    on_published=ledger.add,
+                )
         finally:
             ledger.close()
+        for purpose in purposes:
+            key = (finder.sender, finder.signal, purpose)
+            report.published[key] += found.published[purpose]
+            report.refused[key] += found.refused[purpose]
+            report.reasons.setdefault(key, set()).update(found.reasons.get(purpose, {}))
+            total += found.published[purpose]
+            _say(
+                "publish",
+                f"{finder.sender:<6} {finder.signal:<28} {purpose:<18} "
+                f"{report.published[key]:>6} sent, {report.refused[key]:>6} refused",
+            )
+        if report.example_bsn is None and found.example_subjects:
+            report.example_bsn = found.example_subjects[0]
     return total
 
 
@@ -405,9 +400,10 @@ def _summary(
     for (sender, signal, purpose), count in sorted(report.published.items()):
         click.echo(f"  {sender:<7} {signal:<28} {purpose:<20} {count:>6}")
     click.echo("Refused in this run before leaving the sender, with the policy's reason:")
-    if not report.refused:
+    refused = {key: count for key, count in report.refused.items() if count}
+    if not refused:
         click.echo("  nothing")
-    for (sender, signal, purpose), count in sorted(report.refused.items()):
+    for (sender, signal, purpose), count in sorted(refused.items()):
         codes = ", ".join(sorted(report.reasons[(sender, signal, purpose)]))
         click.echo(f"  {sender:<7} {signal:<28} {purpose:<20} {count:>6}  {codes}")
     click.echo("Received so far (each party's SQLite inbox):")
