@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import ssl
 import subprocess
@@ -178,7 +179,29 @@ def test_the_container_commands_run_the_exchange(operator: Operator, tmp_path: P
         assert "BASIS_UNDER_REVIEW" in refused.stderr
         assert all(bsn not in refused.stderr + refused.stdout for bsn in bsns)
 
+        dataset = tmp_path / "dataset"
+        operator.run("data", "generate", "--people", "1500", "--seed", "3", "--out", str(dataset))
+        streamed = operator.run(
+            "data",
+            "publish",
+            "--kind",
+            "bsn-mismatch",
+            "--in",
+            str(dataset),
+            "--purpose",
+            "SUWI64_ARB",
+            "--purpose",
+            "LA_BSN_FEEDBACK",
+        )
+        found = re.search(r"for SUWI64_ARB: ([\d,]+) published, 0 refused", streamed.stdout)
+        assert found and int(found.group(1).replace(",", "")) > 0, streamed.stdout
+        assert re.search(
+            r"for LA_BSN_FEEDBACK: 0 published, [\d,]+ refused \(BASIS_UNDER_REVIEW",
+            streamed.stdout,
+        ), streamed.stdout
+
         out = tmp_path / "nla.jsonl"
+        expected = 3 + int(found.group(1).replace(",", ""))
         received = operator.run(
             "subscribe",
             "--as",
@@ -186,22 +209,23 @@ def test_the_container_commands_run_the_exchange(operator: Operator, tmp_path: P
             "--purpose",
             "SUWI64_ARB",
             "--max",
-            "3",
+            str(expected),
             "--idle-timeout",
             "60",
             "--out",
             str(out),
         )
-        assert "received 3" in received.stderr
+        assert f"received {expected}" in received.stderr
         lines = [json.loads(line) for line in out.read_text().splitlines()]
-        assert sorted(line["fields"]["bsn"] for line in lines) == sorted(bsns)
+        assert len(lines) == expected
+        assert set(bsns) <= {line["fields"]["bsn"] for line in lines}
         assert all(line["legal_basis"] == "NL.SUWI.64" for line in lines)
         assert all("family_name" not in line["fields"] for line in lines)
 
         status, body = http_get(f"{base}/metrics")
         assert status == 200
         text = body.decode()
-        assert 'gateway_signals_in_total{signal="payroll.bsn-mismatch"} 3.0' in text
+        assert f'gateway_signals_in_total{{signal="payroll.bsn-mismatch"}} {expected}.0' in text
         assert 'recipient="NLA"' in text
         assert all(bsn not in text for bsn in bsns)
     finally:
