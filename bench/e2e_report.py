@@ -18,7 +18,11 @@ from e2e_analysis import ANALYSIS
 
 AIM_RATIO = 0.5
 AIM_P99_MS = 250.0
-ROLE_ORDER = ("publisher", "gateway-1", "gateway-2", "relay-1", "relay-2", "consumer", "broker")
+ROLE_ORDER = ("publisher", "gateway", "relay", "consumer", "broker")
+
+
+def _ordered(names: set[str]) -> list[str]:
+    return sorted(names, key=lambda n: (ROLE_ORDER.index(_role_kind(n)), n))
 
 
 def _role_kind(name: str) -> str:
@@ -168,7 +172,7 @@ def _process_table(results: list[dict[str, Any]]) -> list[str]:
         "|---|---|---:|---:|---:|---:|",
     ]
     for r in results:
-        names = [n for n in ROLE_ORDER if n in r["cpu_seconds"] or n in r["peak_rss_mib"]]
+        names = _ordered(set(r["cpu_seconds"]) | set(r["peak_rss_mib"]))
         for name in names:
             cpu = r["cpu_seconds"].get(name, 0.0)
             rss = r["peak_rss_mib"].get(name)
@@ -241,9 +245,9 @@ def markdown(report: dict[str, Any], analysis: str) -> str:
         "policy, commit to each field, one signature per batch, encrypt for the gateway, "
         "idempotent producer, acks=all); `sigex gateway run` processes (one or two, same "
         "group, different `--instance`; each batch's deliveries, audit records and "
-        "offsets in one transaction); a process with one `Subscriber` per municipality "
+        "offsets in one transaction); one process per municipality with a `Subscriber` "
         "(read_committed, both signatures checked, decrypt, policy checked again, receipts "
-        "written, offsets committed), each in its own thread.",
+        "written, offsets committed after each poll).",
         "- **baseline**: the same three kinds of process in plain kafka-python: a producer "
         "with the same settings (idempotent, acks=all, linger 5 ms, flush per batch) "
         "sending the whole record encoded with fastavro (schemaless, `strict=True`); a "
@@ -253,8 +257,9 @@ def markdown(report: dict[str, Any], analysis: str) -> str:
         "consumer per municipality (read_committed, decode, handler, commit per poll). "
         "No policy, no signatures, no encryption, no audit records, no receipts.",
         "- Each run starts its processes fresh, waits until the gateway/relay group is "
-        f"stable, sends {300} warm-up signals end to end (not measured), then the measured "
-        "ones. Maximum-throughput runs send batches of 500 back to back; throughput is "
+        f"stable, sends {report['settings'].get('warmup', 300)} warm-up signals end to end "
+        "(not measured), then the measured ones. Maximum-throughput runs send batches "
+        "of 500 back to back; throughput is "
         "signals received divided by the time from the first measured publish call to "
         "the last handler call. Paced runs offer a fixed rate: signal *i* is due at "
         "start + i/rate, each publish call takes every signal already due, and latency is "
@@ -266,8 +271,12 @@ def markdown(report: dict[str, Any], analysis: str) -> str:
         "field of the delivered record.",
         "- Peak RSS is each process's `VmHWM` from `/proc`, read just before it is "
         "stopped; CPU seconds are user+system time from `/proc/<pid>/stat` between the "
-        "start and end of the measured part (the broker JVM included). The consumer "
-        "process hosts three subscribers (three consumers and three producers).",
+        "start and end of the measured part (the broker JVM included). A first version "
+        "ran the three subscribers as threads of one process; the GIL convoy between "
+        "them and the six kafka-python I/O threads made every call that releases the GIL "
+        "(socket writes, AES-GCM) cost up to milliseconds, which says more about that "
+        "layout than about sigex, so each municipality now has its own process, as it "
+        "would in operation.",
         "",
         "## Machine",
         "",

@@ -8,11 +8,12 @@ in the scenario folder:
 - a publisher sends the warm-up signals, writes ``publisher.warm``, waits for
   ``go``, sends the measured signals, writes ``publisher.json`` (signal id ->
   due time and publish-call time, wall clock) and waits to be stopped;
-- a consumer rewrites ``consumer.progress`` (signals handed to the handler so
-  far) every 100 ms and on SIGTERM writes ``consumer.json`` (signal id ->
-  wall-clock time its handler was called; on the sigex side also the sender's
-  sealing time and the gateway's decision time from the delivered envelope,
-  both in milliseconds, which split the latency into stages);
+- a consumer (one process per municipality) rewrites ``consumer-<PARTY>.progress``
+  (signals handed to the handler so far) every 100 ms and on SIGTERM writes
+  ``consumer-<PARTY>.json`` (signal id -> wall-clock time its handler was
+  called; on the sigex side also the sender's sealing time and the gateway's
+  decision time from the delivered envelope, both in milliseconds, which split
+  the latency into stages);
 - the baseline relay (plain consume-transform-produce) runs until SIGTERM.
 
 Publisher and consumer are separate processes on the same machine, so the
@@ -41,7 +42,12 @@ from typing import Any
 
 import fastavro
 from kafka import KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
-from kafka.errors import KafkaError, ProducerFencedError
+from kafka.errors import (
+    CommitFailedError,
+    KafkaError,
+    ProducerFencedError,
+    RebalanceInProgressError,
+)
 
 from consumers.subscriber import ReceivedSignal, Subscriber
 from policies.compiler import load_policy
@@ -351,6 +357,7 @@ def run_consumer(spec: RoleSpec, stop: StopFlag) -> None:
     make = sigex_poller if spec.role == "sigex-consumer" else baseline_poller
     received: list[tuple[str, float] | tuple[str, float, float, float]] = []
     failures: list[str] = []
+    recovered: list[str] = []
 
     def handler(signal_id: str, stamps: tuple[float, float] | None) -> None:
         now = time.time()
@@ -367,7 +374,12 @@ def run_consumer(spec: RoleSpec, stop: StopFlag) -> None:
             return
         try:
             while not stop.event.is_set():
-                poll(handler)
+                try:
+                    poll(handler)
+                except (CommitFailedError, RebalanceInProgressError) as error:
+                    # a commit during a group rebalance; the next poll rejoins, and what
+                    # was not committed comes again (counted as a duplicate, not twice)
+                    recovered.append(f"{party}: {type(error).__name__}")
         except Exception as error:
             failures.append(f"{party}: {type(error).__name__}: {error}")
         finally:
@@ -381,7 +393,7 @@ def run_consumer(spec: RoleSpec, stop: StopFlag) -> None:
     ]
     for thread in threads:
         thread.start()
-    progress = folder / "consumer.progress"
+    progress = folder / f"consumer-{spec.instance}.progress"
     while not stop.wait(0.1):
         progress.with_suffix(".partial").write_text(str(len(received)))
         progress.with_suffix(".partial").replace(progress)
@@ -389,7 +401,10 @@ def run_consumer(spec: RoleSpec, stop: StopFlag) -> None:
             break
     for thread in threads:
         thread.join(timeout=30)
-    write_json(folder / "consumer.json", {"received": received, "failures": failures})
+    write_json(
+        folder / f"consumer-{spec.instance}.json",
+        {"received": received, "failures": failures, "recovered": recovered},
+    )
 
 
 # ------------------------------------------------------------------ relay (baseline gateway)
