@@ -37,7 +37,12 @@ class SecureExchange:
 
 @pytest.fixture(scope="session")
 def secure_exchange(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureExchange]:
-    state = tmp_path_factory.mktemp("federation")
+    """One exchange shared by the tests that publish a few signals each."""
+    yield from running_exchange(tmp_path_factory.mktemp("federation"))
+
+
+def running_exchange(state: Path) -> Iterator[SecureExchange]:
+    """A new federation and TLS broker in ``state``, provisioned; stopped afterwards."""
     init_federation(state, read_parties(REPO / "policies" / "parties.yaml"), SystemClock())
     federation = state / "federation"
     settings = local.BrokerSettings(
