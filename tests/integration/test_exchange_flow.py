@@ -68,7 +68,7 @@ def topics_holding(kit: ExchangeKit, signal: str, key: bytes) -> set[str]:
     found = set()
     for party in PARTIES:
         topic = delivery_topic(signal, party)
-        if any(r.key == key for r in kit.read_topic(topic, timeout=2)):
+        if any(r.key == key for r in kit.read_topic(topic, timeout=20)):
             found.add(topic)
     return found
 
