@@ -44,8 +44,11 @@ def is_valid_rsin(value: str) -> bool:
 
 def bsn_check_digit(first_eight: str) -> str | None:
     """The ninth digit that makes ``first_eight`` a valid BSN, or None when none does."""
-    remainder = _weighted_sum(first_eight + "0") % 11
-    return str(remainder) if remainder < 10 else None
+    total = _weighted_sum(first_eight + "0")
+    remainder = total % 11
+    if remainder >= 10 or total - remainder <= 0:  # the elfproef also needs a positive sum
+        return None
+    return str(remainder)
 
 
 def check_bsn(value: str, field: str = "bsn") -> str:
