@@ -50,13 +50,17 @@ from typing import Any
 
 import e2e_report
 from e2e_roles import (
+    BASELINE_CONSUMER_NAME,
     BASELINE_IN,
     BASELINE_RELAY_GROUP,
     RELAY,
     SENDER,
+    SIGNAL,
+    SUBSCRIBER_NAME,
     RoleSpec,
     baseline_out_topic,
 )
+from kafka import TopicPartition
 from kafka.admin import (
     ACL,
     ACLOperation,
@@ -64,6 +68,7 @@ from kafka.admin import (
     ACLResourcePatternType,
     KafkaAdminClient,
     NewTopic,
+    OffsetSpec,
     ResourcePattern,
     ResourceType,
 )
@@ -72,7 +77,12 @@ from kafka.errors import KafkaError
 from broker import local
 from broker.jars import kafka_version
 from broker.provision import provision
-from broker.topology import ProvisioningDefaults, compile_topology
+from broker.topology import (
+    ProvisioningDefaults,
+    compile_topology,
+    delivery_topic,
+    subscriber_group_prefix,
+)
 from policies.compiler import load_policy
 from sigex.clock import SystemClock
 from sigex.identity import init_federation, read_parties
@@ -312,11 +322,38 @@ def wait_until(predicate: Any, timeout: float, what: str, watched: Sequence[Any]
     raise RuntimeError(f"{what}: timed out after {timeout:.0f}s")
 
 
-def read_progress(folder: Path) -> int:
+def read_progress(folder: Path) -> tuple[int, int]:
+    """(warm-up, measured) signals of this run the consumers have handed to their handlers."""
+    warm = measured = 0
+    for path in folder.glob("consumer-*.progress"):
+        try:
+            first, second = path.read_text().split()
+        except (OSError, ValueError):
+            continue
+        warm += int(first)
+        measured += int(second)
+    return warm, measured
+
+
+def reset_consumer_groups(exchange: Exchange, side: str) -> None:
+    """Start every consumer group of ``side`` at the end of its topic.
+
+    A run's consumers must see only that run's signals, even when a previous
+    run's consumer could not commit everything it handled (see the report).
+    """
+    admin = exchange.admin()
     try:
-        return sum(int(path.read_text() or 0) for path in folder.glob("consumer-*.progress"))
-    except (OSError, ValueError):
-        return 0
+        for party in MUNICIPALITIES:
+            if side == "sigex":
+                group = f"{subscriber_group_prefix(party)}{SUBSCRIBER_NAME}"
+                topic = delivery_topic(SIGNAL, party)
+            else:
+                group = f"{subscriber_group_prefix(party)}{BASELINE_CONSUMER_NAME}"
+                topic = baseline_out_topic(party)
+            specs = {TopicPartition(topic, p): OffsetSpec.LATEST for p in range(PARTITIONS)}
+            admin.reset_group_offsets(group, specs)
+    finally:
+        admin.close()
 
 
 def log_tails(folder: Path, lines: int = 12) -> str:
@@ -344,7 +381,9 @@ def latency_summary(values: Sequence[float]) -> dict[str, float]:
     }
 
 
-def run_scenario(exchange: Exchange, scenario: Scenario, work: Path, seed: int) -> dict[str, Any]:
+def run_scenario(
+    exchange: Exchange, scenario: Scenario, work: Path, seed: int, tag: int
+) -> dict[str, Any]:
     folder = work / scenario.name
     folder.mkdir(parents=True)
     common = RoleSpec(
@@ -354,6 +393,7 @@ def run_scenario(exchange: Exchange, scenario: Scenario, work: Path, seed: int) 
         folder=str(folder),
         municipalities=MUNICIPALITIES,
         profile=scenario.profile,
+        tag=tag,
     )
     processes: dict[str, subprocess.Popen[bytes]] = {}
     try:
@@ -372,6 +412,7 @@ def run_scenario(exchange: Exchange, scenario: Scenario, work: Path, seed: int) 
                 )
         group = GATEWAY_GROUP if scenario.side == "sigex" else BASELINE_RELAY_GROUP
         wait_for_group(exchange, group, scenario.workers)
+        reset_consumer_groups(exchange, scenario.side)
         for party in MUNICIPALITIES:
             consumer = replace(
                 common, role=f"{scenario.side}-consumer", instance=party, municipalities=(party,)
@@ -389,19 +430,19 @@ def run_scenario(exchange: Exchange, scenario: Scenario, work: Path, seed: int) 
             rate=scenario.rate,
             batch=MAX_BATCH,
             seed=seed,
+            tag=tag,
         )
         processes["publisher"] = exchange.spawn(
             [PYTHON, str(ROLES), publisher.to_json()], folder / "publisher.log", role_env()
         )
         watched = list(processes.values())
         wait_until(
-            lambda: (folder / "publisher.warm").exists() and read_progress(folder) >= WARMUP,
+            lambda: (folder / "publisher.warm").exists() and read_progress(folder)[0] >= WARMUP,
             180,
             f"{scenario.name} warm-up",
             watched,
         )
         time.sleep(1.0)  # let the warm-up's receipts and commits settle
-        baseline_progress = read_progress(folder)
         pids = {name: p.pid for name, p in processes.items()}
         broker_pid = exchange.broker_pid
         if broker_pid is not None:
@@ -409,11 +450,13 @@ def run_scenario(exchange: Exchange, scenario: Scenario, work: Path, seed: int) 
         cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
         started = time.monotonic()
         (folder / "go").touch()
-        expected = baseline_progress + scenario.count
         timeout = 60 + scenario.count / 100
         try:
             wait_until(
-                lambda: (folder / "publisher.json").exists() and read_progress(folder) >= expected,
+                lambda: (
+                    (folder / "publisher.json").exists()
+                    and read_progress(folder)[1] >= scenario.count
+                ),
                 timeout,
                 f"{scenario.name} run",
                 watched,
@@ -611,7 +654,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"- {scenario.name}: {scenario.count} signals", flush=True)
                 seed = (uuid.uuid4().int % 10**6) * 100 + number
                 try:
-                    result = run_scenario(exchange, scenario, work, seed)
+                    result = run_scenario(exchange, scenario, work, seed, tag=number + 1)
                 except (RuntimeError, OSError, ValueError) as failure:
                     print(f"  ! {scenario.name} failed: {failure}", flush=True)
                     print(log_tails(work / scenario.name), flush=True)

@@ -27,7 +27,9 @@ from __future__ import annotations
 import cProfile
 import io
 import json
+import logging
 import math
+import os
 import signal
 import sys
 import threading
@@ -103,6 +105,7 @@ class RoleSpec:
     rate: float | None = None
     batch: int = 500
     seed: int = 0
+    tag: int = 0
     instance: str = "1"
     profile: bool = False
 
@@ -140,15 +143,36 @@ def make_loonheffingennummer(seed: int) -> str:
     return f"{number % 10**9:09d}L01"
 
 
+WARMUP_PHASE = 0
+MEASURED_PHASE = 1
+
+
+def tagged_signal_id(tag: int, phase: int) -> str:
+    """A random UUID whose top 32 bits are the run's tag and next bit the phase.
+
+    A consumer counts only the signals of its own run and phase, so signals a
+    previous run left uncommitted (and that therefore come again) are not
+    mistaken for this run's.
+    """
+    rest = uuid.uuid4().int & ((1 << 95) - 1)
+    return str(uuid.UUID(int=(tag << 96) | (phase << 95) | rest, version=4))
+
+
+def signal_tag(signal_id: str) -> tuple[int, int]:
+    """(tag, phase) of a signal id made by :func:`tagged_signal_id`."""
+    value = uuid.UUID(signal_id).int
+    return value >> 96, (value >> 95) & 1
+
+
 def mismatch_records(
-    count: int, seed: int, municipalities: Sequence[str]
+    count: int, seed: int, municipalities: Sequence[str], tag: int, phase: int
 ) -> list[dict[str, object]]:
     """``count`` payroll mismatches, municipality alternating, each with a fresh signal id."""
     now = datetime.now(UTC)
     employer = make_loonheffingennummer(123456780)
     return [
         {
-            "signal_id": str(uuid.uuid4()),
+            "signal_id": tagged_signal_id(tag, phase),
             "detected_at": now,
             "bsn": make_bsn(seed + 13 * index),
             "kind": "BSN_UNKNOWN_IN_BRP",
@@ -282,8 +306,12 @@ def run_publisher(spec: RoleSpec, stop: StopFlag) -> None:
     make = sigex_sender if spec.role == "sigex-publisher" else baseline_sender
     send, close = make(spec)
     try:
-        warmup = mismatch_records(spec.warmup, spec.seed, spec.municipalities)
-        measured = mismatch_records(spec.count, spec.seed + 7, spec.municipalities)
+        warmup = mismatch_records(
+            spec.warmup, spec.seed, spec.municipalities, spec.tag, WARMUP_PHASE
+        )
+        measured = mismatch_records(
+            spec.count, spec.seed + 7, spec.municipalities, spec.tag, MEASURED_PHASE
+        )
         drive(send, warmup, None, 100)
         (folder / "publisher.warm").touch()
         while not (folder / "go").exists():
@@ -359,9 +387,14 @@ def run_consumer(spec: RoleSpec, stop: StopFlag) -> None:
     failures: list[str] = []
     recovered: list[str] = []
 
+    seen: tuple[set[str], set[str]] = (set(), set())  # this run's warm-up and measured ids
+
     def handler(signal_id: str, stamps: tuple[float, float] | None) -> None:
         now = time.time()
         received.append((signal_id, now) if stamps is None else (signal_id, now, *stamps))
+        tag, phase = signal_tag(signal_id)
+        if tag == spec.tag:
+            seen[phase].add(signal_id)
 
     def loop(party: str) -> None:
         profiler = cProfile.Profile() if spec.profile else None
@@ -395,7 +428,7 @@ def run_consumer(spec: RoleSpec, stop: StopFlag) -> None:
         thread.start()
     progress = folder / f"consumer-{spec.instance}.progress"
     while not stop.wait(0.1):
-        progress.with_suffix(".partial").write_text(str(len(received)))
+        progress.with_suffix(".partial").write_text(f"{len(seen[0])} {len(seen[1])}")
         progress.with_suffix(".partial").replace(progress)
         if failures and not any(t.is_alive() for t in threads):
             break
@@ -480,6 +513,9 @@ ROLES: dict[str, Callable[[RoleSpec, StopFlag], None]] = {
 def main(argv: Sequence[str]) -> int:
     spec = RoleSpec.from_json(argv[0])
     configure_logs(json=False, level="WARNING")  # what the sigex command line does by default
+    if os.environ.get("BENCH_E2E_KAFKA_LOG"):
+        logging.basicConfig(level=logging.WARNING)
+        logging.getLogger("kafka.coordinator").setLevel(logging.INFO)
     stop = StopFlag()
     role = ROLES[spec.role]
     if not spec.profile or role is run_consumer:  # the consumer profiles its threads itself
