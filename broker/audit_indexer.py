@@ -28,6 +28,7 @@ from kafka import KafkaConsumer
 
 from broker.checkpoints import CheckpointPublisher
 from broker.party_events import SEALED_EVENT, SEALED_EVENT_HEADER, PartyEventReader
+from broker.protocol import unpack_access_records
 from broker.topology import AUDIT_GROUP_PREFIX, AUDIT_TOPIC, CHECKPOINT_TOPIC, RECEIPTS_PREFIX
 from sigex.accesslog._keys import Ed25519PrivateKey
 from sigex.accesslog.checkpoint import Checkpoint
@@ -131,19 +132,20 @@ def parse_batch(
                     _log.warning("audit_sealed_event_unusable", offset=message.offset, **where)
                 accepted += sealed
                 continue
-            try:
-                record = AccessRecord.from_bytes(message.value or b"")
-            except RecordFormatError as error:
-                rejected += 1
-                _log.warning(
-                    "audit_event_unreadable", offset=message.offset, rule=str(error), **where
-                )
-                continue
-            if not receipt_allowed(partition.topic, record, receipts_prefix):
-                rejected += 1
-                _log.warning("audit_receipt_for_another_party", offset=message.offset, **where)
-                continue
-            accepted.append(record)
+            for entry in unpack_access_records(message.value or b""):
+                try:
+                    record = AccessRecord.from_bytes(entry)
+                except RecordFormatError as error:
+                    rejected += 1
+                    _log.warning(
+                        "audit_event_unreadable", offset=message.offset, rule=str(error), **where
+                    )
+                    continue
+                if not receipt_allowed(partition.topic, record, receipts_prefix):
+                    rejected += 1
+                    _log.warning("audit_receipt_for_another_party", offset=message.offset, **where)
+                    continue
+                accepted.append(record)
     return accepted, rejected
 
 

@@ -23,12 +23,7 @@ from typing import Any
 from kafka import KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
 
 from broker.audit_events import access_records
-from broker.protocol import (
-    TRACEPARENT,
-    DeliveryDecision,
-    ProtocolError,
-    TraceContext,
-)
+from broker.protocol import DeliveryDecision, ProtocolError, pack_access_records
 from broker.topology import delivery_topic, receipts_topic, subscriber_group_prefix
 from consumers.errors import DeliveryRefused
 from policies.compiled import CompiledPolicy
@@ -171,15 +166,8 @@ class Subscriber:
         self, receipts: list[AccessRecord], offsets: dict[TopicPartition, OffsetAndMetadata]
     ) -> None:
         """Write the receipts, then commit the offsets they cover (never the other way round)."""
-        for record in receipts:
-            self._producer.send(
-                receipts_topic(self._party),
-                key=record.trace_id.encode(),
-                value=record.to_bytes(),
-                headers=[
-                    (TRACEPARENT, TraceContext(record.trace_id, record.operation_id).header())
-                ],
-            )
+        for packed in pack_access_records([record.to_bytes() for record in receipts]):
+            self._producer.send(receipts_topic(self._party), value=packed)
         self._producer.flush()
         if offsets:
             self._consumer.commit(offsets)

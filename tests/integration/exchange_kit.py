@@ -13,7 +13,14 @@ from typing import Any
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from broker.gateway import GatewayRunner, PolicyGateway
-from broker.protocol import TRACEPARENT, SubjectPseudonyms, TraceContext
+from broker.party_events import SEALED_EVENT_HEADER
+from broker.protocol import (
+    TRACEPARENT,
+    SubjectPseudonyms,
+    TraceContext,
+    header_value,
+    unpack_access_records,
+)
 from broker.topology import GATEWAY, ingress_topic, ingress_topics
 from consumers.subscriber import ReceivedSignal, Subscriber
 from policies.compiled import CompiledPolicy
@@ -22,6 +29,7 @@ from producers.publisher import Publisher, load_or_create_record_key
 from schemas.catalogue import Catalogue, load_catalogue
 from schemas.codec import encode_fields
 from sigex.accesslog.pseudonym import load_or_create_pseudonym_key
+from sigex.accesslog.record import AccessRecord
 from sigex.clock import FixedClock
 from sigex.envelope import OutgoingRecord, SealContext, Sealer, pseudonym
 from sigex.identity import load_directory, load_party
@@ -168,6 +176,23 @@ class ExchangeKit:
                 return found
             time.sleep(0.5)
         return []
+
+    def access_records(
+        self, topic: str, match: Callable[[AccessRecord], bool], timeout: float = 60.0
+    ) -> list[AccessRecord]:
+        """The access records on an audit or receipts topic that ``match`` (waits for one)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [
+                record
+                for message in self.read_topic(topic)
+                if header_value(message.headers, SEALED_EVENT_HEADER) is None
+                for entry in unpack_access_records(message.value)
+                if match(record := AccessRecord.from_bytes(entry))
+            ]
+            if found or time.monotonic() > deadline:
+                return found
+            time.sleep(0.5)
 
     def close(self) -> None:
         for publisher in self._publishers.values():

@@ -7,7 +7,6 @@ the dead-letter topic without personal data, and audited.
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterator
 from datetime import date
@@ -19,7 +18,6 @@ from broker.party_events import SEALED_EVENT, SEALED_EVENT_HEADER
 from broker.protocol import REASONS_HEADER, header_value
 from broker.topology import AUDIT_TOPIC, DEAD_LETTER_TOPIC, delivery_topic, ingress_topic
 from consumers.subscriber import ReceivedSignal
-from sigex.accesslog.record import AccessRecord
 from tests.integration.conftest import SecureExchange
 from tests.integration.exchange_kit import EXCHANGE_TIME, ExchangeKit, fresh_bsn, start_kit
 from tests.unit.schemas.conftest import LHN_A, LHN_B, example_records
@@ -231,15 +229,11 @@ def assert_dead_lettered(
             assert bsn.encode() not in letter.value
             assert bsn.encode() not in (letter.key or b"")
             assert all(bsn.encode() not in value for _, value in letter.headers)
-    audits = kit.wait_for(
-        AUDIT_TOPIC,
-        lambda r: (
-            json.loads(r.value).get("trace_id") == trace_id
-            and json.loads(r.value).get("kind") == "DEAD_LETTERED"
-        ),
+    audits = kit.access_records(
+        AUDIT_TOPIC, lambda r: r.trace_id == trace_id and r.kind.value == "DEAD_LETTERED"
     )
     assert audits, f"no audit record for the dead letter ({code})"
-    record = AccessRecord.from_bytes(audits[0].value)
+    record = audits[0]
     assert code in record.reason_codes
     assert not record.disclosed_fields
 
@@ -304,20 +298,15 @@ def test_deliveries_and_refusals_are_audited_per_subject(kit: ExchangeKit) -> No
     )
     result = kit.publisher("NLA").publish("waadi.admission-violation", "WTTA_TOEZICHT", [record])
     trace_id = result.published[0].trace_id
-    audits = kit.wait_for(
-        AUDIT_TOPIC,
-        lambda r: (
-            json.loads(r.value).get("trace_id") == trace_id
-            and json.loads(r.value).get("kind") == "DELIVERED"
-        ),
+    records = kit.access_records(
+        AUDIT_TOPIC, lambda r: r.trace_id == trace_id and r.kind.value == "DELIVERED"
     )
-    records = [AccessRecord.from_bytes(a.value) for a in audits]
     recipients = {r.recipient for r in records}
     assert recipients == {"BD", "UWV", "JUSTIS"}
     assert len({r.subject for r in records}) == 2, "one record per worker (data subject)"
     assert all(r.legal_basis == "NL.WAADI.WTTA" for r in records)
-    for audit in audits:
-        assert all(bsn.encode() not in audit.value for bsn in workers)
+    for message in kit.read_topic(AUDIT_TOPIC):
+        assert all(bsn.encode() not in message.value for bsn in workers)
 
 
 # -- the subscriber's side ---------------------------------------------------------------------
@@ -332,11 +321,9 @@ def test_a_subscriber_refuses_a_purpose_it_did_not_declare(kit: ExchangeKit) -> 
         receipts = []
         for _ in range(60):
             nla.poll(handed_over.append, timeout_ms=500)
-            receipts = [
-                AccessRecord.from_bytes(r.value)
-                for r in kit.read_topic("sigex.receipts.NLA")
-                if json.loads(r.value).get("trace_id") == trace_id
-            ]
+            receipts = kit.access_records(
+                "sigex.receipts.NLA", lambda r: r.trace_id == trace_id, timeout=0
+            )
             if receipts:
                 break
     assert all(str(r.fields.get("signal_id")) != record["signal_id"] for r in handed_over)
@@ -375,11 +362,8 @@ def test_a_failing_handler_gets_the_signal_again_and_it_is_acknowledged_once(
     assert failures == 1
     assert len(attempts) == 2 and attempts[0] == attempts[1], "the same message, offered again"
     only(kept, record["signal_id"])
-    acknowledged = kit.wait_for(
+    acknowledged = kit.access_records(
         "sigex.receipts.GM0518",
-        lambda r: (
-            json.loads(r.value).get("trace_id") == trace_id
-            and json.loads(r.value).get("kind") == "ACKNOWLEDGED"
-        ),
+        lambda r: r.trace_id == trace_id and r.kind.value == "ACKNOWLEDGED",
     )
     assert len(acknowledged) == 1
