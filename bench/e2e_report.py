@@ -214,6 +214,12 @@ def markdown(report: dict[str, Any], analysis: str) -> str:
         *_runs_table(results),
         "",
         *(f"- **run failed**: {failure}" for failure in report.get("failed_runs", ())),
+        *(
+            f"- {r['name']}: {r['consumer_restarts_in_warm_up']} consumer process(es) "
+            "restarted in the warm-up (joined the group but never fetched; see below)"
+            for r in results
+            if r.get("consumer_restarts_in_warm_up")
+        ),
         "",
         "Latency is from the moment a signal was due (paced runs) or its publish call "
         "began (maximum-throughput runs) to the moment the recipient's handler was "
