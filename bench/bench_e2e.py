@@ -541,10 +541,12 @@ def summarise(
     sent_rows = json.loads((folder / "publisher.json").read_text())["sent"]
     received: list[list[Any]] = []
     failures: list[str] = []
+    recovered: list[str] = []
     for path in sorted(folder.glob("consumer-*.json")):
         consumed = json.loads(path.read_text())
         received += consumed["received"]
         failures += consumed["failures"]
+        recovered += consumed.get("recovered", [])
     received.sort(key=lambda row: float(row[1]))
     due = {row[0]: row[1] for row in sent_rows}
     called = {row[0]: row[2] for row in sent_rows}
@@ -578,6 +580,7 @@ def summarise(
         "missing": missing,
         "duplicates": duplicates,
         "consumer_failures": failures,
+        "consumer_commit_failures": recovered,
         "exit_codes": codes,
         "seconds": round(last - first, 3),
         "throughput": round(len(arrivals) / (last - first), 1) if arrivals else 0.0,

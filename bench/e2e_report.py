@@ -220,6 +220,13 @@ def markdown(report: dict[str, Any], analysis: str) -> str:
             for r in results
             if r.get("consumer_restarts_in_warm_up")
         ),
+        *(
+            f"- {r['name']}: {len(r['consumer_commit_failures'])} offset commits of the "
+            f"consumers failed ({', '.join(sorted(set(r['consumer_commit_failures'])))}); "
+            "see below"
+            for r in results
+            if r.get("consumer_commit_failures")
+        ),
         "",
         "Latency is from the moment a signal was due (paced runs) or its publish call "
         "began (maximum-throughput runs) to the moment the recipient's handler was "
