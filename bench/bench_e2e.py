@@ -650,7 +650,14 @@ def machine_notes() -> dict[str, Any]:
                 break
     except OSError:
         pass
+    commit = subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
     return {
+        "commit": commit or "unknown",
         "python": platform.python_version(),
         "cpu": cpu,
         "cores": os.cpu_count(),

@@ -297,7 +297,9 @@ def markdown(report: dict[str, Any], analysis: str) -> str:
         f"- load average when the run started: "
         f"{' '.join(f'{x:.2f}' for x in m['load_average_at_start'])} "
         "(the machine is shared with other engineers' work)",
-        f"- run from {report['date']} to {report['finished']}",
+        f"- run from {report['date']} to {report['finished']}, on commit "
+        f"{m.get('commit', 'unknown')} of the repository (the work tree is shared, so "
+        "files other engineers had changed but not committed were measured too)",
         "- every process of a run (publisher, gateway(s) or relay(s), consumer, the "
         "broker JVM) shares the same two cores, so these are not numbers for a deployment "
         "where each party runs on its own machine.",
