@@ -726,7 +726,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                     results.append(result)
     finally:
         if not args.no_write and results:
-            report = e2e_report.build(results, notes, started, vars(args), profiles)
+            settings = {
+                key: getattr(args, key)
+                for key in ("signals", "rate", "low_rate", "paced_seconds", "warmup", "quick")
+            }
+            settings |= {"partitions": PARTITIONS, "publish_batch": MAX_BATCH}
+            report = e2e_report.build(results, notes, started, settings, profiles)
             report["failed_runs"] = failures
             e2e_report.write(report, RESULTS)
             print(f"wrote {RESULTS / 'e2e.md'}, e2e.json and e2e.png", flush=True)

@@ -204,7 +204,7 @@ def markdown(report: dict[str, Any], analysis: str) -> str:
         f"**{_ms(s['sigex_p99_ms_at_rate'])} ms** (aim < {AIM_P99_MS:.0f} ms: "
         f"{'met' if s['aim_latency_met'] else 'NOT met'}); baseline "
         f"{_ms(s['baseline_p99_ms_at_rate'])} ms",
-        f"- below saturation, at {_ms(s.get('low_rate'))} signals/s offered: sigex p50 "
+        f"- below saturation, at {s.get('low_rate') or 0:,.0f} signals/s offered: sigex p50 "
         f"{_ms(s.get('sigex_p50_ms_at_low_rate'))} ms, p99 "
         f"{_ms(s.get('sigex_p99_ms_at_low_rate'))} ms; baseline p99 "
         f"{_ms(s.get('baseline_p99_ms_at_low_rate'))} ms",
