@@ -25,8 +25,10 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
@@ -58,12 +60,21 @@ from broker.topology import (
     delivery_topic,
 )
 from policies.compiled import CompiledPolicy
-from schemas.catalogue import Catalogue
+from schemas.catalogue import Catalogue, SignalSpec
 from schemas.codec import decode_fields, validate_record
 from schemas.errors import SchemaError
 from sigex.accesslog.record import AccessRecord, EventKind, Outcome
 from sigex.clock import Clock, SystemClock
-from sigex.envelope import EnvelopeError, Forwarding, OpenedMessage, Opener, SealContext, Sealer
+from sigex.envelope import (
+    EnvelopeError,
+    Forwarding,
+    OpenedMessage,
+    Opener,
+    ReplayedMessage,
+    ReplayGuard,
+    SealContext,
+    Sealer,
+)
 from sigex.envelope import project as project_fields
 from sigex.identity import PartyDirectory, PartyIdentity
 from sigex.logs import get_logger
@@ -80,6 +91,19 @@ UNKNOWN_SCHEMA = "UNKNOWN_SCHEMA"
 INVALID_RECORD = "INVALID_RECORD"
 TRACE_MISSING = "TRACE_MISSING"
 NO_LAWFUL_RECIPIENT = "NO_LAWFUL_RECIPIENT"
+REPLAYED = "REPLAYED"
+
+#: How long the gateway remembers message ids (the ingress topics' retention).
+DEFAULT_REPLAY_WINDOW = timedelta(days=7)
+
+
+class _Refused(Exception):
+    """Internal: a record the gateway dead-letters, with the reason code."""
+
+    def __init__(self, code: str, message_id: str | None = None) -> None:
+        super().__init__(code)
+        self.code = code
+        self.message_id = message_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +129,8 @@ class GatewayOutput:
     deliveries: list[OutgoingMessage] = field(default_factory=list)
     audit: list[AccessRecord] = field(default_factory=list)
     dead_letters: list[OutgoingMessage] = field(default_factory=list)
+    #: message ids this output admitted past the replay guard (withdrawn if it is not written)
+    admitted: list[uuid.UUID] = field(default_factory=list)
 
     def all(self) -> list[OutgoingMessage]:
         return [*self.deliveries, *_audit_messages(self.audit), *self.dead_letters]
@@ -140,6 +166,7 @@ class PolicyGateway:
         pseudonymiser: SubjectPseudonyms,
         clock: Clock | None = None,
         metrics: GatewayMetrics | None = None,
+        replay_window: timedelta = DEFAULT_REPLAY_WINDOW,
     ) -> None:
         if identity.code != GATEWAY:
             raise ValueError("the policy gateway acts as the GATEWAY party")
@@ -150,10 +177,16 @@ class PolicyGateway:
         self._metrics = metrics
         self._opener = Opener(identity=identity, directory=directory, clock=self._clock)
         self._sealer = Sealer(identity=identity, directory=directory, clock=self._clock)
+        self._replay = ReplayGuard(clock=self._clock, window=replay_window)
 
     @property
     def policy(self) -> CompiledPolicy:
         return self._policy
+
+    def withdraw(self, output: GatewayOutput) -> None:
+        """The output was not written (its transaction aborted): its messages may come again."""
+        for message_id in output.admitted:
+            self._replay.withdraw(message_id)
 
     def process(self, records: Sequence[IncomingRecord]) -> GatewayOutput:
         output = GatewayOutput()
@@ -240,52 +273,49 @@ class PolicyGateway:
         except ProtocolError:
             trace = TraceContext.new()
         try:
-            opened = self._opener.open_submission(record.value, topic=record.topic)
-        except EnvelopeError:
+            opened, spec, fields = self._read(record, signal, sender, output)
+        except _Refused as refused:
             return self._dead_letter(
-                record, output, (ENVELOPE_INVALID,), signal=signal, sender=sender, trace=trace
+                record,
+                output,
+                (refused.code,),
+                signal=signal,
+                sender=sender,
+                trace=trace,
+                message_id=refused.message_id,
             )
+        subjects = tuple(self._pseudonymiser.pseudonym(s) for s in data_subjects(spec, fields))
+        return self._decide(record, output, opened, fields, subjects, trace, spec.name)
+
+    def _read(
+        self, record: IncomingRecord, signal: str, sender: str, output: GatewayOutput
+    ) -> tuple[OpenedMessage, SignalSpec, dict[str, object]]:
+        """Open, admit past the replay guard, check the signer and validate the fields."""
+        try:
+            opened = self._opener.open_submission(record.value, topic=record.topic)
+        except EnvelopeError as error:
+            raise _Refused(ENVELOPE_INVALID) from error
+        try:
+            self._replay.admit(opened.message_id, opened.timestamp)
+        except ReplayedMessage as error:
+            raise _Refused(REPLAYED) from error
+        output.admitted.append(opened.message_id)
         message_id = str(opened.message_id)
         context = opened.context
         if context.sender != sender or context.signal != signal or context.recipient != GATEWAY:
-            return self._dead_letter(
-                record,
-                output,
-                (SENDER_MISMATCH,),
-                signal=signal,
-                sender=sender,
-                trace=trace,
-                message_id=message_id,
-            )
+            raise _Refused(SENDER_MISMATCH, message_id)
         try:
             spec = self._catalogue.by_fingerprint(context.schema_fingerprint)
-        except SchemaError:
-            return self._dead_letter(
-                record,
-                output,
-                (UNKNOWN_SCHEMA,),
-                signal=signal,
-                sender=sender,
-                trace=trace,
-                message_id=message_id,
-            )
+        except SchemaError as error:
+            raise _Refused(UNKNOWN_SCHEMA, message_id) from error
         try:
             if spec.name != signal:
                 raise ProtocolError("schema of another signal")
             fields = decode_fields(spec, opened.disclosed)
             validate_record(spec, fields)
-        except (SchemaError, ProtocolError):
-            return self._dead_letter(
-                record,
-                output,
-                (INVALID_RECORD,),
-                signal=signal,
-                sender=sender,
-                trace=trace,
-                message_id=message_id,
-            )
-        subjects = tuple(self._pseudonymiser.pseudonym(s) for s in data_subjects(spec, fields))
-        return self._decide(record, output, opened, fields, subjects, trace, spec.name)
+        except (SchemaError, ProtocolError) as error:
+            raise _Refused(INVALID_RECORD, message_id) from error
+        return opened, spec, fields
 
     def _decide(
         self,
@@ -542,6 +572,7 @@ class GatewayRunner:
             _log.warning("gateway.abort", error=type(error).__name__)
             if self._metrics is not None:
                 self._metrics.transaction_aborted()
+            self._gateway.withdraw(output)
             try:
                 producer.abort_transaction()
             finally:

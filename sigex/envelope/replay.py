@@ -63,6 +63,11 @@ class ReplayGuard:
             if self._floor is None or forgotten > self._floor:
                 self._floor = forgotten
 
+    def withdraw(self, message_id: UUID | bytes) -> None:
+        """Forget an admitted id whose processing was rolled back, so it may come again."""
+        key = message_id.bytes if isinstance(message_id, UUID) else bytes(message_id)
+        self._seen.pop(key, None)
+
     def _expire(self, now: datetime) -> None:
         # ids are kept in arrival order; drop leading ones whose time left the window
         horizon = now - self._window

@@ -367,3 +367,20 @@ def test_a_failing_handler_gets_the_signal_again_and_it_is_acknowledged_once(
         lambda r: r.trace_id == trace_id and r.kind.value == "ACKNOWLEDGED",
     )
     assert len(acknowledged) == 1
+
+
+def test_a_replayed_envelope_is_delivered_once_and_the_replay_dead_lettered(
+    kit: ExchangeKit,
+) -> None:
+    bsn = fresh_bsn()
+    record = record_of("payroll.bsn-mismatch", bsn=bsn, municipality="GM0344")
+    envelope = kit.seal_raw("UWV", "payroll.bsn-mismatch", "BRP_TERUGMELDING", record)
+    key = kit.record_key("UWV", "payroll.bsn-mismatch", record)
+    topic = ingress_topic("payroll.bsn-mismatch", "UWV")
+    kit.send_raw("UWV", topic, envelope, key)
+    replay = kit.send_raw("UWV", topic, envelope, key)
+    assert_dead_lettered(kit, envelope, replay.trace_id, "REPLAYED", bsn)
+    delivered = [
+        r for r in kit.read_topic(delivery_topic("payroll.bsn-mismatch", "GM0344")) if r.key == key
+    ]
+    assert len(delivered) == 1
