@@ -48,13 +48,13 @@ def _find(results: list[dict[str, Any]], side: str, mode: str, workers: int) -> 
     return {}
 
 
-def profile_summaries(folder: Path, top: int = 22) -> dict[str, str]:
-    """The heaviest functions (own time) of each profiled process of a run."""
+def profile_summaries(folder: Path, top: int = 40) -> dict[str, str]:
+    """The functions with the most cumulative time in each profiled process of a run."""
     summaries = {}
     for path in sorted(folder.glob("*.prof")):
         stream = io.StringIO()
         stats = pstats.Stats(str(path), stream=stream)
-        stats.strip_dirs().sort_stats("tottime").print_stats(top)
+        stats.strip_dirs().sort_stats("cumulative").print_stats(top)
         text = stream.getvalue()
         start = text.find("   ncalls")
         summaries[path.stem] = text[start:].rstrip() if start >= 0 else text.rstrip()
@@ -300,17 +300,21 @@ def markdown(report: dict[str, Any], analysis: str) -> str:
         f"- run from {report['date']} to {report['finished']}, on commit "
         f"{m.get('commit', 'unknown')} of the repository (the work tree is shared, so "
         "files other engineers had changed but not committed were measured too)",
-        "- every process of a run (publisher, gateway(s) or relay(s), consumer, the "
+        "- every process of a run (publisher, gateway(s) or relay(s), consumers, the "
         "broker JVM) shares the same two cores, so these are not numbers for a deployment "
         "where each party runs on its own machine.",
         "",
     ]
     if report["profiles"]:
-        lines += ["## Profile of a sigex run (cProfile, own time, top functions)", ""]
+        lines += ["## Profile of a sigex run (cProfile, cumulative time, top functions)", ""]
         lines += [
             "A separate maximum-throughput run with the gateway started under "
             "`python -m cProfile` and the publisher and consumer profiled the same way "
-            "(cProfile slows each process; its numbers are not in the tables above).",
+            "(cProfile slows each process; its numbers are not in the tables above). "
+            "The times include the idle wait before the measured signals arrive; cProfile "
+            "sees only the thread it runs in (the main loop of the gateway and the "
+            "publisher, the polling thread of each subscriber), not kafka-python's I/O "
+            "threads, whose CPU is in the per-process columns.",
             "",
         ]
         for name, text in report["profiles"].items():
@@ -419,6 +423,13 @@ def plot(report: dict[str, Any], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def replace_profiles(folder: Path, profiles: dict[str, str]) -> None:
+    """Put a new profiled run's summaries into the recorded report (its runs stay)."""
+    report = json.loads((folder / "e2e.json").read_text())
+    report["profiles"] = profiles
+    write(report, folder)
 
 
 def rewrite(folder: Path) -> None:
