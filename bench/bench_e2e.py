@@ -327,7 +327,7 @@ def read_progress(folder: Path) -> tuple[int, int]:
     warm = measured = 0
     for path in folder.glob("consumer-*.progress"):
         try:
-            first, second = path.read_text().split()
+            first, second, _failed_commits = path.read_text().split()
         except (OSError, ValueError):
             continue
         warm += int(first)
@@ -335,12 +335,13 @@ def read_progress(folder: Path) -> tuple[int, int]:
     return warm, measured
 
 
-def party_progress(folder: Path, party: str) -> tuple[int, int]:
+def party_progress(folder: Path, party: str) -> tuple[int, int, int]:
+    """(warm-up signals, measured signals, failed commits) of one consumer so far."""
     try:
-        first, second = (folder / f"consumer-{party}.progress").read_text().split()
-        return int(first), int(second)
+        first, second, third = (folder / f"consumer-{party}.progress").read_text().split()
+        return int(first), int(second), int(third)
     except (OSError, ValueError):
-        return 0, 0
+        return 0, 0, 0
 
 
 def warm_up(
@@ -350,12 +351,16 @@ def warm_up(
     name: str,
     timeout: float = 180.0,
     patience: float = 30.0,
+    max_restarts: int = 6,
 ) -> int:
     """Wait until every warm-up signal reached its consumer; returns consumer restarts.
 
     Now and then a kafka-python 3.0.12 consumer joins its group but never starts
-    fetching (see the report); a consumer still short of its warm-up signals
-    ``patience`` seconds after they were all published is restarted.
+    fetching, or stays outside its group after the second join so that every
+    commit fails (see the report). A consumer still short of its warm-up signals
+    ``patience`` seconds after they were all published is restarted, and so is
+    one whose commits already fail in the warm-up (at most ``max_restarts`` in
+    all); a failure after the warm-up stays in the measurement.
     """
     expected = {
         party: sum(1 for i in range(WARMUP) if i % len(MUNICIPALITIES) == k)
@@ -368,6 +373,14 @@ def warm_up(
         if published_at is None and (folder / "publisher.warm").exists():
             published_at = time.monotonic()
         short = [p for p in MUNICIPALITIES if party_progress(folder, p)[0] < expected[p]]
+        failing = [p for p in MUNICIPALITIES if party_progress(folder, p)[2] > 0]
+        if failing and restarts < max_restarts:
+            for party in failing:
+                stop_process(processes[f"consumer-{party}"])
+                (folder / f"consumer-{party}.progress").unlink(missing_ok=True)
+                start_consumer(party)
+                restarts += 1
+            continue
         if published_at is not None and not short:
             return restarts
         for process_name, process in processes.items():

@@ -216,7 +216,7 @@ def markdown(report: dict[str, Any], analysis: str) -> str:
         *(f"- **run failed**: {failure}" for failure in report.get("failed_runs", ())),
         *(
             f"- {r['name']}: {r['consumer_restarts_in_warm_up']} consumer process(es) "
-            "restarted in the warm-up (joined the group but never fetched; see below)"
+            "restarted in the warm-up (never fetched, or its commits failed; see below)"
             for r in results
             if r.get("consumer_restarts_in_warm_up")
         ),

@@ -428,7 +428,9 @@ def run_consumer(spec: RoleSpec, stop: StopFlag) -> None:
         thread.start()
     progress = folder / f"consumer-{spec.instance}.progress"
     while not stop.wait(0.1):
-        progress.with_suffix(".partial").write_text(f"{len(seen[0])} {len(seen[1])}")
+        progress.with_suffix(".partial").write_text(
+            f"{len(seen[0])} {len(seen[1])} {len(recovered)}"
+        )
         progress.with_suffix(".partial").replace(progress)
         if failures and not any(t.is_alive() for t in threads):
             break
