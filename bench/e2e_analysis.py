@@ -10,17 +10,16 @@ latency is queueing that grows with the length of the run.
 **Throughput is bound by CPU, and sigex needs about five times more of it per signal.**
 Every process of both pipelines, and the broker, share two cores. Adding up the CPU time
 of all processes (the "CPU ms per signal" column of the maximum-throughput runs), sigex
-spends about 1.6 ms per signal end to end and the baseline about 0.3 ms; in the sigex
-runs its processes kept both cores 75-95% busy, so about 1,250 signals/s is the ceiling
-on two cores whatever the pipeline's shape (two full runs today: sigex 970 and 1,130
-signals/s, baseline 4,960 and 5,880, a ratio of 0.19-0.20 both times). The extra cost
-sits in four places, largest first:
+spends 1.5-1.6 ms per signal end to end and the baseline 0.26-0.3 ms; in the sigex runs
+its processes kept both cores 75-95% busy, so about 1,300 signals/s is the ceiling on
+two cores whatever the pipeline's shape (four full runs on the current gateway: sigex
+890-1,140 signals/s, baseline 4,960-6,500, a ratio of 0.17-0.20 every time). The extra
+cost sits in four places, largest first:
 
 1. the **broker** (about 0.6 ms against 0.12 ms): per signal sigex writes a sealed
    ingress envelope (several times the size of the baseline's ~90-byte Avro record), a
-   sealed delivery,
-   its share of the packed access records, and two receipts from the subscriber, and
-   every gateway transaction spans the delivery and audit partitions;
+   sealed delivery, its share of the packed access records, and two receipts from the
+   subscriber, and every gateway transaction spans the delivery and audit partitions;
 2. the **gateway** (about 0.45 ms against 0.07 ms for the relay): open and verify the
    submission, decode and validate, decide, build the access records, project and
    re-seal, and the Kafka client's per-record cost;
@@ -29,47 +28,48 @@ sits in four places, largest first:
 4. the **publisher** (about 0.2 ms against 0.05 ms): validate, pre-check the policy,
    commit to the fields, seal.
 
-To reach half the baseline sigex would have to come down to about 0.6 ms of CPU per
+To reach half the baseline sigex would have to come down to about 0.55 ms of CPU per
 signal, i.e. lose about two thirds of its cost; the suggestions at the end are where
 that could come from. The baseline is a deliberately thin pipeline (no policy, no
 cryptography, no audit, no receipts), so the ratio mostly measures the price of those.
 
 **Latency.** At 1,000 signals/s offered the publisher kept the pace, but the pipeline
-delivered only 890-920/s, so a backlog built up in front of the gateway (the stage
-"sealed -> decided" holds most of it) and p99 is a matter of seconds (2.5-3.8 s in two
-runs). Below saturation, at 250/s, sigex's median is 130-150 ms and its p99 650-800 ms,
-against 30-40 ms and 60-210 ms for the baseline. The stage split at 250/s shows where a
-quiet signal waits: 80-100 ms (median) from sealing to the gateway's decision, which
-includes the gateway's new 50 ms linger (it gathers up to 2,000 records or 50 ms per
-transaction), and about 50 ms from the decision to the handler (the gateway's
-transaction commit, the read_committed fetch and the subscriber's checks). In the
-recorded run both sigex paced runs also had one subscriber caught by the commit problem
-described below, which burns CPU on duplicates and lengthens the tail. The baseline's
-own p99 at 1,000/s is already 160-190 ms on this shared machine: two transactional hops
-with read_committed consumers leave little room under 250 ms here, and the long tails of
-both sides follow the machine's load.
+delivered only 880-965/s, so a backlog built up in front of the gateway (the stage
+"sealed -> decided" holds most of it) and p99 grows with the length of the run (1.2-3.8
+s over 15 s in four runs). Below saturation, at 250/s, sigex's median is 120-155 ms and
+its p99 650-800 ms, against 30-40 ms and 60-250 ms for the baseline. The stage split at
+250/s shows where a quiet signal waits: 80-100 ms (median) from sealing to the gateway's
+decision, which includes the gateway's new 50 ms linger (it gathers up to 2,000 records
+or 50 ms per transaction), and about 50 ms from the decision to the handler (the
+gateway's transaction commit, the read_committed fetch and the subscriber's checks). In
+earlier runs a subscriber caught by the commit problem described below burnt CPU on
+duplicates and lengthened the tail. The baseline's own p99 at 1,000/s is already 160-245
+ms on this shared machine: two transactional hops with read_committed consumers leave
+little room under 250 ms here, and the long tails of both sides follow the machine's
+load.
 
-**Two gateways instead of one** gave no clear gain: 0.9x and 1.1x of one gateway in two
-full runs. With two cores already full, a second gateway process cannot bring CPU of its
-own; it adds a rebalance, another set of Kafka clients and smaller transactions. The
-gateway is only about a quarter of the CPU per signal, so even a perfect split of its
-work would not change much here: scaling out pays off when gateway instances get cores
-of their own (the broker and the partners' processes run elsewhere in any real
-deployment). Two baseline relays were somewhat faster than one; the relay is bound by
-transaction round trips rather than CPU, so two overlap their commits, and its runs last
-only 1-2 s, so that number is noisy.
+**Two gateways instead of one** gave little or no gain: 0.9x to 1.15x of one gateway in
+four full runs (1.5x once, when the one-gateway run had a subscriber caught by the
+commit problem below). With two cores already full, a second gateway process cannot
+bring CPU of its own; it adds a rebalance, another set of Kafka clients and smaller
+transactions. The gateway is only about a quarter of the CPU per signal, so even a
+perfect split of its work would not change much here: scaling out pays off when gateway
+instances get cores of their own (the broker and the partners' processes run elsewhere
+in any real deployment). Two baseline relays gave 1.0x to 1.2x of one; the relay is
+bound by transaction round trips rather than CPU, so two can overlap their commits, but
+its runs last only 1.5-2 s, so that number is noisy.
 
-**Memory.** Peak RSS per process: publisher about 70 MiB (baseline 66), gateway 105-120
+**Memory.** Peak RSS per process: publisher about 70 MiB (baseline 66), gateway 95-125
 MiB in the maximum-throughput runs (relay about 60; the gateway's batches of up to 2,000
 records with their envelopes and access records are what grows), each subscriber about
 72 MiB (baseline consumer about 60); a subscriber caught by the commit problem below
 grows to 80-90 MiB.
 
 **Run-to-run variation.** The machine is shared: the load average at the start of the
-recorded run is in the notes below (another engineer's job had it at 20-48 a few minutes
-earlier), and earlier runs today, against the gateway before its access-record packing
-(commit ff6ed9d), gave sigex 420-770 signals/s and a ratio of 0.10-0.25. Absolute
-numbers move with other people's work; the CPU per signal moves much less.
+recorded run is in the notes below (another engineer's job had it at 20-48 a quarter of
+an hour earlier), and earlier runs today, against the gateway before its access-record
+packing (commit ff6ed9d), gave sigex 420-770 signals/s and a ratio of 0.10-0.25.
+Absolute numbers move with other people's work; the CPU per signal moves much less.
 
 ## Problems found on the way (in code this benchmark does not own)
 
@@ -92,20 +92,23 @@ numbers move with other people's work; the CPU per signal moves much less.
    consumers do; the Subscriber subscribes on its first poll after listing every topic)
    may avoid the second join; worth a minimal reproduction and an upstream report. The
    benchmark starts each run's consumer groups at the end of their topics so that one
-   run cannot spill into the next.
+   run cannot spill into the next, and restarts a subscriber whose commits already fail
+   in the warm-up (counted per run above); a failure after the warm-up stays in the
+   numbers.
 3. **kafka-python 3.0.12: now and then a consumer joins its group but never fetches**
    (seen for baseline consumers). The benchmark restarts such a consumer once its
    warm-up signals are 30 s late and reports how often it did.
 
 ## Where the time goes, and what would help
 
-The profiled run (last section) shows, for the gateway's main thread while it is busy:
-about two thirds in per-record Python work (opening the submission, decoding and
-validating, deciding, building and serialising the access records, re-sealing) and about
-a fifth inside kafka-python's `send` (a partitioner in Python, the record accumulator,
-and a wake-up write to a socket for every record), the rest in the transaction calls.
-cProfile sees only the main thread; the clients' I/O threads are in the per-process CPU
-columns. Suggestions, roughly by expected gain:
+The profiled run (last section) shows, for the gateway's main thread while it is busy
+(`_transact`): about 70% in per-record Python work (reading the submission, i.e.
+opening, decoding and validating it, about as much as deciding and building the access
+records; re-sealing is small), about a sixth inside kafka-python's `send` (a partitioner
+in Python, the record accumulator, and a wake-up write to a socket for every record),
+and about a tenth waiting for the transaction calls. cProfile sees only the main thread;
+the clients' I/O threads are in the per-process CPU columns. Suggestions, roughly by
+expected gain:
 
 1. **Write fewer, larger records to the broker.** The subscriber writes two receipts
    (RECEIVED and ACKNOWLEDGED) as two Kafka records per signal: pack a poll's receipts
