@@ -76,11 +76,12 @@ Absolute numbers move with other people's work; the CPU per signal moves much le
 1. **Subscriber: a commit during a rebalance escapes `poll()`.**
    `Subscriber._acknowledge` calls `self._consumer.commit(offsets)`; when the group is
    rebalancing kafka-python raises `RebalanceInProgressError` (or `CommitFailedError`),
-   which leaves `poll()` and ends `run()`. It happened in several runs (the failed
-   commits are counted per run above). Proposed fix: catch those two in `_acknowledge`,
-   log a warning without values, and return; the next poll rejoins the group, the
-   uncommitted deliveries come again, and the message-id check drops them (their
-   receipts have the same operation ids, so the audit indexer ingests them once).
+   which leaves `poll()` and ends `run()`. It happened in several runs today (a run's
+   failed commits are listed under the table when there are any). Proposed fix: catch
+   those two in `_acknowledge`, log a warning without values, and return; the next poll
+   rejoins the group, the uncommitted deliveries come again, and the message-id check
+   drops them (their receipts have the same operation ids, so the audit indexer ingests
+   them once).
 2. **kafka-python 3.0.12: a consumer can stay outside its group.** Right after start the
    subscriber's consumer joins (generation 1), gets its partitions, is told to rejoin
    (generation 2, after the first metadata update) and, now and then, never finishes
