@@ -759,4 +759,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except (KeyboardInterrupt, Interrupted):
+        print("interrupted: every process, the broker and the temporary folders are gone")
+        sys.exit(130)
