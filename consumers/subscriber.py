@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
+from kafka.errors import CommitFailedError, RebalanceInProgressError
 
 from broker.audit_events import access_records
 from broker.protocol import DeliveryDecision, ProtocolError, pack_access_records
@@ -106,6 +107,7 @@ class Subscriber:
             **options,
         )
         self._producer = KafkaProducer(enable_idempotence=True, acks="all", **options)
+        self.subscribe()  # at once: a subscription made on the first poll rejoins the group
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._dedup_capacity = dedup_capacity
         self.acknowledged = 0
@@ -170,7 +172,14 @@ class Subscriber:
             self._producer.send(receipts_topic(self._party), value=packed)
         self._producer.flush()
         if offsets:
-            self._consumer.commit(offsets)
+            try:
+                self._consumer.commit(offsets)
+            except (CommitFailedError, RebalanceInProgressError) as error:
+                # The group is rebalancing: these signals come again after the rejoin, and
+                # the message-id check drops them (their receipts are already written).
+                _log.warning(
+                    "subscriber.commit_deferred", party=self._party, error=type(error).__name__
+                )
 
     def run(self, handler: Handler, stop: threading.Event, max_messages: int | None = None) -> None:
         while not stop.is_set():
