@@ -27,14 +27,14 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
 from kafka.errors import KafkaError, ProducerFencedError
 
-from broker.audit_events import access_records
+from broker.audit_events import access_records, operation_id
 from broker.protocol import (
     ENVELOPE_VERSION,
     ENVELOPE_VERSION_HEADER,
@@ -92,6 +92,9 @@ INVALID_RECORD = "INVALID_RECORD"
 TRACE_MISSING = "TRACE_MISSING"
 NO_LAWFUL_RECIPIENT = "NO_LAWFUL_RECIPIENT"
 REPLAYED = "REPLAYED"
+UNKNOWN_PURPOSE = "UNKNOWN_PURPOSE"
+RECIPIENT_KEY_UNAVAILABLE = "RECIPIENT_KEY_UNAVAILABLE"
+GATEWAY_ERROR = "GATEWAY_ERROR"
 
 #: How long the gateway remembers message ids (the ingress topics' retention).
 DEFAULT_REPLAY_WINDOW = timedelta(days=7)
@@ -114,6 +117,17 @@ class IncomingRecord:
     key: bytes | None
     value: bytes
     headers: tuple[tuple[str, bytes], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    """A delivery decided but not yet sealed, with what the gateway itself puts around it."""
+
+    forwarding: Forwarding
+    source: IncomingRecord
+    trace: TraceContext
+    key: bytes | None
+    delivered: tuple[AccessRecord, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,25 +203,80 @@ class PolicyGateway:
             self._replay.withdraw(message_id)
 
     def process(self, records: Sequence[IncomingRecord]) -> GatewayOutput:
+        """Decide every record; a record that breaks anything is dead-lettered, never fatal."""
         output = GatewayOutput()
-        forwardings: list[tuple[Forwarding, IncomingRecord]] = []
+        pending: list[_Pending] = []
         for record in records:
-            forwardings += self._process_one(record, output)
-        if forwardings:
-            envelopes = self._sealer.forward([f for f, _ in forwardings])
-            for (forwarding, source), envelope in zip(forwardings, envelopes, strict=True):
-                output.deliveries.append(
-                    OutgoingMessage(
-                        forwarding.context.topic,
-                        source.key,
-                        envelope,
-                        (
-                            (TRACEPARENT, header_value(source.headers, TRACEPARENT) or b""),
-                            (ENVELOPE_VERSION_HEADER, ENVELOPE_VERSION),
-                        ),
-                    )
+            marks = (len(output.audit), len(output.dead_letters), len(output.admitted))
+            try:
+                pending += self._process_one(record, output)
+            except Exception as error:  # fail closed: park it, audit it, keep the stream going
+                del output.audit[marks[0] :]
+                del output.dead_letters[marks[1] :]
+                del output.admitted[marks[2] :]
+                _log.error(
+                    "gateway.unexpected",
+                    topic=record.topic,
+                    offset=record.offset,
+                    error=type(error).__name__,
                 )
+                self._dead_letter(record, output, (GATEWAY_ERROR,))
+        for item, envelope in self._seal(pending, output):
+            output.audit += item.delivered
+            output.deliveries.append(
+                OutgoingMessage(
+                    item.forwarding.context.topic,
+                    item.key,
+                    envelope,
+                    (
+                        (TRACEPARENT, item.trace.header()),
+                        (ENVELOPE_VERSION_HEADER, ENVELOPE_VERSION),
+                    ),
+                )
+            )
         return output
+
+    def _seal(self, pending: list[_Pending], output: GatewayOutput) -> list[tuple[_Pending, bytes]]:
+        """Seal the batch with one signature; if that fails, one by one, refusing what fails."""
+        if not pending:
+            return []
+        try:
+            return list(
+                zip(pending, self._sealer.forward([p.forwarding for p in pending]), strict=True)
+            )
+        except EnvelopeError:
+            sealed = []
+            for item in pending:
+                try:
+                    sealed.append((item, self._sealer.forward([item.forwarding])[0]))
+                except EnvelopeError:  # e.g. the recipient has no valid encryption key
+                    output.audit += [
+                        replace(
+                            record,
+                            kind=EventKind.REFUSED_FOR_RECIPIENT,
+                            outcome=Outcome.DENY,
+                            reason_codes=(RECIPIENT_KEY_UNAVAILABLE,),
+                            disclosed_fields=(),
+                            operation_id=operation_id(
+                                record.message_id,
+                                EventKind.REFUSED_FOR_RECIPIENT,
+                                record.recipient,
+                                record.subject,
+                            ),
+                        )
+                        for record in item.delivered
+                    ]
+                    self._dead_letter(
+                        item.source,
+                        output,
+                        (RECIPIENT_KEY_UNAVAILABLE,),
+                        signal=item.forwarding.context.signal,
+                        sender=item.forwarding.context.sender,
+                        purpose=item.forwarding.context.purpose,
+                        trace=item.trace,
+                        message_id=None,
+                    )
+            return sealed
 
     # -- one record -----------------------------------------------------------------------------
 
@@ -223,7 +292,7 @@ class PolicyGateway:
         trace: TraceContext | None = None,
         message_id: str | None = None,
         subjects: Sequence[str] = (),
-    ) -> list[tuple[Forwarding, IncomingRecord]]:
+    ) -> list[_Pending]:
         """Park the original ciphertext with reason codes only, and audit it."""
         codes = tuple(sorted(set(codes)))
         for code in codes:
@@ -233,7 +302,7 @@ class PolicyGateway:
         output.dead_letters.append(
             OutgoingMessage(
                 DEAD_LETTER_TOPIC,
-                record.key,
+                None,  # the sender's key is not ours to copy; the source offset identifies it
                 record.value,
                 ((REASONS_HEADER, ",".join(codes).encode()), (SOURCE_HEADER, source)),
             )
@@ -261,7 +330,7 @@ class PolicyGateway:
 
     def _process_one(
         self, record: IncomingRecord, output: GatewayOutput
-    ) -> list[tuple[Forwarding, IncomingRecord]]:
+    ) -> list[_Pending]:
         try:
             signal, sender = parse_ingress_topic(record.topic)
         except ProtocolError:
@@ -304,6 +373,8 @@ class PolicyGateway:
         context = opened.context
         if context.sender != sender or context.signal != signal or context.recipient != GATEWAY:
             raise _Refused(SENDER_MISMATCH, message_id)
+        if context.purpose not in self._policy.purposes:
+            raise _Refused(UNKNOWN_PURPOSE, message_id)
         try:
             spec = self._catalogue.by_fingerprint(context.schema_fingerprint)
         except SchemaError as error:
@@ -326,9 +397,10 @@ class PolicyGateway:
         subjects: tuple[str, ...],
         trace: TraceContext,
         signal: str,
-    ) -> list[tuple[Forwarding, IncomingRecord]]:
+    ) -> list[_Pending]:
         context = opened.context
         sender, purpose = context.sender, context.purpose
+        key = subjects[0].encode() if subjects else None
         message_id = str(opened.message_id)
         now = self._clock.now()
         started = time.perf_counter()
@@ -359,7 +431,7 @@ class PolicyGateway:
             if routing.allowed
             else []
         )
-        forwardings = []
+        forwardings: list[_Pending] = []
         for recipient, decision in routing.decisions:
             if not decision.allowed:
                 audit += access_records(
@@ -387,8 +459,15 @@ class PolicyGateway:
                 retention_days=decision.retention_days,
                 subjects=subjects,
             )
+            delivered = access_records(
+                kind=EventKind.DELIVERED,
+                recipient=recipient,
+                decision=decision,
+                disclosed=keep,
+                **common,
+            )
             forwardings.append(
-                (
+                _Pending(
                     Forwarding(
                         message=project_fields(opened, keep),
                         context=SealContext(
@@ -403,14 +482,10 @@ class PolicyGateway:
                         decision=token.to_bytes(),
                     ),
                     record,
+                    trace,
+                    key,
+                    tuple(delivered),
                 )
-            )
-            audit += access_records(
-                kind=EventKind.DELIVERED,
-                recipient=recipient,
-                decision=decision,
-                disclosed=keep,
-                **common,
             )
             if self._metrics is not None:
                 self._metrics.delivered(signal, recipient)

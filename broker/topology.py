@@ -143,7 +143,9 @@ def compile_topology(
     for agreement in policy.agreements:
         for sender in agreement.possible_senders:
             topic = ingress_topic(agreement.signal, sender)
-            ingress[topic] = min(defaults.ingress_retention_days, agreement.retention_days)
+            ingress[topic] = min(
+                ingress.get(topic, defaults.ingress_retention_days), agreement.retention_days
+            )
             acls |= _topic_acls(sender, topic, Operation.WRITE)
             acls |= _topic_acls(GATEWAY, topic, Operation.READ)
         for recipient in agreement.possible_recipients:
@@ -219,4 +221,4 @@ def is_managed(acl: AclSpec) -> bool:
     """True for ACLs provisioning owns: those on sigex's own resources."""
     if acl.resource is Resource.CLUSTER:
         return acl.principal in (f"User:{GATEWAY}",)
-    return acl.name.startswith(TOPIC_PREFIX)
+    return acl.name.startswith((f"{TOPIC_PREFIX}.", f"{TOPIC_PREFIX}-"))

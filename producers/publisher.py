@@ -65,7 +65,15 @@ class InvalidRecord(ProducerError):
 
 
 class PublishFailed(ProducerError):
-    """The broker did not acknowledge every record; the batch may be sent again safely."""
+    """The broker did not acknowledge every record.
+
+    ``sent`` lists the indices the broker did acknowledge before the failure;
+    send only the others again (a re-sent record is a new message).
+    """
+
+    def __init__(self, message: str, sent: tuple[int, ...]) -> None:
+        super().__init__(message)
+        self.sent = sent
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,14 +184,15 @@ class Publisher:
         refused = [p for p in prepared if not p.routing.allowed]
         published: list[PublishedSignal] = []
         try:
+            if refused:  # audited first: a refusal must be on record even if sending fails
+                self._audit_refusals(spec, purpose, refused, now)
             for start in range(0, len(accepted), MAX_BATCH):
                 published += self._send(spec, purpose, accepted[start : start + MAX_BATCH])
-            if refused:
-                self._audit_refusals(spec, purpose, refused, now)
             self._producer.flush()
         except KafkaError as error:
             raise PublishFailed(
-                f"the broker did not take the batch: {type(error).__name__}"
+                f"the broker did not take the batch: {type(error).__name__}",
+                tuple(p.index for p in published),
             ) from error
         _log.info(
             "publish.batch",

@@ -18,6 +18,7 @@ from broker.protocol import (
     TRACEPARENT,
     SubjectPseudonyms,
     TraceContext,
+    data_subjects,
     header_value,
     unpack_access_records,
 )
@@ -75,6 +76,12 @@ class ExchangeKit:
         spec = self.catalogue.signal(signal)
         secret = load_or_create_record_key(self.state_dir, party)
         return pseudonym(secret, str(record[spec.key_field]))
+
+    def delivery_key(self, signal: str, record: Mapping[str, object]) -> bytes:
+        """The Kafka key the gateway gives deliveries: the first subject's audit pseudonym."""
+        subjects = data_subjects(self.catalogue.signal(signal), record)
+        pseudonyms = SubjectPseudonyms(load_or_create_pseudonym_key(self.state_dir))
+        return sorted(pseudonyms.pseudonym(s) for s in subjects)[0].encode()
 
     def subscriber(self, party: str, purposes: tuple[str, ...], **options: Any) -> Subscriber:
         return Subscriber(

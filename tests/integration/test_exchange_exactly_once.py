@@ -16,11 +16,12 @@ from pathlib import Path
 
 import pytest
 
+from broker.protocol import SubjectPseudonyms
 from broker.topology import delivery_topic
 from policies.compiler import load_policy
 from producers.publisher import Publisher, load_or_create_record_key
 from schemas.catalogue import load_catalogue
-from sigex.envelope import pseudonym
+from sigex.accesslog.pseudonym import load_or_create_pseudonym_key
 from sigex.identity import load_directory, load_party
 from tests.integration.conftest import SecureExchange, running_exchange
 from tests.integration.exchange_kit import ExchangeKit, start_kit
@@ -93,8 +94,11 @@ def test_two_gateways_deliver_every_signal_exactly_once_across_crashes(
         for i, bsn in enumerate(bsns)
     ]
     secret = load_or_create_record_key(state, "UWV")
-    expected = {
-        pseudonym(secret, r["bsn"]): delivery_topic("payroll.bsn-mismatch", r["municipality"])
+    subjects = SubjectPseudonyms(load_or_create_pseudonym_key(state))
+    expected = {  # deliveries are keyed by the subject's audit pseudonym
+        subjects.pseudonym(r["bsn"]).encode(): delivery_topic(
+            "payroll.bsn-mismatch", r["municipality"]
+        )
         for r in records
     }
 

@@ -13,6 +13,7 @@ from datetime import date
 from typing import Any
 
 import pytest
+from kafka import KafkaProducer
 
 from broker.party_events import SEALED_EVENT, SEALED_EVENT_HEADER
 from broker.protocol import REASONS_HEADER, header_value
@@ -97,7 +98,7 @@ def deliver_and_check(
     finally:
         for subscriber in subscribers.values():
             subscriber.close()
-    key = kit.record_key(sender, signal, record)
+    key = kit.delivery_key(signal, record)
     assert topics_holding(kit, signal, key) == {delivery_topic(signal, p) for p in recipients}
 
 
@@ -261,7 +262,7 @@ def test_the_gateway_refuses_what_bypassed_the_publishers_check(
     key = kit.record_key(sender, signal, record)
     trace = kit.send_raw(sender, ingress_topic(signal, sender), envelope, key)
     assert_dead_lettered(kit, envelope, trace.trace_id, code, bsn)
-    assert topics_holding(kit, signal, key) == set()
+    assert topics_holding(kit, signal, kit.delivery_key(signal, record)) == set()
 
 
 def test_a_tampered_envelope_is_dead_lettered(kit: ExchangeKit) -> None:
@@ -272,7 +273,12 @@ def test_a_tampered_envelope_is_dead_lettered(kit: ExchangeKit) -> None:
     key = kit.record_key("UWV", "payroll.bsn-mismatch", record)
     trace = kit.send_raw("UWV", ingress_topic("payroll.bsn-mismatch", "UWV"), bytes(envelope), key)
     assert_dead_lettered(kit, bytes(envelope), trace.trace_id, "ENVELOPE_INVALID", bsn)
-    assert topics_holding(kit, "payroll.bsn-mismatch", key) == set()
+    assert (
+        topics_holding(
+            kit, "payroll.bsn-mismatch", kit.delivery_key("payroll.bsn-mismatch", record)
+        )
+        == set()
+    )
 
 
 def test_a_forged_sender_is_dead_lettered(kit: ExchangeKit) -> None:
@@ -286,7 +292,12 @@ def test_a_forged_sender_is_dead_lettered(kit: ExchangeKit) -> None:
     key = kit.record_key("NLA", "waadi.admission-violation", record)
     trace = kit.send_raw("NLA", topic, envelope, key)
     assert_dead_lettered(kit, envelope, trace.trace_id, "SENDER_MISMATCH", bsn)
-    assert topics_holding(kit, "waadi.admission-violation", key) == set()
+    assert (
+        topics_holding(
+            kit, "waadi.admission-violation", kit.delivery_key("waadi.admission-violation", record)
+        )
+        == set()
+    )
 
 
 def test_deliveries_and_refusals_are_audited_per_subject(kit: ExchangeKit) -> None:
@@ -380,7 +391,44 @@ def test_a_replayed_envelope_is_delivered_once_and_the_replay_dead_lettered(
     kit.send_raw("UWV", topic, envelope, key)
     replay = kit.send_raw("UWV", topic, envelope, key)
     assert_dead_lettered(kit, envelope, replay.trace_id, "REPLAYED", bsn)
+    delivery = kit.delivery_key("payroll.bsn-mismatch", record)
     delivered = [
-        r for r in kit.read_topic(delivery_topic("payroll.bsn-mismatch", "GM0344")) if r.key == key
+        r
+        for r in kit.read_topic(delivery_topic("payroll.bsn-mismatch", "GM0344"))
+        if r.key == delivery
     ]
     assert len(delivered) == 1
+
+
+def test_an_unknown_purpose_is_dead_lettered_and_the_gateway_goes_on(kit: ExchangeKit) -> None:
+    bsn = fresh_bsn()
+    record = record_of("payroll.bsn-mismatch", bsn=bsn, municipality="GM0363")
+    envelope = kit.seal_raw("UWV", "payroll.bsn-mismatch", "not a purpose!", record)
+    key = kit.record_key("UWV", "payroll.bsn-mismatch", record)
+    trace = kit.send_raw("UWV", ingress_topic("payroll.bsn-mismatch", "UWV"), envelope, key)
+    assert_dead_lettered(kit, envelope, trace.trace_id, "UNKNOWN_PURPOSE", bsn)
+    test_payroll_mismatch_reaches_nla_only_under_suwi64(kit)  # still delivering
+
+
+def test_sender_controlled_headers_and_keys_do_not_travel_on(kit: ExchangeKit) -> None:
+    bsn = fresh_bsn()
+    record = record_of("payroll.bsn-mismatch", bsn=bsn, municipality="GM0772")
+    envelope = kit.seal_raw("UWV", "payroll.bsn-mismatch", "BRP_TERUGMELDING", record)
+    producer = KafkaProducer(acks="all", **kit.exchange.connection("UWV").options())
+    try:
+        producer.send(
+            ingress_topic("payroll.bsn-mismatch", "UWV"),
+            key=bsn.encode(),  # a careless partner keys by BSN
+            value=envelope,
+            headers=[("traceparent", f"BSN {bsn}".encode())],
+        ).get(timeout=30)
+    finally:
+        producer.close()
+    delivered = kit.wait_for(
+        delivery_topic("payroll.bsn-mismatch", "GM0772"),
+        lambda r: r.key == kit.delivery_key("payroll.bsn-mismatch", record),
+    )
+    assert delivered
+    for message in delivered:
+        assert bsn.encode() not in (message.key or b"")
+        assert all(bsn.encode() not in value for _, value in message.headers)
