@@ -36,7 +36,6 @@ from sigex.accesslog.errors import AccessLogError, RecordFormatError
 from sigex.accesslog.record import AccessRecord, EventKind
 from sigex.accesslog.store import AccessLogStore
 from sigex.clock import Clock
-from sigex.envelope import EnvelopeError
 from sigex.logs import get_logger
 from sigex.observability import AuditMetrics
 from sigex.transport import KafkaConnection
@@ -50,7 +49,10 @@ def subscription(audit_topic: str, receipts_prefix: str) -> str:
 
 
 _RECIPIENT_SIDE = frozenset({EventKind.RECEIVED, EventKind.ACKNOWLEDGED})
-_SENDER_SIDE = frozenset({EventKind.PUBLISHED, EventKind.REFUSED_AT_PUBLISH})
+# PUBLISHED is the gateway's word (it writes sigex.audit), never a party's own.
+_SENDER_SIDE = frozenset({EventKind.REFUSED_AT_PUBLISH})
+#: What a party may say about itself in a sealed event: only that it refused to publish.
+_SEALED_KINDS = frozenset({EventKind.REFUSED_AT_PUBLISH})
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,9 +107,21 @@ def _sealed_event_records(
     if reader is None or not partition.topic.startswith(receipts_prefix):
         return []
     try:
-        return reader.records(message.value or b"", topic=partition.topic, party=party)
-    except (EnvelopeError, RecordFormatError, ValueError, KeyError):
+        records = reader.records(message.value or b"", topic=partition.topic, party=party)
+    except Exception as error:  # a hostile or broken event must not stop the access log
+        _log.warning(
+            "audit_sealed_event_refused",
+            topic=partition.topic,
+            offset=message.offset,
+            error=type(error).__name__,
+        )
         return []
+    if not all(
+        r.kind in _SEALED_KINDS and receipt_allowed(partition.topic, r, receipts_prefix)
+        for r in records
+    ):
+        return []
+    return records
 
 
 def parse_batch(

@@ -328,9 +328,7 @@ class PolicyGateway:
         _log.warning("gateway.dead_letter", topic=record.topic, offset=record.offset, reasons=codes)
         return []
 
-    def _process_one(
-        self, record: IncomingRecord, output: GatewayOutput
-    ) -> list[_Pending]:
+    def _process_one(self, record: IncomingRecord, output: GatewayOutput) -> list[_Pending]:
         try:
             signal, sender = parse_ingress_topic(record.topic)
         except ProtocolError:

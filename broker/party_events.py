@@ -71,10 +71,14 @@ def open_party_event(
         raise ValueError("a party event signed by another party")
     fields = message.disclosed
     event = json.loads(fields["event"])
-    subjects = tuple(json.loads(fields["subjects"]))
+    subjects = json.loads(fields["subjects"])
+    if not isinstance(event, dict) or not isinstance(subjects, list):
+        raise ValueError("a party event of the wrong shape")
+    if not all(isinstance(subject, str) for subject in subjects):
+        raise ValueError("a party event with a subject that is not text")
     if event.get("sender") != party:
         raise ValueError("a party event about another sender")
-    return event, subjects
+    return event, tuple(subjects)
 
 
 def record_for_subject(

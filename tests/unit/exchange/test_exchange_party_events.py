@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from collections import namedtuple
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from broker.party_events import PartyEventReader, seal_party_events
+from broker.audit_indexer import parse_batch
+from broker.party_events import (
+    SEALED_EVENT,
+    SEALED_EVENT_HEADER,
+    PartyEventReader,
+    seal_party_events,
+)
 from broker.protocol import SubjectPseudonyms
 from sigex.accesslog.record import EventKind, Outcome, format_time
 from sigex.clock import FixedClock
@@ -104,3 +111,62 @@ def test_a_tampered_party_event_is_refused(
     envelope[-5] ^= 0x40
     with pytest.raises(EnvelopeError):
         reader.records(bytes(envelope), topic=TOPIC, party="UWV")
+
+
+# -- the indexer's side ----------------------------------------------------------------------
+
+Partition = namedtuple("Partition", "topic partition")
+Message = namedtuple("Message", "value headers offset")
+
+
+def indexed(reader: PartyEventReader, envelope: bytes) -> tuple[int, int]:
+    batch = {Partition(TOPIC, 0): [Message(envelope, [(SEALED_EVENT_HEADER, SEALED_EVENT)], 7)]}
+    accepted, rejected = parse_batch(batch, party_events=reader)
+    return len(accepted), rejected
+
+
+def test_the_indexer_takes_a_sealed_refusal(
+    parties: tuple[Sealer, Sealer, PartyEventReader],
+) -> None:
+    uwv, _, reader = parties
+    assert indexed(reader, seal(uwv, "UWV", [BSN_A, BSN_B])) == (2, 0)
+
+
+@pytest.mark.parametrize("kind", ["DELIVERED", "PUBLISHED", "ACKNOWLEDGED"])
+def test_a_party_cannot_seal_what_only_the_gateway_or_a_recipient_says(
+    parties: tuple[Sealer, Sealer, PartyEventReader], kind: str
+) -> None:
+    uwv, _, reader = parties
+    forged = event("UWV") | {
+        "kind": kind,
+        "outcome": "PERMIT",
+        "recipient": "NLA",
+        "reason_codes": [],
+        "legal_basis": "NL.SUWI.64",
+    }
+    envelope = seal_party_events(
+        uwv,
+        topic=TOPIC,
+        signal="payroll.bsn-mismatch",
+        schema_fingerprint="ab" * 32,
+        sender="UWV",
+        purpose="SUWI64_ARB",
+        events=[(forged, [BSN_A])],
+    )[0]
+    assert indexed(reader, envelope) == (0, 1)
+
+
+def test_a_malformed_sealed_event_is_rejected_not_fatal(
+    parties: tuple[Sealer, Sealer, PartyEventReader],
+) -> None:
+    uwv, _, reader = parties
+    envelope = seal_party_events(
+        uwv,
+        topic=TOPIC,
+        signal="payroll.bsn-mismatch",
+        schema_fingerprint="ab" * 32,
+        sender="UWV",
+        purpose="LA_BSN_FEEDBACK",
+        events=[(event("UWV"), [12345])],  # type: ignore[list-item]
+    )[0]
+    assert indexed(reader, envelope) == (0, 1)
