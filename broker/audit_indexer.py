@@ -33,7 +33,7 @@ from broker.topology import AUDIT_GROUP_PREFIX, AUDIT_TOPIC, CHECKPOINT_TOPIC, R
 from sigex.accesslog._keys import Ed25519PrivateKey
 from sigex.accesslog.checkpoint import Checkpoint
 from sigex.accesslog.errors import AccessLogError, RecordFormatError
-from sigex.accesslog.record import AccessRecord, EventKind
+from sigex.accesslog.record import AccessRecord, EventKind, Outcome
 from sigex.accesslog.store import AccessLogStore
 from sigex.clock import Clock
 from sigex.logs import get_logger
@@ -51,8 +51,9 @@ def subscription(audit_topic: str, receipts_prefix: str) -> str:
 _RECIPIENT_SIDE = frozenset({EventKind.RECEIVED, EventKind.ACKNOWLEDGED})
 # PUBLISHED is the gateway's word (it writes sigex.audit), never a party's own.
 _SENDER_SIDE = frozenset({EventKind.REFUSED_AT_PUBLISH})
-#: What a party may say about itself in a sealed event: only that it refused to publish.
-_SEALED_KINDS = frozenset({EventKind.REFUSED_AT_PUBLISH})
+#: What a party may say about itself in a sealed event: that it refused something,
+#: to publish or to accept a delivery that did not open.
+_SEALED_KINDS = frozenset({EventKind.REFUSED_AT_PUBLISH, EventKind.RECEIVED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +118,9 @@ def _sealed_event_records(
         )
         return []
     if not all(
-        r.kind in _SEALED_KINDS and receipt_allowed(partition.topic, r, receipts_prefix)
+        r.kind in _SEALED_KINDS
+        and r.outcome is Outcome.DENY
+        and receipt_allowed(partition.topic, r, receipts_prefix)
         for r in records
     ):
         return []

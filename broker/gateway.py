@@ -398,7 +398,7 @@ class PolicyGateway:
     ) -> list[_Pending]:
         context = opened.context
         sender, purpose = context.sender, context.purpose
-        key = subjects[0].encode() if subjects else None
+        key = min(subjects).encode() if subjects else None  # one subject, one partition
         message_id = str(opened.message_id)
         now = self._clock.now()
         started = time.perf_counter()

@@ -76,8 +76,8 @@ def open_party_event(
         raise ValueError("a party event of the wrong shape")
     if not all(isinstance(subject, str) for subject in subjects):
         raise ValueError("a party event with a subject that is not text")
-    if event.get("sender") != party:
-        raise ValueError("a party event about another sender")
+    if party not in (event.get("sender"), event.get("recipient")):
+        raise ValueError("a party event about other parties")
     return event, tuple(subjects)
 
 

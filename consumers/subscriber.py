@@ -24,7 +24,8 @@ from kafka import KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartitio
 from kafka.errors import CommitFailedError, RebalanceInProgressError
 
 from broker.audit_events import access_records
-from broker.protocol import DeliveryDecision, ProtocolError, pack_access_records
+from broker.party_events import SEALED_EVENT, SEALED_EVENT_HEADER, seal_party_events
+from broker.protocol import DeliveryDecision, ProtocolError, TraceContext, pack_access_records
 from broker.topology import delivery_topic, receipts_topic, subscriber_group_prefix
 from consumers.errors import DeliveryRefused
 from policies.compiled import CompiledPolicy
@@ -32,9 +33,9 @@ from policies.decide import DecisionRequest, decide
 from schemas.catalogue import Catalogue
 from schemas.codec import decode_fields
 from schemas.errors import SchemaError
-from sigex.accesslog.record import AccessRecord, EventKind, Outcome
+from sigex.accesslog.record import AccessRecord, EventKind, Outcome, format_time
 from sigex.clock import Clock, SystemClock
-from sigex.envelope import DeliveredMessage, EnvelopeError, Opener
+from sigex.envelope import DeliveredMessage, EnvelopeError, Opener, Sealer
 from sigex.identity import PartyDirectory, PartyIdentity
 from sigex.logs import get_logger
 from sigex.transport import KafkaConnection
@@ -96,6 +97,7 @@ class Subscriber:
             raise ValueError("a subscriber declares at least one purpose")
         self._clock = clock or SystemClock()
         self._opener = Opener(identity=identity, directory=directory, clock=self._clock)
+        self._sealer = Sealer(identity=identity, directory=directory, clock=self._clock)
         wanted = set(signals) if signals is not None else set(catalogue.names())
         self._topics = tuple(sorted(delivery_topic(s, self._party) for s in wanted))
         options = connection.options()
@@ -149,28 +151,64 @@ class Subscriber:
         batch = self._consumer.poll(timeout_ms=timeout_ms)
         handled = 0
         receipts: list[AccessRecord] = []
+        sealed: list[bytes] = []
         done: dict[TopicPartition, OffsetAndMetadata] = {}
+        handed: list[str] = []
+        failure: BaseException | None = None
         try:
             for partition, messages in batch.items():
                 for message in messages:
-                    handled += self._one(message, handler, receipts)
+                    handled += self._one(message, handler, receipts, sealed, handed)
                     done[partition] = OffsetAndMetadata(message.offset + 1, "", -1)
+        except BaseException as error:  # the application's handler failed: offer it again
+            failure = error
+        try:
+            self._acknowledge(receipts, sealed, done)
         except BaseException:
-            self._acknowledge(receipts, done)
-            for partition, messages in batch.items():
-                position = done[partition].offset if partition in done else messages[0].offset
-                self._consumer.seek(partition, position)
+            # Nothing of this batch is on record: offer all of it again, handed over or not.
+            for message_id in handed:
+                self._seen.pop(message_id, None)
+            self._rewind(batch, {})
             raise
-        self._acknowledge(receipts, done)
+        if failure is not None:
+            self._rewind(batch, done)
+            raise failure
         return handled
 
-    def _acknowledge(
-        self, receipts: list[AccessRecord], offsets: dict[TopicPartition, OffsetAndMetadata]
+    def _rewind(
+        self, batch: dict[Any, list[Any]], done: dict[TopicPartition, OffsetAndMetadata]
     ) -> None:
-        """Write the receipts, then commit the offsets they cover (never the other way round)."""
-        for packed in pack_access_records([record.to_bytes() for record in receipts]):
-            self._producer.send(receipts_topic(self._party), value=packed)
-        self._producer.flush()
+        """Seek each partition still ours back to its first signal not acknowledged."""
+        assigned = self._consumer.assignment()
+        for partition, messages in batch.items():
+            if partition in assigned:
+                position = done[partition].offset if partition in done else messages[0].offset
+                self._consumer.seek(partition, position)
+
+    def _acknowledge(
+        self,
+        receipts: list[AccessRecord],
+        sealed: list[bytes],
+        offsets: dict[TopicPartition, OffsetAndMetadata],
+    ) -> None:
+        """Write the receipts, then commit the offsets they cover (never the other way round).
+
+        Every receipt's send is confirmed before the commit: a refused write raises
+        here, and the caller offers the batch again.
+        """
+        topic = receipts_topic(self._party)
+        futures = [
+            self._producer.send(topic, value=packed)
+            for packed in pack_access_records([record.to_bytes() for record in receipts])
+        ]
+        futures += [
+            self._producer.send(
+                topic, value=envelope, headers=[(SEALED_EVENT_HEADER, SEALED_EVENT)]
+            )
+            for envelope in sealed
+        ]
+        for future in futures:
+            future.get(timeout=60)
         if offsets:
             try:
                 self._consumer.commit(offsets)
@@ -189,16 +227,19 @@ class Subscriber:
 
     # -- one delivery ----------------------------------------------------------------------------
 
-    def _one(self, message: Any, handler: Handler, receipts: list[AccessRecord]) -> int:
+    def _one(
+        self,
+        message: Any,
+        handler: Handler,
+        receipts: list[AccessRecord],
+        sealed: list[bytes],
+        handed: list[str],
+    ) -> int:
         try:
             delivered = self._opener.open_delivery(message.value, topic=message.topic)
-        except EnvelopeError:
-            self._refuse(message, ENVELOPE_INVALID, None, receipts)
-            return 0
-        try:
             decision = DeliveryDecision.from_bytes(delivered.decision)
-        except ProtocolError:
-            self._refuse(message, ENVELOPE_INVALID, None, receipts)
+        except (EnvelopeError, ProtocolError):
+            self._refuse_unreadable(message, sealed)
             return 0
         try:
             received = self._check(delivered, decision)
@@ -209,6 +250,7 @@ class Subscriber:
             self.duplicates += 1
             return 0
         receipts += self._receipts(EventKind.RECEIVED, received, decision)
+        handed.append(received.message_id)
         handler(received)
         receipts += self._receipts(EventKind.ACKNOWLEDGED, received, decision)
         self._remember(received.message_id)
@@ -302,6 +344,48 @@ class Subscriber:
             subjects=decision.subjects,
             outcome=Outcome.DENY,
             reason_codes=(code,),
+        )
+
+    def _refuse_unreadable(self, message: Any, sealed: list[bytes]) -> None:
+        """A delivery that does not open: refused, and on record sealed for the audit service.
+
+        Nothing inside can be trusted, so the event names the topic and offset
+        (the ciphertext stays in the delivery topic for its retention) and no subject.
+        """
+        self.refused += 1
+        _log.warning(
+            "subscriber.refused", party=self._party, topic=message.topic, reason=ENVELOPE_INVALID
+        )
+        signal = message.topic.removeprefix("sigex.").rsplit(".out.", 1)[0]
+        trace = TraceContext.new()
+        event = {
+            "v": 1,
+            "trace_id": trace.trace_id,
+            "operation_id": trace.span_id,
+            "occurred_at": format_time(self._clock.now()),
+            "kind": EventKind.RECEIVED.value,
+            "sender": "UNKNOWN",
+            "recipient": self._party,
+            "signal": signal,
+            "purpose": "unknown",
+            "legal_basis": None,
+            "agreement_id": None,
+            "agreement_version": None,
+            "policy_version": "unknown",
+            "outcome": Outcome.DENY.value,
+            "reason_codes": [ENVELOPE_INVALID],
+            "disclosed_fields": [],
+            "message_id": f"offset-{message.topic}-{message.partition}-{message.offset}",
+        }
+        known = signal in self._catalogue
+        sealed += seal_party_events(
+            self._sealer,
+            topic=receipts_topic(self._party),
+            signal=signal,
+            schema_fingerprint=self._catalogue.signal(signal).fingerprint if known else "unknown",
+            sender=self._party,
+            purpose="unknown",
+            events=[(event, [])],
         )
 
     def _remember(self, message_id: str) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from kafka import KafkaProducer
 
-from broker.party_events import SEALED_EVENT, SEALED_EVENT_HEADER
+from broker.party_events import SEALED_EVENT, SEALED_EVENT_HEADER, PartyEventReader
 from broker.protocol import REASONS_HEADER, header_value
 from broker.topology import AUDIT_TOPIC, DEAD_LETTER_TOPIC, delivery_topic, ingress_topic
 from consumers.subscriber import ReceivedSignal
@@ -432,3 +432,34 @@ def test_sender_controlled_headers_and_keys_do_not_travel_on(kit: ExchangeKit) -
     for message in delivered:
         assert bsn.encode() not in (message.key or b"")
         assert all(bsn.encode() not in value for _, value in message.headers)
+
+
+def test_a_delivery_that_does_not_open_is_refused_and_on_record(kit: ExchangeKit) -> None:
+    topic = delivery_topic("payroll.bsn-mismatch", "GM1894")
+    admin = KafkaProducer(acks="all", **kit.exchange.connection("ADMIN").options())
+    try:
+        admin.send(topic, value=b"not an envelope at all").get(timeout=30)
+    finally:
+        admin.close()
+    before = len(kit.read_topic("sigex.receipts.GM1894"))
+    handed: list[ReceivedSignal] = []
+    with kit.subscriber("GM1894", ("BRP_TERUGMELDING",)) as inbox:
+        for _ in range(60):
+            inbox.poll(handed.append, timeout_ms=500)
+            if inbox.refused:
+                break
+        assert inbox.refused >= 1
+    events = [
+        m
+        for m in kit.read_topic("sigex.receipts.GM1894")[before:]
+        if header_value(m.headers, SEALED_EVENT_HEADER) == SEALED_EVENT
+    ]
+    reader = PartyEventReader.for_audit_service(kit.state_dir, kit.clock)
+    records = [r for m in events for r in reader.records(m.value, topic=m.topic, party="GM1894")]
+    assert any(
+        r.kind.value == "RECEIVED"
+        and r.outcome.value == "DENY"
+        and r.reason_codes == ("ENVELOPE_INVALID",)
+        and r.message_id.startswith("offset-")
+        for r in records
+    )
