@@ -63,6 +63,7 @@ class ProvisionReport:
     topics_reconfigured: list[str] = field(default_factory=list)
     acls_created: list[AclSpec] = field(default_factory=list)
     acls_deleted: list[AclSpec] = field(default_factory=list)
+    stray_acls_deleted: int = 0
     acls_enforced: bool = True
 
     @property
@@ -73,6 +74,7 @@ class ProvisionReport:
             or self.topics_reconfigured
             or self.acls_created
             or self.acls_deleted
+            or self.stray_acls_deleted
         )
 
 
@@ -100,8 +102,8 @@ def _from_kafka(acl: ACL) -> AclSpec | None:
     return AclSpec(acl.principal, resource, acl.resource_pattern.resource_name, pattern, operation)
 
 
-def existing_acls(admin: KafkaAdminClient) -> set[AclSpec] | None:
-    """Every ALLOW ACL sigex could own, or None when the cluster runs no authorizer."""
+def _describe_all(admin: KafkaAdminClient) -> list[ACL] | None:
+    """Every ACL of the cluster, or None when it runs no authorizer."""
     any_filter = ACLFilter(
         principal=None,
         host=None,
@@ -113,8 +115,30 @@ def existing_acls(admin: KafkaAdminClient) -> set[AclSpec] | None:
         acls, _no_error = admin.describe_acls(any_filter)  # errors are raised, not returned
     except SecurityDisabledError:
         return None
+    return list(acls)
+
+
+def _on_sigex_resource(acl: ACL) -> bool:
+    return str(acl.resource_pattern.resource_name).startswith(("sigex.", "sigex-"))
+
+
+def existing_acls(admin: KafkaAdminClient) -> set[AclSpec] | None:
+    """Every ALLOW ACL sigex could own, or None when the cluster runs no authorizer."""
+    acls = _describe_all(admin)
+    if acls is None:
+        return None
     found = {spec for acl in acls if (spec := _from_kafka(acl)) is not None}
     return {spec for spec in found if is_managed(spec)}
+
+
+def stray_acls(admin: KafkaAdminClient) -> list[ACL]:
+    """ACLs on sigex's resources that no compiled rule can be: DENY rules, ALLOWs for one
+    host, operations sigex never grants (ALL, ALTER, CREATE...). Provisioning removes them."""
+    return [
+        acl
+        for acl in _describe_all(admin) or []
+        if _on_sigex_resource(acl) and _from_kafka(acl) is None
+    ]
 
 
 def _apply_topics(
@@ -186,26 +210,29 @@ def _apply_acls(admin: KafkaAdminClient, topology: Topology, report: ProvisionRe
             raise ProvisioningFailed(f"{len(result['failed'])} ACLs were refused by the broker")
         report.acls_created += to_create
     if to_delete:
-        filters = []
-        for spec in to_delete:
-            acl = _to_kafka(spec)
-            filters.append(
-                ACLFilter(
-                    principal=acl.principal,
-                    host=acl.host,
-                    operation=acl.operation,
-                    permission_type=acl.permission_type,
-                    resource_pattern=ResourcePatternFilter(
-                        acl.resource_pattern.resource_type,
-                        acl.resource_pattern.resource_name,
-                        acl.resource_pattern.pattern_type,
-                    ),
-                )
-            )
+        filters = [_exact_filter(_to_kafka(spec)) for spec in to_delete]
         admin.delete_acls(filters)
         report.acls_deleted += to_delete
-    if to_create or to_delete:
+    strays = stray_acls(admin)
+    if strays:
+        admin.delete_acls([_exact_filter(acl) for acl in strays])
+        report.stray_acls_deleted += len(strays)
+    if to_create or to_delete or strays:
         _await_acls(admin, wanted)
+
+
+def _exact_filter(acl: ACL) -> ACLFilter:
+    return ACLFilter(
+        principal=acl.principal,
+        host=acl.host,
+        operation=acl.operation,
+        permission_type=acl.permission_type,
+        resource_pattern=ResourcePatternFilter(
+            acl.resource_pattern.resource_type,
+            acl.resource_pattern.resource_name,
+            acl.resource_pattern.pattern_type,
+        ),
+    )
 
 
 def _await_acls(admin: KafkaAdminClient, wanted: set[AclSpec], timeout: float = 30.0) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import time
 import uuid
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 
-from broker.provision import provision
+from broker.provision import provision, stray_acls
 from broker.topology import (
     AclSpec,
     Operation,
@@ -118,3 +119,33 @@ def test_an_agreement_removed_removes_its_acls(
         provision(admin, compile_topology(load_policy(), defaults))
         admin.close()
     _produce(secure_exchange, "NLA", WAADI_IN_NLA)
+
+
+def test_provisioning_removes_stray_acls_on_sigex_resources(
+    secure_exchange: SecureExchange,
+) -> None:
+    from kafka.admin import ACL, ACLOperation, ACLPermissionType, ResourcePattern, ResourceType
+
+    stray = ACL(
+        "User:NLA",
+        "*",
+        ACLOperation.ALL,
+        ACLPermissionType.ALLOW,
+        ResourcePattern(ResourceType.TOPIC, PAYROLL_OUT_NLA.replace("NLA", "BD")),
+    )
+    admin = secure_exchange.admin()
+    try:
+        admin.create_acls([stray])
+        for _ in range(150):  # ACL changes reach the authorizer asynchronously
+            if stray_acls(admin):
+                break
+            time.sleep(0.2)
+        report = provision(
+            admin, compile_topology(load_policy(), ProvisioningDefaults(partitions=3))
+        )
+        assert report.stray_acls_deleted == 1
+        with pytest.raises(KafkaError) as refused:
+            _read(secure_exchange, "NLA", PAYROLL_OUT_NLA.replace("NLA", "BD"))
+        assert _refused(refused.value)
+    finally:
+        admin.close()
