@@ -647,10 +647,13 @@ class GatewayRunner:
                 self._metrics.transaction_aborted()
             self._gateway.withdraw(output)
             try:
-                producer.abort_transaction()
-            finally:
+                producer.abort_transaction()  # if even this fails, the process exits and a
+            finally:  # restart fences it (crash-only; the batch is read again)
+                assigned = consumer.assignment()
                 for tp, messages in batch.items():
-                    consumer.seek(TopicPartition(tp.topic, tp.partition), messages[0].offset)
+                    partition = TopicPartition(tp.topic, tp.partition)
+                    if partition in assigned:  # a revoked partition is re-read by its new owner
+                        consumer.seek(partition, messages[0].offset)
             return
         if self._metrics is not None:
             self._metrics.transaction_committed()
