@@ -55,7 +55,7 @@ from consumers.subscriber import ReceivedSignal, Subscriber
 from policies.compiler import load_policy
 from producers.publisher import Publisher, load_or_create_record_key
 from schemas.catalogue import load_catalogue
-from sigex.identifiers import bsn_check_digit, is_valid_rsin
+from sigex.identifiers import synthetic_bsn, synthetic_loonheffingennummer
 from sigex.identity import load_directory, load_party
 from sigex.logs import configure as configure_logs
 from sigex.transport import KafkaConnection
@@ -127,20 +127,11 @@ class RoleSpec:
 
 def make_bsn(seed: int) -> str:
     """A BSN that passes the elfproef, derived from ``seed`` (synthetic test data)."""
-    number = seed
-    while True:
-        first_eight = f"{number % 10**8:08d}"
-        digit = bsn_check_digit(first_eight)
-        if digit is not None and first_eight != "00000000":
-            return first_eight + digit
-        number += 1
+    return synthetic_bsn(seed)
 
 
 def make_loonheffingennummer(seed: int) -> str:
-    number = seed
-    while not is_valid_rsin(f"{number % 10**9:09d}") or number % 10**9 == 0:
-        number += 1
-    return f"{number % 10**9:09d}L01"
+    return synthetic_loonheffingennummer(seed)
 
 
 WARMUP_PHASE = 0

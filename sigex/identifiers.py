@@ -51,6 +51,29 @@ def bsn_check_digit(first_eight: str) -> str | None:
     return str(remainder)
 
 
+def synthetic_bsn(seed: int) -> str:
+    """The first number from ``seed`` on (mod 10^8) that completes to a BSN; for test data.
+
+    A number that passes the elfproef was not thereby issued; these are for
+    synthetic datasets and tests only.
+    """
+    number = seed
+    while True:
+        first_eight = f"{number % 10**8:08d}"
+        digit = bsn_check_digit(first_eight)
+        if digit is not None:
+            return first_eight + digit
+        number += 1
+
+
+def synthetic_loonheffingennummer(seed: int) -> str:
+    """The first fiscal number from ``seed`` on that passes the RSIN check, with L01; for tests."""
+    number = seed
+    while not is_valid_rsin(f"{number % 10**9:09d}") or number % 10**9 == 0:
+        number += 1
+    return f"{number % 10**9:09d}L01"
+
+
 def check_bsn(value: str, field: str = "bsn") -> str:
     if not _NINE_DIGITS.match(value):
         raise InvalidIdentifier(field, "BSN", "must be exactly 9 digits")

@@ -35,3 +35,10 @@ def test_a_bad_bsn_names_the_field_and_rule_never_the_value() -> None:
 def test_a_loonheffingennummer_has_an_l_and_a_valid_fiscal_number() -> None:
     with pytest.raises(InvalidIdentifier, match="letter L"):
         check_loonheffingennummer("123456789X01")
+
+
+def test_synthetic_identifiers_pass_their_checks() -> None:
+    from sigex.identifiers import synthetic_bsn, synthetic_loonheffingennummer
+
+    assert all(is_valid_bsn(synthetic_bsn(seed)) for seed in range(0, 10**8, 7_654_321))
+    assert check_loonheffingennummer(synthetic_loonheffingennummer(123456780))

@@ -8,25 +8,16 @@ from datetime import UTC, date, datetime
 import pytest
 
 from schemas.catalogue import Catalogue, load_catalogue
-from sigex.identifiers import bsn_check_digit, is_valid_rsin
+from sigex.identifiers import synthetic_bsn, synthetic_loonheffingennummer
 
 
 def make_bsn(seed: int) -> str:
-    """A BSN that passes the elfproef, derived from ``seed``."""
-    number = seed
-    while True:
-        first_eight = f"{number % 10**8:08d}"
-        digit = bsn_check_digit(first_eight)
-        if digit is not None and first_eight != "00000000":
-            return first_eight + digit
-        number += 1
+    """A BSN that passes the elfproef, derived from ``seed`` (synthetic test data)."""
+    return synthetic_bsn(seed)
 
 
 def make_loonheffingennummer(seed: int) -> str:
-    number = seed
-    while not is_valid_rsin(f"{number % 10**9:09d}") or number % 10**9 == 0:
-        number += 1
-    return f"{number % 10**9:09d}L01"
+    return synthetic_loonheffingennummer(seed)
 
 
 BSN_A = make_bsn(11122233)
