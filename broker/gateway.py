@@ -43,7 +43,6 @@ from broker.protocol import (
     TRACEPARENT,
     DeliveryDecision,
     ProtocolError,
-    SubjectPseudonyms,
     TraceContext,
     data_subjects,
     header_value,
@@ -63,6 +62,7 @@ from policies.compiled import CompiledPolicy
 from schemas.catalogue import Catalogue, SignalSpec
 from schemas.codec import decode_fields, validate_record
 from schemas.errors import SchemaError
+from sigex.accesslog.pseudonym import SubjectPseudonyms
 from sigex.accesslog.record import AccessRecord, EventKind, Outcome
 from sigex.clock import Clock, SystemClock
 from sigex.envelope import (

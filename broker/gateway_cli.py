@@ -12,11 +12,10 @@ import click
 from prometheus_client import CollectorRegistry
 
 from broker.gateway import GatewayRunner, PolicyGateway
-from broker.protocol import SubjectPseudonyms
 from broker.topology import GATEWAY, ingress_topics
 from policies.compiler import load_policy
 from schemas.catalogue import load_catalogue
-from sigex.accesslog.pseudonym import load_or_create_pseudonym_key
+from sigex.accesslog.pseudonym import SubjectPseudonyms, load_or_create_pseudonym_key
 from sigex.cli_support import settings_with
 from sigex.identity import load_directory, load_party
 from sigex.observability import GatewayMetrics, Readiness, start_operations

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from broker.errors import BrokerStartFailed, JavaMissing, PortInUse
 from broker.jars import ensure_jars, kafka_version
+from sigex.identity import default_state_dir
 
 MIN_JAVA_MAJOR = 17
 STARTED_MARKER = "Kafka Server started"
@@ -89,9 +90,7 @@ class BrokerStatus:
 
 
 def default_home() -> Path:
-    state = os.environ.get("SIGEX_STATE_DIR")
-    base = Path(state) if state else Path.home() / ".local" / "state" / "sigex"
-    return base / "broker"
+    return default_state_dir() / "broker"
 
 
 # ---------------------------------------------------------------- checks

@@ -16,8 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from broker.audit_events import operation_id
-from broker.protocol import SubjectPseudonyms
-from sigex.accesslog.pseudonym import load_or_create_pseudonym_key
+from sigex.accesslog.pseudonym import SubjectPseudonyms, load_or_create_pseudonym_key
 from sigex.accesslog.record import AccessRecord, EventKind
 from sigex.clock import Clock
 from sigex.envelope import Opener, OutgoingRecord, SealContext, Sealer

@@ -13,8 +13,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import re
 import secrets
@@ -25,9 +23,7 @@ from datetime import date, datetime
 from typing import Any
 
 from schemas.catalogue import SignalSpec
-from sigex.accesslog.pseudonym import SubjectPseudonymiser
 from sigex.errors import SigexError
-from sigex.identifiers import is_valid_bsn
 
 BSN_CLASSIFICATION = "identifier.bsn"
 TRACEPARENT = "traceparent"
@@ -203,31 +199,6 @@ def _parse(name: str, text: str, parse: Any) -> object:
         return parse(text)
     except ValueError as error:
         raise ProtocolError(f"field {name!r}: not an ISO 8601 date or time") from error
-
-
-class SubjectPseudonyms:
-    """The audit pseudonym of any data subject.
-
-    A BSN gets the access log's own pseudonym (so ``sigex audit query --bsn``
-    finds it); any other subject (a KvK number, an earlier signal's id) gets
-    an HMAC under the same key with a separate label, so the two can never
-    collide.
-    """
-
-    __slots__ = ("_bsn", "_key")
-
-    def __init__(self, key: bytes) -> None:
-        self._bsn = SubjectPseudonymiser(key)
-        self._key = bytes(key)
-
-    def __repr__(self) -> str:
-        return "SubjectPseudonyms(key=<hidden>)"
-
-    def pseudonym(self, subject: str) -> str:
-        if is_valid_bsn(subject):
-            return self._bsn.pseudonym(subject)
-        material = b"sigex/v1/subject\x00" + subject.encode("utf-8")
-        return hmac.new(self._key, material, hashlib.sha256).hexdigest()
 
 
 # -- access records on the wire ------------------------------------------------------------------

@@ -16,7 +16,6 @@ removes the folder first.
 
 from __future__ import annotations
 
-import os
 import random
 import shutil
 import sqlite3
@@ -34,7 +33,6 @@ from broker import local
 from broker.audit_indexer import IndexerSettings, run_indexer
 from broker.gateway import GatewayRunner, PolicyGateway
 from broker.party_events import PartyEventReader
-from broker.protocol import SubjectPseudonyms
 from broker.provision import provision_cluster
 from broker.topology import GATEWAY, ProvisioningDefaults, compile_topology, ingress_topics
 from consumers.reference.inbox import Inbox
@@ -47,10 +45,16 @@ from producers.reference.finders import ADMISSION, BSN_MISMATCH, FREQUENT_MOVERS
 from producers.reference.publishing import publish_findings
 from producers.synthetic.generator import generate_dataset
 from schemas.catalogue import Catalogue, load_catalogue
-from sigex.accesslog.pseudonym import load_or_create_pseudonym_key
+from sigex.accesslog.pseudonym import SubjectPseudonyms, load_or_create_pseudonym_key
 from sigex.accesslog.store import AccessLogStore
 from sigex.clock import Clock, FixedClock, SystemClock
-from sigex.identity import init_federation, load_directory, load_party, read_parties
+from sigex.identity import (
+    default_state_dir,
+    init_federation,
+    load_directory,
+    load_party,
+    read_parties,
+)
 from sigex.transport import KafkaConnection
 
 REPO_PARTIES = Path(__file__).resolve().parents[1] / "policies" / "parties.yaml"
@@ -74,8 +78,7 @@ MUNICIPALITY_PURPOSES = ("LAA_SIGNAAL", "BRP_TERUGMELDING")
 
 
 def _default_state_dir() -> Path:
-    base = os.environ.get("SIGEX_STATE_DIR")
-    return (Path(base) if base else Path.home() / ".local" / "state" / "sigex") / "demo"
+    return default_state_dir() / "demo"
 
 
 @dataclass

@@ -16,7 +16,7 @@ import secrets
 from pathlib import Path
 
 from sigex.accesslog.errors import AccessLogError
-from sigex.identifiers import check_bsn
+from sigex.identifiers import check_bsn, is_valid_bsn
 
 KEY_BYTES = 32
 PSEUDONYM_KEY_FILE = Path("federation") / "parties" / "AUDIT" / "pseudonym.key"
@@ -39,6 +39,31 @@ class SubjectPseudonymiser:
         """The pseudonym of a valid BSN; an invalid one raises without showing its value."""
         check_bsn(bsn, "bsn")
         return hmac.new(self._key, bsn.encode("ascii"), hashlib.sha256).hexdigest()
+
+
+class SubjectPseudonyms:
+    """The audit pseudonym of any data subject.
+
+    A BSN gets the access log's own pseudonym (so ``sigex audit query --bsn``
+    finds it); any other subject (a KvK number, an earlier signal's id) gets
+    an HMAC under the same key with a separate label, so the two can never
+    collide.
+    """
+
+    __slots__ = ("_bsn", "_key")
+
+    def __init__(self, key: bytes) -> None:
+        self._bsn = SubjectPseudonymiser(key)
+        self._key = bytes(key)
+
+    def __repr__(self) -> str:
+        return "SubjectPseudonyms(key=<hidden>)"
+
+    def pseudonym(self, subject: str) -> str:
+        if is_valid_bsn(subject):
+            return self._bsn.pseudonym(subject)
+        material = b"sigex/v1/subject\x00" + subject.encode("utf-8")
+        return hmac.new(self._key, material, hashlib.sha256).hexdigest()
 
 
 def pseudonym_key_path(state_dir: Path) -> Path:

@@ -16,7 +16,6 @@ from broker.gateway import GatewayRunner, PolicyGateway
 from broker.party_events import SEALED_EVENT_HEADER
 from broker.protocol import (
     TRACEPARENT,
-    SubjectPseudonyms,
     TraceContext,
     data_subjects,
     header_value,
@@ -29,7 +28,7 @@ from policies.compiler import load_policy
 from producers.publisher import Publisher, load_or_create_record_key
 from schemas.catalogue import Catalogue, load_catalogue
 from schemas.codec import encode_fields
-from sigex.accesslog.pseudonym import load_or_create_pseudonym_key
+from sigex.accesslog.pseudonym import SubjectPseudonyms, load_or_create_pseudonym_key
 from sigex.accesslog.record import AccessRecord
 from sigex.clock import FixedClock
 from sigex.envelope import OutgoingRecord, SealContext, Sealer, pseudonym

@@ -14,7 +14,7 @@ from broker.party_events import (
     PartyEventReader,
     seal_party_events,
 )
-from broker.protocol import SubjectPseudonyms
+from sigex.accesslog.pseudonym import SubjectPseudonyms
 from sigex.accesslog.record import EventKind, Outcome, format_time
 from sigex.clock import FixedClock
 from sigex.envelope import EnvelopeError, Opener, Sealer
