@@ -26,15 +26,22 @@ from typing import Any
 
 from kafka import KafkaConsumer
 
+from broker.audit_events import operation_id, writer_of
 from broker.checkpoints import CheckpointPublisher
 from broker.party_events import SEALED_EVENT, SEALED_EVENT_HEADER, PartyEventReader
 from broker.protocol import unpack_access_records
-from broker.topology import AUDIT_GROUP_PREFIX, AUDIT_TOPIC, CHECKPOINT_TOPIC, RECEIPTS_PREFIX
+from broker.topology import (
+    AUDIT_GROUP_PREFIX,
+    AUDIT_TOPIC,
+    CHECKPOINT_TOPIC,
+    GATEWAY,
+    RECEIPTS_PREFIX,
+)
 from sigex.accesslog._keys import Ed25519PrivateKey
 from sigex.accesslog.checkpoint import Checkpoint
 from sigex.accesslog.errors import AccessLogError, RecordFormatError
 from sigex.accesslog.record import AccessRecord, EventKind, Outcome
-from sigex.accesslog.store import AccessLogStore
+from sigex.accesslog.store import AccessLogStore, AppendResult
 from sigex.clock import Clock
 from sigex.logs import get_logger
 from sigex.observability import AuditMetrics
@@ -48,12 +55,13 @@ def subscription(audit_topic: str, receipts_prefix: str) -> str:
     return rf"^({re.escape(audit_topic)}|{re.escape(receipts_prefix)}[A-Z][A-Z0-9_]*)$"
 
 
-_RECIPIENT_SIDE = frozenset({EventKind.RECEIVED, EventKind.ACKNOWLEDGED})
-# PUBLISHED is the gateway's word (it writes sigex.audit), never a party's own.
-_SENDER_SIDE = frozenset({EventKind.REFUSED_AT_PUBLISH})
 #: What a party may say about itself in a sealed event: that it refused something,
 #: to publish or to accept a delivery that did not open.
 _SEALED_KINDS = frozenset({EventKind.REFUSED_AT_PUBLISH, EventKind.RECEIVED})
+
+#: Why a record on a party's receipts topic was rejected (logged, counted as an alarm).
+NOT_ITS_OWN = "not_its_own"
+FORGED_OPERATION_ID = "forged_operation_id"
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,20 +89,38 @@ class IndexerStats:
     rejected: int
     tree_size: int
     published: int
+    #: records refused because the log holds a different record under their key (alarms)
+    conflicts: int = 0
+
+
+def receipt_refusal(
+    topic: str, record: AccessRecord, receipts_prefix: str = RECEIPTS_PREFIX
+) -> str | None:
+    """Why a record may not stand on ``topic``, or None when it may.
+
+    The audit topic is the gateway's alone (ACLs), so what it says stands. A
+    party's receipts topic may only carry what that party itself did (its
+    receipts, its refusals at publish), and only under the operation id
+    derived for that party as the writer: a party cannot take a key that the
+    gateway or another party will use, so it can neither forge nor pre-empt
+    their records.
+    """
+    if not topic.startswith(receipts_prefix):
+        return None
+    party = topic[len(receipts_prefix) :]
+    if writer_of(record.kind, record.sender, record.recipient) != party or party == GATEWAY:
+        return NOT_ITS_OWN  # deliveries, refusals for a recipient, dead letters: the gateway's
+    expected = operation_id(
+        record.message_id, record.kind, record.recipient, record.subject, writer=party
+    )
+    return None if record.operation_id == expected else FORGED_OPERATION_ID
 
 
 def receipt_allowed(
     topic: str, record: AccessRecord, receipts_prefix: str = RECEIPTS_PREFIX
 ) -> bool:
     """A party's receipts topic may only carry what that party itself did."""
-    if not topic.startswith(receipts_prefix):
-        return True  # the audit topic: only the gateway can write it (ACLs)
-    party = topic[len(receipts_prefix) :]
-    if record.kind in _RECIPIENT_SIDE:
-        return record.recipient == party
-    if record.kind in _SENDER_SIDE:
-        return record.sender == party
-    return False  # deliveries, refusals for a recipient and dead letters come from the gateway
+    return receipt_refusal(topic, record, receipts_prefix) is None
 
 
 def _sealed_event_records(
@@ -158,12 +184,32 @@ def parse_batch(
                         "audit_event_unreadable", offset=message.offset, rule=str(error), **where
                     )
                     continue
-                if not receipt_allowed(partition.topic, record, receipts_prefix):
+                refusal = receipt_refusal(partition.topic, record, receipts_prefix)
+                if refusal is not None:
                     rejected += 1
-                    _log.warning("audit_receipt_for_another_party", offset=message.offset, **where)
+                    _log.error(
+                        "audit_receipt_rejected", reason=refusal, offset=message.offset, **where
+                    )
                     continue
                 accepted.append(record)
     return accepted, rejected
+
+
+def append_with_alarms(
+    store: AccessLogStore,
+    records: list[AccessRecord],
+    rejected: int,
+    metrics: AuditMetrics | None,
+) -> AppendResult:
+    """Append a batch; every conflict (a different record under a known key) is an alarm."""
+    result = store.append(records)
+    for trace_id, operation in result.conflicts:
+        # the first record under a key stands; the other is refused, loudly
+        _log.error("audit_record_conflict", trace_id=trace_id, operation_id=operation)
+    if metrics is not None:
+        metrics.records_refused(rejected, len(result.conflicts))
+        metrics.records_appended(result.appended, result.tree_size)
+    return result
 
 
 #: how long an indexer with an idle limit waits for its first partitions
@@ -198,7 +244,7 @@ def run_indexer(
     )
     publisher = CheckpointPublisher(settings.connection, settings.checkpoint_topic)
     consumer.subscribe(pattern=subscription(settings.audit_topic, settings.receipts_prefix))
-    appended = skipped = rejected = published = 0
+    appended = skipped = rejected = published = conflicts = 0
     since_publish = 0
     latest: Checkpoint | None = None
     started = last_event = time.monotonic()
@@ -223,16 +269,15 @@ def run_indexer(
             last_event = time.monotonic()
             records, refused = parse_batch(batch, settings.receipts_prefix, party_events)
             rejected += refused
-            result = store.append(records)
+            result = append_with_alarms(store, records, refused, metrics)
             appended += result.appended
             skipped += result.skipped
+            conflicts += len(result.conflicts)
             if result.appended or latest is None:
                 latest = store.checkpoint(signing_key, clock)
                 since_publish += result.appended
                 if metrics is not None:
                     metrics.checkpoint_signed(latest.issued_at)
-            if metrics is not None:
-                metrics.records_appended(result.appended, result.tree_size)
             if since_publish >= settings.publish_every:
                 publisher.publish(latest)
                 published += 1
@@ -251,4 +296,4 @@ def run_indexer(
     finally:
         consumer.close()
         publisher.close()
-    return IndexerStats(appended, skipped, rejected, store.size(), published)
+    return IndexerStats(appended, skipped, rejected, store.size(), published, conflicts)

@@ -159,6 +159,11 @@ def parse_ingress_topic(topic: str) -> tuple[str, str]:
     return head[len(prefix) :], sender
 
 
+def _source(record: IncomingRecord) -> str:
+    """The ingress record an event is about: part of the gateway's operation ids."""
+    return f"{record.topic}/{record.partition}/{record.offset}"
+
+
 def _audit_messages(records: Sequence[AccessRecord]) -> list[OutgoingMessage]:
     """The access records of one batch, packed into as few Kafka records as fit."""
     return [
@@ -262,6 +267,8 @@ class PolicyGateway:
                                 EventKind.REFUSED_FOR_RECIPIENT,
                                 record.recipient,
                                 record.subject,
+                                writer=GATEWAY,
+                                source=_source(item.source),
                             ),
                         )
                         for record in item.delivered
@@ -298,13 +305,13 @@ class PolicyGateway:
         for code in codes:
             if self._metrics is not None:
                 self._metrics.refused(code)
-        source = f"{record.topic}/{record.partition}/{record.offset}".encode()
+        source = _source(record)
         output.dead_letters.append(
             OutgoingMessage(
                 DEAD_LETTER_TOPIC,
                 None,  # the sender's key is not ours to copy; the source offset identifies it
                 record.value,
-                ((REASONS_HEADER, ",".join(codes).encode()), (SOURCE_HEADER, source)),
+                ((REASONS_HEADER, ",".join(codes).encode()), (SOURCE_HEADER, source.encode())),
             )
         )
         trace = trace or TraceContext.new()
@@ -323,6 +330,7 @@ class PolicyGateway:
             subjects=subjects,
             outcome=Outcome.DENY,
             reason_codes=codes,
+            source=source,
         ):
             output.audit.append(access)
         _log.warning("gateway.dead_letter", topic=record.topic, offset=record.offset, reasons=codes)
@@ -421,6 +429,7 @@ class PolicyGateway:
             "purpose": purpose,
             "policy_version": self._policy.version,
             "subjects": subjects,
+            "source": _source(record),
         }
         audit = (
             access_records(

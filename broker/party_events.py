@@ -116,7 +116,11 @@ class PartyEventReader:
         ]
         return [
             record_for_subject(
-                event, p, operation_id(str(event["message_id"]), kind, event.get("recipient"), p)
+                event,
+                p,
+                operation_id(
+                    str(event["message_id"]), kind, event.get("recipient"), p, writer=party
+                ),
             )
             for p in pseudonyms
         ]

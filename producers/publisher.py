@@ -253,7 +253,9 @@ class Publisher:
             event = {
                 "v": 1,
                 "trace_id": item.trace.trace_id,
-                "operation_id": operation_id(message_id, EventKind.REFUSED_AT_PUBLISH, None, "-"),
+                "operation_id": operation_id(
+                    message_id, EventKind.REFUSED_AT_PUBLISH, None, "-", writer=self._party
+                ),
                 "occurred_at": format_time(now),
                 "kind": EventKind.REFUSED_AT_PUBLISH.value,
                 "sender": self._party,

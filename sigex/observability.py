@@ -213,6 +213,20 @@ class AuditMetrics:
             registry=registry,
         )
         self._checkpoint_age.set_function(self._age_seconds)
+        self._rejected = Counter(
+            "audit_records_rejected",
+            "Events refused at indexing: unreadable, a party speaking for another, or a forged "
+            "operation id (an alarm: look at the indexer's log).",
+            namespace=NAMESPACE,
+            registry=registry,
+        )
+        self._conflicts = Counter(
+            "audit_record_conflicts",
+            "Records refused because the log holds a different record under the same trace id "
+            "and operation id (an alarm: someone tried to pre-empt or rewrite an event).",
+            namespace=NAMESPACE,
+            registry=registry,
+        )
         self._verify_failures = Counter(
             "audit_verify_failures",
             "Verifications of the log or of a record that failed.",
@@ -233,6 +247,11 @@ class AuditMetrics:
             raise ValueError("record counts cannot be negative")
         self._appended.inc(count)
         self._log_size.set(log_size)
+
+    def records_refused(self, rejected: int, conflicts: int) -> None:
+        """Events refused at indexing (``rejected``) and key conflicts (``conflicts``)."""
+        self._rejected.inc(rejected)
+        self._conflicts.inc(conflicts)
 
     def checkpoint_signed(self, at: datetime) -> None:
         with self._lock:

@@ -578,4 +578,10 @@ def index(
         f"{stats.published} checkpoint(s) published",
         err=True,
     )
+    if stats.conflicts:
+        click.echo(
+            f"ALARM: {stats.conflicts} record(s) conflict with a different record under the same "
+            "key; the first stands (see the indexer log: audit_record_conflict)",
+            err=True,
+        )
     sys.stdout.flush()

@@ -16,7 +16,7 @@ lock, so replaying a topic adds nothing and two indexers cannot interleave.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -95,9 +95,24 @@ def record_row(index: int, record: AccessRecord, entry: bytes, hashed: bytes) ->
 
 @dataclass(frozen=True, slots=True)
 class AppendResult:
+    """What an append did. ``skipped`` counts re-sent copies of records already in the log;
+    ``conflicts`` are the keys (trace id, operation id) of records that were refused because
+    the log holds a *different* record under the same key: an alarm, never a silent skip."""
+
     appended: int
     skipped: int
     tree_size: int
+    conflicts: tuple[tuple[str, str], ...] = ()
+
+
+def same_event(first: AccessRecord, second: AccessRecord) -> bool:
+    """True when two records say the same thing; only the moment they were written may differ.
+
+    A writer that re-sends after a crash (a receipt written again before its
+    offset was committed) repeats the event at a later time: that is a
+    duplicate, not a conflict.
+    """
+    return replace(first, occurred_at=second.occurred_at) == second
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,17 +232,22 @@ class AccessLogStore:
 
     def _append(self, entries: Sequence[tuple[AccessRecord, bytes]]) -> AppendResult:
         unique: dict[tuple[str, str], tuple[AccessRecord, bytes]] = {}
+        conflicts: list[tuple[str, str]] = []
         for record, entry in entries:
-            unique.setdefault(record.key, (record, entry))
+            first = unique.setdefault(record.key, (record, entry))[0]
+            if first is not record and not same_event(first, record):
+                conflicts.append(record.key)
         try:
             with self.backend.write_transaction():
                 size = self.size()
                 builder = self._builder_at(size)
-                existing = self._existing_keys(list(unique))
+                existing = self._existing_records(list(unique))
                 rows: list[tuple[Any, ...]] = []
                 nodes: list[tuple[int, int, bytes]] = []
                 for key, (record, entry) in unique.items():
                     if key in existing:
+                        if not same_event(existing[key], record):
+                            conflicts.append(key)
                         continue
                     hashed = leaf_hash(entry)
                     rows.append(record_row(builder.size, record, entry, hashed))
@@ -245,21 +265,29 @@ class AccessLogStore:
             raise
         self._builder = builder
         return AppendResult(
-            appended=len(rows), skipped=len(entries) - len(rows), tree_size=builder.size
+            appended=len(rows),
+            skipped=len(entries) - len(rows) - len(conflicts),
+            tree_size=builder.size,
+            conflicts=tuple(conflicts),
         )
 
-    def _existing_keys(self, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
-        found: set[tuple[str, str]] = set()
+    def _existing_records(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], AccessRecord]:
+        """The records already in the log under any of ``keys``."""
+        found: dict[tuple[str, str], AccessRecord] = {}
         for start in range(0, len(keys), _KEY_CHUNK):
             chunk = keys[start : start + _KEY_CHUNK]
             trace_ids = sorted({trace for trace, _ in chunk})
             marks = ", ".join("?" for _ in trace_ids)
             rows = self.backend.query(
-                f"SELECT trace_id, operation_id FROM access_records WHERE trace_id IN ({marks})",  # noqa: S608
+                f"SELECT trace_id, operation_id, entry FROM access_records "  # noqa: S608
+                f"WHERE trace_id IN ({marks})",
                 trace_ids,
             )
             wanted = set(chunk)
-            found.update(key for key in ((str(r[0]), str(r[1])) for r in rows) if key in wanted)
+            for row in rows:
+                key = (str(row[0]), str(row[1]))
+                if key in wanted:
+                    found[key] = AccessRecord.from_bytes(bytes(row[2]))
         return found
 
     def _builder_at(self, size: int) -> TreeBuilder:

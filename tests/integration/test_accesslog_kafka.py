@@ -12,6 +12,7 @@ from __future__ import annotations
 import shutil
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 
+from broker.audit_events import operation_id
 from broker.audit_indexer import IndexerSettings, IndexerStats, run_indexer
 from broker.checkpoints import read_published_checkpoints
 from sigex.accesslog.pseudonym import SubjectPseudonymiser
@@ -102,6 +104,12 @@ def test_indexer_consumes_checkpoints_publishes_and_detects_rollback(
         producer.send(audit, key=subject.encode(), value=record.to_bytes())
     acknowledged = _record(
         100, subject, kind=EventKind.ACKNOWLEDGED, message_id="m-1", disclosed_fields=()
+    )
+    acknowledged = replace(
+        acknowledged,
+        operation_id=operation_id(
+            "m-1", EventKind.ACKNOWLEDGED, "GM0363", subject, writer="GM0363"
+        ),
     )
     forged = _record(101, subject, kind=EventKind.ACKNOWLEDGED, recipient="NLA")
     producer.send(f"{receipts}GM0363", value=acknowledged.to_bytes())

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -45,6 +46,35 @@ def test_replayed_events_add_nothing(store: AccessLogStore, make_record: RecordF
     fresh = make_record()
     mixed = store.append([records[0], fresh, fresh])
     assert (mixed.appended, mixed.skipped, mixed.tree_size) == (1, 2, 21)
+
+
+def test_a_different_record_under_a_known_key_is_a_conflict_not_a_skip(
+    store: AccessLogStore, make_record: RecordFactory
+) -> None:
+    delivered = make_record(kind=EventKind.DELIVERED)
+    store.append([delivered])
+    root = store.root()
+    # the same key, another event: refused and reported, never silently skipped
+    pre_empting = replace(
+        delivered,
+        kind=EventKind.REFUSED_AT_PUBLISH,
+        recipient=None,
+        outcome=Outcome.DENY,
+        reason_codes=("NO_AGREEMENT",),
+        disclosed_fields=(),
+    )
+    result = store.append([pre_empting])
+    assert (result.appended, result.skipped, result.conflicts) == (0, 0, (delivered.key,))
+    assert store.root() == root
+    # inside one batch too: the first stands, the second is a conflict
+    fresh = make_record()
+    other = replace(fresh, purpose="SUWI64_ARB")
+    batch = store.append([fresh, other])
+    assert (batch.appended, batch.skipped, batch.conflicts) == (1, 0, (fresh.key,))
+    # a writer re-sending the same event later (after a crash) is a duplicate, not a conflict
+    resent = replace(delivered, occurred_at=delivered.occurred_at + timedelta(seconds=30))
+    again = store.append([resent])
+    assert (again.appended, again.skipped, again.conflicts) == (0, 1, ())
 
 
 def test_append_entries_takes_canonical_bytes(
