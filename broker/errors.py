@@ -27,3 +27,7 @@ class PortInUse(BrokerError):
 
 class BrokerStartFailed(BrokerError):
     """The broker process exited or did not answer in time."""
+
+
+class GatewayError(SigexError):
+    """The policy gateway cannot run safely (for example without its replay ledger)."""

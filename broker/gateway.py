@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
@@ -48,6 +47,7 @@ from broker.protocol import (
     header_value,
     pack_access_records,
 )
+from broker.replay_ledger import LedgerEntry, ReplayLedger
 from broker.routing import disclosed_fields, route
 from broker.topology import (
     AUDIT_TOPIC,
@@ -55,6 +55,7 @@ from broker.topology import (
     GATEWAY,
     GATEWAY_GROUP,
     GATEWAY_TRANSACTIONAL_PREFIX,
+    LEDGER_TOPIC,
     TOPIC_PREFIX,
     delivery_topic,
 )
@@ -72,6 +73,7 @@ from sigex.envelope import (
     Opener,
     ReplayedMessage,
     ReplayGuard,
+    ReusedMessageId,
     SealContext,
     Sealer,
 )
@@ -92,6 +94,7 @@ INVALID_RECORD = "INVALID_RECORD"
 TRACE_MISSING = "TRACE_MISSING"
 NO_LAWFUL_RECIPIENT = "NO_LAWFUL_RECIPIENT"
 REPLAYED = "REPLAYED"
+MESSAGE_ID_REUSED = "MESSAGE_ID_REUSED"
 UNKNOWN_PURPOSE = "UNKNOWN_PURPOSE"
 RECIPIENT_KEY_UNAVAILABLE = "RECIPIENT_KEY_UNAVAILABLE"
 GATEWAY_ERROR = "GATEWAY_ERROR"
@@ -143,11 +146,17 @@ class GatewayOutput:
     deliveries: list[OutgoingMessage] = field(default_factory=list)
     audit: list[AccessRecord] = field(default_factory=list)
     dead_letters: list[OutgoingMessage] = field(default_factory=list)
-    #: message ids this output admitted past the replay guard (withdrawn if it is not written)
-    admitted: list[uuid.UUID] = field(default_factory=list)
+    #: messages this output admitted past the replay guard: written to the replay ledger in
+    #: the same transaction, withdrawn from the guard if that transaction is not committed
+    admitted: list[LedgerEntry] = field(default_factory=list)
 
     def all(self) -> list[OutgoingMessage]:
-        return [*self.deliveries, *_audit_messages(self.audit), *self.dead_letters]
+        return [
+            *self.deliveries,
+            *_audit_messages(self.audit),
+            *self.dead_letters,
+            *(OutgoingMessage(LEDGER_TOPIC, e.key(), e.value(), ()) for e in self.admitted),
+        ]
 
 
 def parse_ingress_topic(topic: str) -> tuple[str, str]:
@@ -202,10 +211,15 @@ class PolicyGateway:
     def policy(self) -> CompiledPolicy:
         return self._policy
 
+    @property
+    def replay_guard(self) -> ReplayGuard:
+        """The message ids seen in the window (restored from the replay ledger at start)."""
+        return self._replay
+
     def withdraw(self, output: GatewayOutput) -> None:
         """The output was not written (its transaction aborted): its messages may come again."""
-        for message_id in output.admitted:
-            self._replay.withdraw(message_id)
+        for entry in output.admitted:
+            self._replay.withdraw(entry.message_id)
 
     def process(self, records: Sequence[IncomingRecord]) -> GatewayOutput:
         """Decide every record; a record that breaks anything is dead-lettered, never fatal."""
@@ -218,6 +232,8 @@ class PolicyGateway:
             except Exception as error:  # fail closed: park it, audit it, keep the stream going
                 del output.audit[marks[0] :]
                 del output.dead_letters[marks[1] :]
+                for entry in output.admitted[marks[2] :]:
+                    self._replay.withdraw(entry.message_id)
                 del output.admitted[marks[2] :]
                 _log.error(
                     "gateway.unexpected",
@@ -365,16 +381,11 @@ class PolicyGateway:
     def _read(
         self, record: IncomingRecord, signal: str, sender: str, output: GatewayOutput
     ) -> tuple[OpenedMessage, SignalSpec, dict[str, object]]:
-        """Open, admit past the replay guard, check the signer and validate the fields."""
+        """Open, check the signer, validate the fields, and admit past the replay guard."""
         try:
             opened = self._opener.open_submission(record.value, topic=record.topic)
         except EnvelopeError as error:
             raise _Refused(ENVELOPE_INVALID) from error
-        try:
-            self._replay.admit(opened.message_id, opened.timestamp)
-        except ReplayedMessage as error:
-            raise _Refused(REPLAYED) from error
-        output.admitted.append(opened.message_id)
         message_id = str(opened.message_id)
         context = opened.context
         if context.sender != sender or context.signal != signal or context.recipient != GATEWAY:
@@ -392,7 +403,32 @@ class PolicyGateway:
             validate_record(spec, fields)
         except (SchemaError, ProtocolError) as error:
             raise _Refused(INVALID_RECORD, message_id) from error
+        self._admit(record, opened, output)
         return opened, spec, fields
+
+    def _admit(self, record: IncomingRecord, opened: OpenedMessage, output: GatewayOutput) -> None:
+        """Admit a message id once: a copy is REPLAYED, other content under it is an alarm."""
+        context = opened.context
+        digest = self._pseudonymiser.content_digest(
+            [
+                context.sender.encode(),
+                context.signal.encode(),
+                context.purpose.encode(),
+                context.schema_fingerprint.encode(),
+                *(name.encode() for name in opened.names),
+                *(value if value is not None else b"\xff" for value in opened.field_values),
+            ]
+        )
+        try:
+            self._replay.admit(opened.message_id, opened.timestamp, digest)
+        except ReusedMessageId as error:
+            _log.error("gateway.message_id_reused", topic=record.topic, offset=record.offset)
+            raise _Refused(MESSAGE_ID_REUSED, str(opened.message_id)) from error
+        except ReplayedMessage as error:
+            raise _Refused(REPLAYED, str(opened.message_id)) from error
+        output.admitted.append(
+            LedgerEntry(opened.message_id, opened.timestamp, digest, _source(record))
+        )
 
     def _decide(
         self,
@@ -406,7 +442,7 @@ class PolicyGateway:
     ) -> list[_Pending]:
         context = opened.context
         sender, purpose = context.sender, context.purpose
-        key = min(subjects).encode() if subjects else None  # one subject, one partition
+        subject_key = min(subjects) if subjects else None  # one subject, one partition
         message_id = str(opened.message_id)
         now = self._clock.now()
         started = time.perf_counter()
@@ -490,7 +526,9 @@ class PolicyGateway:
                     ),
                     record,
                     trace,
-                    key,
+                    None
+                    if subject_key is None
+                    else self._pseudonymiser.delivery_key(recipient, subject_key),
                     tuple(delivered),
                 )
             )
@@ -570,19 +608,26 @@ class GatewayRunner:
             transaction_timeout_ms=20_000,
             **options,
         )
+        ledger = ReplayLedger(self._connection)
         try:
             producer.init_transactions()
+            # every message id any instance committed, before deciding anything
+            ledger.restore(self._gateway.replay_guard)
             consumer.subscribe(topics=list(self._topics))
             _log.info("gateway.started", instance=self._instance, topics=len(self._topics))
             while not stop.is_set():
                 batch = self._gather(consumer)
                 if consumer.assignment():
                     self._ready.set()
-                if batch:
+                if batch and not ledger.catch_up(self._gateway.replay_guard):
+                    _log.warning("gateway.ledger_behind", retry="batch read again")
+                    self._rewind(consumer, batch)  # decide nothing the ledger cannot vouch for
+                elif batch:
                     self._transact(consumer, producer, batch)
                 self._report_lag(consumer)
         finally:
             self._ready.clear()
+            ledger.close()
             producer.close()
             consumer.close()
             _log.info("gateway.stopped", instance=self._instance, processed=self.processed)
@@ -625,6 +670,15 @@ class GatewayRunner:
             lag = max(0, ends.get(tp, 0) - consumer.position(tp))
             self._metrics.set_consumer_lag(tp.topic, tp.partition, lag)
 
+    @staticmethod
+    def _rewind(consumer: KafkaConsumer, batch: dict[Any, list[Any]]) -> None:
+        """Read the batch again: seek each partition still ours back to its first record."""
+        assigned = consumer.assignment()
+        for tp, messages in batch.items():
+            partition = TopicPartition(tp.topic, tp.partition)
+            if partition in assigned:  # a revoked partition is re-read by its new owner
+                consumer.seek(partition, messages[0].offset)
+
     def _transact(
         self, consumer: KafkaConsumer, producer: KafkaProducer, batch: dict[Any, list[Any]]
     ) -> None:
@@ -658,11 +712,7 @@ class GatewayRunner:
             try:
                 producer.abort_transaction()  # if even this fails, the process exits and a
             finally:  # restart fences it (crash-only; the batch is read again)
-                assigned = consumer.assignment()
-                for tp, messages in batch.items():
-                    partition = TopicPartition(tp.topic, tp.partition)
-                    if partition in assigned:  # a revoked partition is re-read by its new owner
-                        consumer.seek(partition, messages[0].offset)
+                self._rewind(consumer, batch)
             return
         if self._metrics is not None:
             self._metrics.transaction_committed()

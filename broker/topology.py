@@ -14,7 +14,8 @@ bypasses every sigex library:
   dead-letter topic, transactionally;
 - each party writes its own ``sigex.receipts.<PARTY>`` (acknowledgements and
   refusals at publish) and the audit service reads them all;
-- everyone may read the published audit checkpoints.
+- everyone may read the published audit checkpoints;
+- the gateway alone reads and writes its replay ledger.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ TOPIC_PREFIX = "sigex"
 AUDIT_TOPIC = "sigex.audit"
 DEAD_LETTER_TOPIC = "sigex.deadletter"
 CHECKPOINT_TOPIC = "sigex.audit.checkpoints"
+#: the gateway's durable replay ledger (see broker/replay_ledger.py)
+LEDGER_TOPIC = "sigex.gateway.ledger"
 RECEIPTS_PREFIX = "sigex.receipts."
 GATEWAY = "GATEWAY"
 AUDIT_SERVICE = "AUDIT"
@@ -165,6 +168,12 @@ def compile_topology(
             DEAD_LETTER_TOPIC, defaults.partitions, defaults.dead_letter_retention_days * DAY_MS
         ),
         TopicSpec(CHECKPOINT_TOPIC, 1, -1),
+        TopicSpec(
+            LEDGER_TOPIC,
+            defaults.partitions,
+            (defaults.ingress_retention_days + 1) * DAY_MS,
+            "compact,delete",
+        ),
     ]
     for party in parties:
         topics.append(
@@ -185,6 +194,7 @@ def compile_topology(
     gateway = f"User:{GATEWAY}"
     acls |= _topic_acls(GATEWAY, AUDIT_TOPIC, Operation.WRITE)
     acls |= _topic_acls(GATEWAY, DEAD_LETTER_TOPIC, Operation.WRITE)
+    acls |= _topic_acls(GATEWAY, LEDGER_TOPIC, Operation.WRITE, Operation.READ)
     acls |= {
         AclSpec(gateway, Resource.GROUP, GATEWAY_GROUP, Pattern.PREFIXED, Operation.READ),
         AclSpec(

@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import os
 import secrets
+from collections.abc import Sequence
 from pathlib import Path
 
 from sigex.accesslog.errors import AccessLogError
@@ -64,6 +65,26 @@ class SubjectPseudonyms:
             return self._bsn.pseudonym(subject)
         material = b"sigex/v1/subject\x00" + subject.encode("utf-8")
         return hmac.new(self._key, material, hashlib.sha256).hexdigest()
+
+    def content_digest(self, parts: Sequence[bytes]) -> bytes:
+        """A keyed digest of a message's content (length-prefixed parts): equal content, equal
+        digest; without the key nobody can test a guess of the content against it."""
+        mac = hmac.new(self._key, b"sigex/v1/content\x00", hashlib.sha256)
+        for part in parts:
+            mac.update(len(part).to_bytes(4, "big"))
+            mac.update(part)
+        return mac.digest()
+
+    def delivery_key(self, recipient: str, subject_pseudonym: str) -> bytes:
+        """The Kafka key of a delivery about one subject to one recipient.
+
+        Stable per (recipient, subject), so one recipient gets one person's
+        deliveries in order on one partition; different per recipient, so the
+        keys on the broker's disks do not link a person across recipients'
+        topics (the audit pseudonym itself never appears in clear there).
+        """
+        material = b"sigex/v1/delivery-key\x00" + f"{recipient}\x00{subject_pseudonym}".encode()
+        return hmac.new(self._key, material, hashlib.sha256).hexdigest()[:32].encode("ascii")
 
 
 def pseudonym_key_path(state_dir: Path) -> Path:

@@ -11,7 +11,7 @@
 Every failure is an :class:`EnvelopeError` with the same message.
 """
 
-from sigex.envelope.errors import EnvelopeError, ReplayedMessage
+from sigex.envelope.errors import EnvelopeError, ReplayedMessage, ReusedMessageId
 from sigex.envelope.model import (
     DeliveredMessage,
     Field,
@@ -39,6 +39,7 @@ __all__ = [
     "Proof",
     "ReplayGuard",
     "ReplayedMessage",
+    "ReusedMessageId",
     "SealContext",
     "Sealer",
     "project",

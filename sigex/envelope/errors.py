@@ -22,3 +22,7 @@ class ReplayedMessage(EnvelopeError):
 
     def __init__(self) -> None:
         super().__init__("message rejected as a replay")
+
+
+class ReusedMessageId(ReplayedMessage):
+    """A message id seen before, now with different content: never delivered, an alarm."""

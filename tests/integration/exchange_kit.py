@@ -76,11 +76,15 @@ class ExchangeKit:
         secret = load_or_create_record_key(self.state_dir, party)
         return pseudonym(secret, str(record[spec.key_field]))
 
-    def delivery_key(self, signal: str, record: Mapping[str, object]) -> bytes:
-        """The Kafka key the gateway gives deliveries: the first subject's audit pseudonym."""
+    def audit_pseudonyms(self) -> SubjectPseudonyms:
+        return SubjectPseudonyms(load_or_create_pseudonym_key(self.state_dir))
+
+    def delivery_key(self, signal: str, record: Mapping[str, object], recipient: str) -> bytes:
+        """The Kafka key the gateway gives a delivery to ``recipient`` (per recipient, subject)."""
         subjects = data_subjects(self.catalogue.signal(signal), record)
-        pseudonyms = SubjectPseudonyms(load_or_create_pseudonym_key(self.state_dir))
-        return sorted(pseudonyms.pseudonym(s) for s in subjects)[0].encode()
+        pseudonyms = self.audit_pseudonyms()
+        first = sorted(pseudonyms.pseudonym(s) for s in subjects)[0]
+        return pseudonyms.delivery_key(recipient, first)
 
     def subscriber(self, party: str, purposes: tuple[str, ...], **options: Any) -> Subscriber:
         return Subscriber(
@@ -207,7 +211,22 @@ class ExchangeKit:
         self._thread.join(timeout=60)
 
 
-def start_kit(exchange: SecureExchange) -> Iterator[ExchangeKit]:
+def start_kit(
+    exchange: SecureExchange, *, suffix: str | None = None, instance: str | None = None
+) -> Iterator[ExchangeKit]:
+    """A gateway in a group of its own (``suffix``; the same suffix is the same group, so a
+    later kit with it continues where an earlier one stopped) and a kit around it."""
+    kit = launch_kit(exchange, suffix=suffix, instance=instance)
+    try:
+        yield kit
+    finally:
+        kit.close()
+
+
+def launch_kit(
+    exchange: SecureExchange, *, suffix: str | None = None, instance: str | None = None
+) -> ExchangeKit:
+    """Start a gateway and return the kit; the caller closes it."""
     clock = FixedClock(EXCHANGE_TIME)
     policy = load_policy()
     catalogue = load_catalogue()
@@ -220,12 +239,12 @@ def start_kit(exchange: SecureExchange) -> Iterator[ExchangeKit]:
         pseudonymiser=SubjectPseudonyms(load_or_create_pseudonym_key(state)),
         clock=clock,
     )
-    suffix = uuid.uuid4().hex[:8]
+    suffix = suffix or uuid.uuid4().hex[:8]
     runner = GatewayRunner(
         core,
         exchange.connection(GATEWAY),
         ingress_topics(policy),
-        instance=f"test-{suffix}",
+        instance=instance or f"test-{suffix}",
         group=f"sigex-gateway-test-{suffix}",
     )
     stop = threading.Event()
@@ -234,8 +253,4 @@ def start_kit(exchange: SecureExchange) -> Iterator[ExchangeKit]:
     deadline = time.monotonic() + 60
     while not runner.ready and time.monotonic() < deadline:
         time.sleep(0.2)
-    kit = ExchangeKit(exchange, policy, catalogue, clock, runner, stop, thread)
-    try:
-        yield kit
-    finally:
-        kit.close()
+    return ExchangeKit(exchange, policy, catalogue, clock, runner, stop, thread)

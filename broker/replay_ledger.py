@@ -1,0 +1,162 @@
+"""The gateway's durable replay ledger: every admitted message id, shared by all instances.
+
+The replay guard of one gateway process is memory; this ledger makes it
+durable and shared. For each message id the gateway admits it writes one
+record to ``sigex.gateway.ledger`` **in the same transaction** as the
+deliveries and access records of that message, so the ledger holds exactly
+the ids whose deliveries were committed: an aborted transaction leaves
+neither. The record's key is the 16-byte message id (a random UUID, not
+personal data); its value says when the sender signed the message, a keyed
+digest of its content (HMAC under the federation's audit pseudonym key, so the
+ledger on the broker's disks does not let anyone test guesses of a record's
+content) and which ingress record it came from.
+
+Every gateway instance reads the whole ledger (every partition, no consumer
+group, ``read_committed``): at start up to its end before it decides
+anything, and then before each batch whatever other instances have committed
+since. So a replay is refused whatever restarted in between and whichever
+instance owns the partition it lands on. The topic is compacted and deleted
+after the replay window plus a day; an id older than the window is refused by
+its signed timestamp anyway.
+
+What it cannot close: two copies of one message id decided at the same moment
+by two instances, before either transaction commits (a window of one batch).
+The recipients' subscribers drop a message id they already took, and the
+access log shows both deliveries.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from kafka import KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError
+
+from broker.errors import GatewayError
+from broker.topology import LEDGER_TOPIC
+from sigex.envelope import ReplayGuard
+from sigex.logs import get_logger
+from sigex.transport import KafkaConnection
+
+_log = get_logger(__name__)
+
+#: how long a gateway waits at start to read the whole ledger before giving up
+RESTORE_TIMEOUT_SECONDS = 120.0
+
+
+class LedgerUnavailable(GatewayError):
+    """The replay ledger could not be read: the gateway must not decide without it."""
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    """One admitted message: its id, signed time, content digest and ingress record."""
+
+    message_id: uuid.UUID
+    signed_at: datetime
+    digest: bytes
+    source: str
+
+    def key(self) -> bytes:
+        return self.message_id.bytes
+
+    def value(self) -> bytes:
+        return json.dumps(
+            {
+                "v": 1,
+                "signed_at_ms": int(self.signed_at.timestamp() * 1000),
+                "digest": self.digest.hex(),
+                "source": self.source,
+            },
+            sort_keys=True,
+            separators=(",", ":"),
+        ).encode()
+
+    @classmethod
+    def parse(cls, key: bytes | None, value: bytes | None) -> LedgerEntry:
+        """Read a ledger record; raises ValueError when it is not one."""
+        if key is None or len(key) != 16 or value is None:
+            raise ValueError("not a ledger record")
+        fields = json.loads(value)
+        if not isinstance(fields, dict) or fields.get("v") != 1:
+            raise ValueError("unknown ledger record version")
+        return cls(
+            message_id=uuid.UUID(bytes=key),
+            signed_at=datetime.fromtimestamp(int(fields["signed_at_ms"]) / 1000, tz=UTC),
+            digest=bytes.fromhex(str(fields["digest"])),
+            source=str(fields["source"]),
+        )
+
+
+class ReplayLedger:
+    """Reads the ledger into a :class:`ReplayGuard`: all of it at start, then what is new."""
+
+    def __init__(self, connection: KafkaConnection, topic: str = LEDGER_TOPIC) -> None:
+        self._topic = topic
+        self._consumer = KafkaConsumer(
+            isolation_level="read_committed",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=5000,
+            **connection.options(),
+        )
+        self._partitions: list[TopicPartition] = []
+        self.restored = 0
+
+    def close(self) -> None:
+        self._consumer.close()
+
+    def restore(self, guard: ReplayGuard, timeout: float = RESTORE_TIMEOUT_SECONDS) -> int:
+        """Read every committed entry into ``guard``; raises LedgerUnavailable if it cannot."""
+        try:
+            partitions = self._consumer.partitions_for_topic(self._topic)
+        except KafkaError as error:
+            message = f"replay ledger {self._topic}: {type(error).__name__}"
+            raise LedgerUnavailable(message) from None
+        if not partitions:
+            raise LedgerUnavailable(
+                f"replay ledger topic {self._topic} does not exist: run `sigex provision`"
+            )
+        self._partitions = [TopicPartition(self._topic, p) for p in sorted(partitions)]
+        self._consumer.assign(self._partitions)
+        self._consumer.seek_to_beginning(*self._partitions)
+        if not self.catch_up(guard, timeout):
+            raise LedgerUnavailable(
+                f"replay ledger {self._topic}: not read to its end in {timeout:.0f} s"
+            )
+        _log.info("gateway.ledger_restored", entries=self.restored, remembered=len(guard))
+        return self.restored
+
+    def catch_up(self, guard: ReplayGuard, timeout: float = 10.0) -> bool:
+        """Read what was committed up to now (by any instance) into ``guard``.
+
+        Returns False when the ledger could not be read to the end it had when
+        called within ``timeout``: the caller must not decide new messages then.
+        """
+        deadline = time.monotonic() + timeout
+        try:
+            ends = self._consumer.end_offsets(self._partitions)
+            while any(self._consumer.position(tp) < ends[tp] for tp in self._partitions):
+                if time.monotonic() > deadline:
+                    return False
+                self._take(guard, self._consumer.poll(timeout_ms=200))
+        except KafkaError as error:
+            _log.warning("gateway.ledger_unreadable", error=type(error).__name__)
+            return False
+        return True
+
+    def _take(self, guard: ReplayGuard, batch: dict[Any, list[Any]]) -> None:
+        for messages in batch.values():
+            for message in messages:
+                try:
+                    entry = LedgerEntry.parse(message.key, message.value)
+                except (ValueError, KeyError, TypeError):
+                    _log.warning("gateway.ledger_record_unreadable", offset=message.offset)
+                    continue
+                guard.remember(entry.message_id, entry.signed_at, entry.digest)
+                self.restored += 1
