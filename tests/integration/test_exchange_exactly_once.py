@@ -94,8 +94,8 @@ def test_two_gateways_deliver_every_signal_exactly_once_across_crashes(
     ]
     secret = load_or_create_record_key(state, "UWV")
     subjects = SubjectPseudonyms(load_or_create_pseudonym_key(state))
-    expected = {  # deliveries are keyed by the subject's audit pseudonym
-        subjects.pseudonym(r["bsn"]).encode(): delivery_topic(
+    expected = {  # deliveries are keyed per recipient and subject
+        subjects.delivery_key(r["municipality"], subjects.pseudonym(r["bsn"])): delivery_topic(
             "payroll.bsn-mismatch", r["municipality"]
         )
         for r in records
