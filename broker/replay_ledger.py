@@ -19,10 +19,11 @@ instance owns the partition it lands on. The topic is compacted and deleted
 after the replay window plus a day; an id older than the window is refused by
 its signed timestamp anyway.
 
-What it cannot close: two copies of one message id decided at the same moment
-by two instances, before either transaction commits (a window of one batch).
-The recipients' subscribers drop a message id they already took, and the
-access log shows both deliveries.
+What it cannot close: two copies of one message id decided at nearly the same
+moment by two instances, before either sees the other's commit (a window of
+one batch, plus the moment Kafka takes to write a commit's markers after
+``commit_transaction`` returns). The recipients' subscribers drop a message id
+they already took, and the access log shows both deliveries.
 """
 
 from __future__ import annotations

@@ -1,0 +1,80 @@
+"""The replay ledger against a real broker: restored in full, caught up, refused when absent."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from kafka import KafkaProducer
+from kafka.admin import KafkaAdminClient, NewTopic
+
+from broker.replay_ledger import LedgerEntry, LedgerUnavailable, ReplayLedger
+from sigex.clock import FixedClock
+from sigex.envelope import ReplayedMessage, ReplayGuard, ReusedMessageId
+from sigex.transport import KafkaConnection
+
+NOW = datetime(2027, 2, 1, 10, 0, tzinfo=UTC)
+
+
+def _entry(minutes_ago: int, digest: bytes = b"d" * 32) -> LedgerEntry:
+    return LedgerEntry(uuid.uuid4(), NOW - timedelta(minutes=minutes_ago), digest, "t/0/1")
+
+
+def test_a_ledger_topic_that_does_not_exist_stops_the_gateway(kafka_bootstrap: str) -> None:
+    ledger = ReplayLedger(KafkaConnection(kafka_bootstrap), topic=f"absent-{uuid.uuid4().hex}")
+    try:
+        with pytest.raises(LedgerUnavailable, match="does not exist: run `sigex provision`"):
+            ledger.restore(ReplayGuard(clock=FixedClock(NOW)))
+    finally:
+        ledger.close()
+
+
+def test_restore_reads_every_committed_entry_and_catch_up_what_comes_later(
+    kafka_bootstrap: str,
+) -> None:
+    topic = f"ledger-{uuid.uuid4().hex[:8]}"
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    admin.create_topics([NewTopic(topic, 3, 1)])
+    admin.close()
+    transactional = KafkaProducer(
+        bootstrap_servers=kafka_bootstrap, transactional_id=f"ledger-test-{uuid.uuid4().hex}"
+    )
+    transactional.init_transactions()
+    committed = [_entry(n) for n in range(1, 40)]
+    aborted = _entry(1)
+    transactional.begin_transaction()
+    for entry in committed:
+        transactional.send(topic, key=entry.key(), value=entry.value())
+    transactional.commit_transaction()
+    transactional.begin_transaction()
+    transactional.send(topic, key=aborted.key(), value=aborted.value())
+    transactional.abort_transaction()
+    plain = KafkaProducer(bootstrap_servers=kafka_bootstrap)
+    plain.send(topic, key=b"not a message id", value=b"{}").get(timeout=30)  # unreadable: skipped
+
+    guard = ReplayGuard(clock=FixedClock(NOW), window=timedelta(days=7))
+    ledger = ReplayLedger(KafkaConnection(kafka_bootstrap), topic=topic)
+    try:
+        assert ledger.restore(guard) == len(committed)
+        assert all(entry.message_id in guard for entry in committed)
+        assert aborted.message_id not in guard  # its transaction never committed
+        with pytest.raises(ReusedMessageId):
+            guard.admit(committed[0].message_id, committed[0].signed_at, b"other content")
+        with pytest.raises(ReplayedMessage):
+            guard.admit(committed[1].message_id, committed[1].signed_at, committed[1].digest)
+
+        later = _entry(0)
+        transactional.begin_transaction()
+        transactional.send(topic, key=later.key(), value=later.value())
+        transactional.commit_transaction()
+        # the commit's markers reach the partitions a moment after commit_transaction returns
+        deadline = time.monotonic() + 30
+        while later.message_id not in guard and time.monotonic() < deadline:
+            assert ledger.catch_up(guard)
+        assert later.message_id in guard
+    finally:
+        ledger.close()
+        transactional.close()
+        plain.close()
