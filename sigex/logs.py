@@ -4,6 +4,12 @@ The access log is a different thing (a typed, tamper-evident record); this is
 the operator's log. A processor in the chain replaces every nine-digit run
 that passes the BSN elfproef with ``[bsn]`` so a BSN never reaches a log line,
 even if a developer logs a value by mistake.
+
+Libraries (kafka-python, psycopg) log through the standard library's ``logging``.
+:func:`configure` puts a handler on its root logger that renders those lines
+with the same processors, so they too are JSON (or console) lines on stderr
+with BSNs redacted, from WARNING up (or from the configured level if higher):
+kafka-python at INFO says something for every connection and fetch.
 """
 
 from __future__ import annotations
@@ -49,8 +55,25 @@ def redact_bsn(
     return event_dict
 
 
+#: The lowest level of library (standard ``logging``) lines that are written.
+LIBRARY_LEVEL = "WARNING"
+
+
+class _LibraryLogHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The root logger's handler installed by :func:`configure` (found again to replace it).
+
+    It writes to whatever ``sys.stderr`` is when a line is logged, so a stream swapped in and
+    closed again (a test runner's capture) is never written to afterwards.
+    """
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr  # under the handler's lock
+        super().emit(record)
+
+
 def configure(json: bool = True, level: str = "INFO") -> None:
-    """Configure structlog once for a process (the CLI calls this)."""
+    """Configure structlog, and route the standard library's logging through it, once for a
+    process (the CLI calls this; calling it again replaces the earlier setup)."""
     renderer: Any = (
         structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
     )
@@ -67,6 +90,32 @@ def configure(json: bool = True, level: str = "INFO") -> None:
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
     )
+    _route_library_logging(renderer, level)
+
+
+def _route_library_logging(renderer: Any, level: str) -> None:
+    """One handler on the root logger that formats every record like a structlog line."""
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[
+            structlog.processors.add_log_level,
+            structlog.stdlib.add_logger_name,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.StackInfoRenderer(),
+            structlog.processors.format_exc_info,
+        ],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            redact_bsn,
+            renderer,
+        ],
+    )
+    handler = _LibraryLogHandler()
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    for earlier in [h for h in root.handlers if isinstance(h, _LibraryLogHandler)]:
+        root.removeHandler(earlier)
+    root.addHandler(handler)
+    root.setLevel(max(logging.getLevelName(level), logging.getLevelName(LIBRARY_LEVEL)))
 
 
 def get_logger(name: str) -> Any:

@@ -27,6 +27,7 @@ import json
 import re
 import ssl
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -45,6 +46,9 @@ from sigex.logs import get_logger
 AUDITOR_KIND = "auditor"
 MAX_LIMIT = 1000
 MAX_BODY = 64 * 1024
+#: Seconds a client has, once its headers are in, to send the whole body (slow bodies are dropped).
+BODY_TIMEOUT = 10.0
+_DECIMAL = re.compile(r"^[0-9]{1,10}$")
 _PROOF_PATH = re.compile(r"^/v1/records/(\d+)/proof$")
 _TEXT_FILTERS = (
     "subject",
@@ -239,6 +243,29 @@ def server_tls_context(certificate: Path, key: Path, ca_certificate: Path) -> ss
     return context
 
 
+def body_length(headers: Any) -> int:
+    """The declared length of a request body, refused unless it is one number in 0..MAX_BODY.
+
+    ``headers`` is an ``email.message.Message`` as ``http.server`` parses them. A missing length
+    (or a chunked body, which this server does not read) is 411; anything but plain decimal
+    digits, a negative number or two different values is 400; more than ``MAX_BODY`` is 413.
+    """
+    if headers.get("Transfer-Encoding") is not None:
+        raise _BadRequest(411, "a Content-Length is required (chunked bodies are not accepted)")
+    values = {v.strip() for v in headers.get_all("Content-Length") or ()}
+    if not values:
+        raise _BadRequest(411, "a Content-Length is required")
+    if len(values) > 1:
+        raise _BadRequest(400, "Content-Length: given twice with different values")
+    (value,) = values
+    if not _DECIMAL.fullmatch(value):
+        raise _BadRequest(400, "Content-Length: not a non-negative decimal number")
+    length = int(value)
+    if length > MAX_BODY:
+        raise _BadRequest(413, f"body too large (at most {MAX_BODY} bytes)")
+    return length
+
+
 def principal_of(peer_certificate: Mapping[str, Any] | None) -> str | None:
     """The CN of a verified peer certificate (as ``ssl.SSLSocket.getpeercert`` gives it)."""
     if not peer_certificate:
@@ -259,24 +286,65 @@ class _QuietServer(ThreadingHTTPServer):
         _log.warning("audit_api_connection_failed", client=str(client_address[0]))
 
 
+class _SlowBody(Exception):
+    """The client did not send its whole body before the deadline, or closed the connection."""
+
+
 def make_server(
-    api: AuditApi, host: str, port: int, context: ssl.SSLContext
+    api: AuditApi,
+    host: str,
+    port: int,
+    context: ssl.SSLContext,
+    *,
+    body_timeout: float = BODY_TIMEOUT,
 ) -> ThreadingHTTPServer:
-    """An HTTPS server for the API; call ``serve_forever()`` on it (``port=0`` picks one)."""
+    """An HTTPS server for the API; call ``serve_forever()`` on it (``port=0`` picks one).
+
+    A POST body must declare its length (at most ``MAX_BODY``) and arrive in full within
+    ``body_timeout`` seconds of the headers, however it is trickled; otherwise the client gets
+    411/400/413 or 408 and the connection is closed.
+    """
 
     class Handler(BaseHTTPRequestHandler):
         server_version = "sigex-audit"
         sys_version = ""
         timeout = 30  # seconds a client may take to finish its handshake and request
 
+        def _read_body(self) -> bytes:
+            length = body_length(self.headers)
+            deadline = time.monotonic() + body_timeout
+            chunks: list[bytes] = []
+            missing = length
+            while missing > 0:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise _SlowBody
+                self.connection.settimeout(remaining)
+                try:
+                    chunk = self.rfile.read1(missing)
+                except TimeoutError:
+                    raise _SlowBody from None
+                if not chunk:
+                    raise _SlowBody
+                chunks.append(chunk)
+                missing -= len(chunk)
+            return b"".join(chunks)
+
         def _answer(self, method: str) -> None:
             body = b""
             if method == "POST":
-                length = int(self.headers.get("Content-Length") or 0)
-                if length > MAX_BODY:
-                    self._send(ApiResponse(413, {"error": "body too large"}))
+                try:
+                    body = self._read_body()
+                except _BadRequest as refused:
+                    self.close_connection = True  # the body, if any, is left unread
+                    self._send(ApiResponse(refused.status, {"error": refused.message}))
                     return
-                body = self.rfile.read(length)
+                except _SlowBody:
+                    self.close_connection = True
+                    _log.warning("audit_api_body_timeout", client=str(self.client_address[0]))
+                    self.connection.settimeout(min(body_timeout, self.timeout))
+                    self._send(ApiResponse(408, {"error": "the body did not arrive in time"}))
+                    return
             connection = self.connection
             peer = connection.getpeercert() if isinstance(connection, ssl.SSLSocket) else None
             principal = principal_of(peer)

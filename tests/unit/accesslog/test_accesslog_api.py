@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
 import ssl
 import threading
 from collections.abc import Iterator
@@ -148,3 +149,118 @@ def test_without_a_client_certificate_the_handshake_fails(
         connection.request("GET", "/v1/checkpoints")
         connection.getresponse().read()
     connection.close()
+
+
+# -- request bodies over a real socket: a declared, bounded length, sent in time ------------
+
+
+@pytest.fixture
+def impatient_server(api: AuditApi, federation_state: Path) -> Iterator[int]:
+    """The API over mutual TLS, giving a POST body one second to arrive."""
+    certificate, key = ensure_api_certificate(federation_state, ("127.0.0.1",), SystemClock())
+    context = server_tls_context(certificate, key, federation_state / "federation" / "ca.pem")
+    server = make_server(api, "127.0.0.1", 0, context, body_timeout=1.0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield int(server.server_address[1])
+    server.shutdown()
+    server.server_close()
+
+
+def _raw_tls(federation_state: Path, port: int) -> ssl.SSLSocket:
+    """A TLS socket as a federation party (AUDITOR), to write requests byte by byte."""
+    raw = socket.create_connection(("127.0.0.1", port), timeout=30)
+    return _client(federation_state, "AUDITOR").wrap_socket(raw, server_hostname="127.0.0.1")
+
+
+def _status_of(answer: bytes) -> int:
+    assert answer.startswith(b"HTTP/1."), answer[:80]
+    return int(answer.split(b" ", 2)[1])
+
+
+def _read_answer(connection: ssl.SSLSocket) -> bytes:
+    chunks = []
+    while chunk := connection.recv(65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+_QUERY = b'{"signal": "laa.frequent-mover"}'
+
+
+@pytest.mark.parametrize(
+    ("length_header", "status"),
+    [
+        (b"Content-Length: -1\r\n", 400),
+        (b"Content-Length: -65536\r\n", 400),
+        (b"Content-Length: +32\r\n", 400),
+        (b"Content-Length: 3_2\r\n", 400),
+        (b"Content-Length: 32\r\nContent-Length: 33\r\n", 400),
+        (b"Content-Length: 1000000\r\n", 413),
+        (b"", 411),
+        (b"Transfer-Encoding: chunked\r\n", 411),
+    ],
+    ids=["minus-one", "negative", "plus-sign", "underscore", "twice", "too-large", "none", "chunk"],
+)
+def test_a_body_without_a_sane_length_is_refused_without_reading_it(
+    impatient_server: int, federation_state: Path, length_header: bytes, status: int
+) -> None:
+    # before the fix Content-Length: -1 made the server read until the client closed; this
+    # client keeps sending and never closes, so it gets no answer at all (a socket timeout)
+    with _raw_tls(federation_state, impatient_server) as connection:
+        connection.sendall(
+            b"POST /v1/records/query HTTP/1.1\r\nHost: audit\r\n" + length_header + b"\r\n"
+        )
+        connection.sendall(_QUERY + b" " * 4096)
+        answer = _read_answer(connection)
+    assert _status_of(answer) == status
+
+
+def test_a_body_of_the_declared_length_is_answered(
+    impatient_server: int, federation_state: Path
+) -> None:
+    with _raw_tls(federation_state, impatient_server) as connection:
+        connection.sendall(
+            b"POST /v1/records/query HTTP/1.1\r\nHost: audit\r\n"
+            + f"Content-Length: {len(_QUERY)}\r\n\r\n".encode()
+            + _QUERY
+        )
+        answer = _read_answer(connection)
+    assert _status_of(answer) == 200
+    assert _indexes(json.loads(answer.split(b"\r\n\r\n", 1)[1])) == [0, 1, 2]
+
+
+def test_a_trickled_body_is_dropped_once_its_time_is_up(
+    impatient_server: int, federation_state: Path
+) -> None:
+    # one byte every 0.2 s of a 400-byte body: each byte arrives well within the socket
+    # timeout, so only a deadline on the whole body stops it (the server allows 1 s here)
+    with _raw_tls(federation_state, impatient_server) as connection:
+        connection.sendall(
+            b"POST /v1/records/query HTTP/1.1\r\nHost: audit\r\nContent-Length: 400\r\n\r\n"
+        )
+        answer: bytes | None = None
+        for _ in range(399):
+            try:
+                connection.sendall(b" ")
+                connection.settimeout(0.2)
+                answer = connection.recv(65536)  # the server answered, or closed (b"")
+            except TimeoutError:
+                continue  # nothing yet: keep trickling
+            except OSError:
+                answer = b""  # the server closed the connection
+            break
+        assert answer is not None, "the server kept waiting for a body trickled over 80 seconds"
+        connection.settimeout(30)
+        answer += _read_answer(connection) if answer else b""
+    assert answer == b"" or _status_of(answer) == 408
+
+
+def test_a_stalled_body_is_dropped(impatient_server: int, federation_state: Path) -> None:
+    with _raw_tls(federation_state, impatient_server) as connection:
+        connection.sendall(
+            b"POST /v1/records/query HTTP/1.1\r\nHost: audit\r\nContent-Length: 400\r\n\r\n{"
+        )
+        connection.settimeout(20)  # the server's own socket timeout (30 s) must not be needed
+        answer = _read_answer(connection)
+    assert _status_of(answer) == 408
