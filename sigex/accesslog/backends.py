@@ -3,6 +3,10 @@
 The store writes its SQL once with ``?`` placeholders; the PostgreSQL backend
 turns them into ``%s``. Only the table definitions, the write lock and the way
 a long read is streamed differ between the two.
+
+Opened with ``create=False`` (verify, queries, reports), a backend creates
+nothing: the database must exist and hold the access log's tables, and the
+connection is read only.
 """
 
 from __future__ import annotations
@@ -16,10 +20,13 @@ from typing import Any, Protocol
 
 import psycopg
 
-from sigex.accesslog.errors import StoreError
+from sigex.accesslog.errors import LogCorrupted, LogNotFound, StoreError
 
 Row = tuple[Any, ...]
 Params = Sequence[Any]
+
+#: The tables an access log has; a database without them is not one.
+TABLES = ("access_records", "merkle_nodes", "checkpoints")
 
 _COLUMNS = """
     leaf_index {int} PRIMARY KEY,
@@ -88,43 +95,96 @@ class Backend(Protocol):
     def close(self) -> None: ...
 
 
+def _missing_tables(present: set[str], location: str) -> None:
+    """Refuse a database that lacks the access log's tables (none: not a log; some: damaged)."""
+    missing = [table for table in TABLES if table not in present]
+    if len(missing) == len(TABLES):
+        raise LogNotFound(f"{location} holds no access log (no tables; empty or truncated?)")
+    if missing:
+        raise LogCorrupted(f"{location}: the access log lacks table(s) {', '.join(missing)}")
+
+
 class SqliteBackend:
     """SQLite in WAL mode; a write transaction is BEGIN IMMEDIATE (one writer at a time)."""
 
     dialect = "sqlite"
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, create: bool = True) -> None:
         self.location = str(path)
+        if not create and not path.is_file():
+            raise LogNotFound(f"no access log at {path}: the file does not exist")
         try:
             self._connection = sqlite3.connect(
-                str(path), isolation_level=None, check_same_thread=False
+                str(path) if create else f"{path.resolve().as_uri()}?mode=ro",
+                uri=not create,
+                isolation_level=None,
+                check_same_thread=False,
             )
-            self._connection.execute("PRAGMA journal_mode=WAL")
-            self._connection.execute("PRAGMA synchronous=NORMAL")
-            self._connection.execute("PRAGMA busy_timeout=10000")
-            self._connection.execute("PRAGMA cache_size=-65536")  # 64 MiB of page cache
-            for statement in schema_statements("INTEGER", "BLOB"):
-                self._connection.execute(statement)
         except sqlite3.Error as error:
+            raise StoreError(f"cannot open the SQLite access log at {path}: {error}") from None
+        try:
+            self._prepare(create)
+        except StoreError:
+            self._connection.close()
+            raise
+        except sqlite3.Error as error:
+            self._connection.close()
+            self._raise_if_damaged(error)
             raise StoreError(f"cannot open the SQLite access log at {path}: {error}") from None
         self._in_transaction = False
 
+    def _prepare(self, create: bool) -> None:
+        """Set the connection up; create the tables, or (read only) check they are there."""
+        if create:
+            self._connection.execute("PRAGMA journal_mode=WAL")
+            self._connection.execute("PRAGMA synchronous=NORMAL")
+        self._connection.execute("PRAGMA busy_timeout=10000")
+        self._connection.execute("PRAGMA cache_size=-65536")  # 64 MiB of page cache
+        if create:
+            for statement in schema_statements("INTEGER", "BLOB"):
+                self._connection.execute(statement)
+            return
+        names = self._connection.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        _missing_tables({str(row[0]) for row in names}, f"the SQLite file {self.location}")
+
+    def _raise_if_damaged(self, error: sqlite3.Error) -> None:
+        """A damaged file (flipped bytes, not a database) as a one-line typed error."""
+        name = getattr(error, "sqlite_errorname", "")
+        if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
+            raise LogCorrupted(f"the SQLite access log at {self.location} is damaged: {error}")
+
     def execute(self, sql: str, params: Params = ()) -> None:
-        self._connection.execute(sql, tuple(params))
+        try:
+            self._connection.execute(sql, tuple(params))
+        except sqlite3.DatabaseError as error:
+            self._raise_if_damaged(error)
+            raise
 
     def executemany(self, sql: str, rows: Sequence[Params]) -> None:
-        self._connection.executemany(sql, rows)
+        try:
+            self._connection.executemany(sql, rows)
+        except sqlite3.DatabaseError as error:
+            self._raise_if_damaged(error)
+            raise
 
     def query(self, sql: str, params: Params = ()) -> list[Row]:
-        return list(self._connection.execute(sql, tuple(params)).fetchall())
+        try:
+            return list(self._connection.execute(sql, tuple(params)).fetchall())
+        except sqlite3.DatabaseError as error:
+            self._raise_if_damaged(error)
+            raise
 
     def stream(self, sql: str, params: Params = ()) -> Iterator[Row]:
-        cursor = self._connection.execute(sql, tuple(params))
-        while True:
-            rows = cursor.fetchmany(2000)
-            if not rows:
-                return
-            yield from rows
+        try:
+            cursor = self._connection.execute(sql, tuple(params))
+            while True:
+                rows = cursor.fetchmany(2000)
+                if not rows:
+                    return
+                yield from rows
+        except sqlite3.DatabaseError as error:
+            self._raise_if_damaged(error)
+            raise
 
     @contextmanager
     def _transaction(self, begin: str) -> Iterator[None]:
@@ -161,14 +221,27 @@ class PostgresBackend:
 
     dialect = "postgresql"
 
-    def __init__(self, dsn: str) -> None:
+    def __init__(self, dsn: str, *, create: bool = True) -> None:
         self.location = dsn
         try:
             self._connection = psycopg.connect(dsn, autocommit=True)
-            with self._connection.transaction():
-                self._connection.execute("SELECT pg_advisory_xact_lock(%s)", (_ADVISORY_LOCK,))
-                for statement in schema_statements("BIGINT", "BYTEA"):
-                    self._connection.execute(statement.encode("utf-8"))
+            if create:
+                with self._connection.transaction():
+                    self._connection.execute("SELECT pg_advisory_xact_lock(%s)", (_ADVISORY_LOCK,))
+                    for statement in schema_statements("BIGINT", "BYTEA"):
+                        self._connection.execute(statement.encode("utf-8"))
+            else:
+                self._connection.execute("SET default_transaction_read_only = on")
+                present = {
+                    table
+                    for table in TABLES
+                    if self._connection.execute("SELECT to_regclass(%s)", (table,)).fetchone()
+                    != (None,)
+                }
+                _missing_tables(present, "the PostgreSQL database")
+        except StoreError:
+            self._connection.close()
+            raise
         except psycopg.Error as error:
             raise StoreError(
                 f"cannot open the PostgreSQL access log: {type(error).__name__}"
@@ -227,11 +300,15 @@ class PostgresBackend:
         self._connection.close()
 
 
-def open_backend(location: str) -> Backend:
-    """A backend for a SQLite path or a ``postgresql://`` DSN."""
+def open_backend(location: str, *, create: bool = True) -> Backend:
+    """A backend for a SQLite path or a ``postgresql://`` DSN.
+
+    With ``create=False`` nothing is created: a missing file or table is :class:`LogNotFound`
+    (or :class:`LogCorrupted` when only some tables are there) and the connection is read only.
+    """
     if location.startswith(("postgresql://", "postgres://")):
-        return PostgresBackend(location)
+        return PostgresBackend(location, create=create)
     path = Path(location)
-    if path.parent and not path.parent.exists():
+    if create and path.parent and not path.parent.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-    return SqliteBackend(path)
+    return SqliteBackend(path, create=create)

@@ -77,8 +77,9 @@ def resolve_db(db: str | None, state_dir: Path) -> str:
 
 
 @contextmanager
-def _open(db: str | None, state_dir: Path) -> Iterator[AccessLogStore]:
-    store = AccessLogStore.open(resolve_db(db, state_dir))
+def _open(db: str | None, state_dir: Path, *, create: bool = True) -> Iterator[AccessLogStore]:
+    """The store; ``create=False`` (commands that only read) never makes a new database."""
+    store = AccessLogStore.open(resolve_db(db, state_dir), create=create)
     try:
         yield store
     finally:
@@ -252,7 +253,7 @@ def query(
 ) -> None:
     """List records by person, party, purpose, agreement, signal, outcome and time."""
     record_filter = _record_filter(state_dir, filters)
-    with _open(db, state_dir) as store:
+    with _open(db, state_dir, create=False) as store:
         page = store.query(record_filter, limit=limit, after=after)
     if output == "json":
         document = {
@@ -274,6 +275,21 @@ def query(
     click.echo(_render_table(rows))
     if page.next_after is not None:
         click.echo(f"(more: --after {page.next_after})", err=True)
+
+
+def _published_checkpoints(connection: KafkaConnection) -> list[Checkpoint]:
+    """The checkpoints on sigex.audit.checkpoints; a broker that cannot be read is one line."""
+    from kafka.errors import KafkaError  # noqa: PLC0415  # Kafka layer, lazily
+
+    from broker.checkpoints import read_published_checkpoints  # noqa: PLC0415
+
+    try:
+        return read_published_checkpoints(connection)
+    except KafkaError as error:
+        raise CheckpointError(
+            f"published checkpoints: cannot read them from {connection.bootstrap} "
+            f"({type(error).__name__}); check the broker, or verify --offline"
+        ) from None
 
 
 def _print_report(report: VerificationReport) -> None:
@@ -300,7 +316,17 @@ def _print_report(report: VerificationReport) -> None:
     default=None,
     help="Published checkpoints kept elsewhere (JSON lines).",
 )
-@click.option("--bootstrap", default=None, help="Read published checkpoints from this broker.")
+@click.option(
+    "--bootstrap",
+    envvar="SIGEX_BOOTSTRAP",
+    default=None,
+    help="Read published checkpoints from this broker (default: $SIGEX_BOOTSTRAP when set).",
+)
+@click.option(
+    "--offline",
+    is_flag=True,
+    help="Do not read published checkpoints from the broker, even when one is configured.",
+)
 @plaintext_option
 @as_party_option
 @click.option("--record", "leaf_index", type=int, default=None, help="Check one record's proof.")
@@ -316,6 +342,11 @@ def _print_report(report: VerificationReport) -> None:
     is_flag=True,
     help="Do not fail on records newer than the last checkpoint.",
 )
+@click.option(
+    "--allow-empty",
+    is_flag=True,
+    help="Do not fail on a log without records (published checkpoints still must match).",
+)
 @click.pass_context
 def verify(
     ctx: click.Context,
@@ -324,28 +355,31 @@ def verify(
     public_key: Path | None,
     checkpoints_file: Path | None,
     bootstrap: str | None,
+    offline: bool,
     plaintext: bool,
     as_party: str,
     leaf_index: int | None,
     export_file: Path | None,
     allow_uncovered: bool,
+    allow_empty: bool,
 ) -> None:
-    """Verify the whole log against its checkpoints, one record, or an export offline."""
+    """Verify the whole log against its checkpoints, one record, or an export offline.
+
+    Opens the database read only and never creates one. When a broker is configured
+    (--bootstrap or $SIGEX_BOOTSTRAP) the checkpoints published on sigex.audit.checkpoints are
+    read back and must match, unless --offline. An empty log fails unless --allow-empty.
+    """
     key = _audit_public_key(state_dir, public_key)
     if key is None:
         click.echo("warning: no audit public key found; signatures are NOT checked", err=True)
     external = _read_checkpoints(checkpoints_file) if checkpoints_file else []
-    if bootstrap:
-        from broker.checkpoints import read_published_checkpoints  # noqa: PLC0415  # Kafka layer, lazily
-
-        external += read_published_checkpoints(
-            _connection(bootstrap, state_dir, plaintext, as_party)
-        )
+    if bootstrap and not offline:
+        external += _published_checkpoints(_connection(bootstrap, state_dir, plaintext, as_party))
     if export_file is not None:
         report = verify_export(export_file, public_key=key, external_checkpoints=external)
         _print_report(report)
         ctx.exit(0 if report.ok else 1)
-    with _open(db, state_dir) as store:
+    with _open(db, state_dir, create=False) as store:
         if leaf_index is not None:
             latest = store.latest_checkpoint()
             if latest is None:
@@ -366,6 +400,7 @@ def verify(
             public_key=key,
             external_checkpoints=external,
             require_coverage=not allow_uncovered,
+            allow_empty=allow_empty,
         )
     _print_report(report)
     ctx.exit(0 if report.ok else 1)
@@ -379,7 +414,7 @@ def verify(
 def report(db: str | None, state_dir: Path, bsn: str, output: str) -> None:
     """The GDPR article 15 answer for one person: every recipient, purpose, basis and date."""
     subject = _pseudonymiser(state_dir).pseudonym(bsn)
-    with _open(db, state_dir) as store:
+    with _open(db, state_dir, create=False) as store:
         records = list(store.query_all(RecordFilter(subject=subject)))
         latest = store.latest_checkpoint()
     answer = build_report(records, SystemClock().now(), latest.tree_size if latest else None)
@@ -412,7 +447,7 @@ def export(
     record_filter = None
     if bsn:
         record_filter = RecordFilter(subject=_pseudonymiser(state_dir).pseudonym(bsn))
-    with _open(db, state_dir) as store:
+    with _open(db, state_dir, create=False) as store:
         count = export_log(store, destination, public_key=key, record_filter=record_filter)
     click.echo(f"exported {count} records to {destination}")
 

@@ -17,6 +17,14 @@ class StoreError(AccessLogError):
     """The database could not be opened, read or written."""
 
 
+class LogNotFound(StoreError):
+    """No access log at the location (reading commands and verify never create one)."""
+
+
+class LogCorrupted(StoreError):
+    """The database is damaged, truncated or holds values of the wrong type: not a readable log."""
+
+
 class ProofError(AccessLogError):
     """A proof could not be built or does not verify."""
 

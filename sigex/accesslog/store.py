@@ -23,7 +23,7 @@ from typing import Any
 from sigex.accesslog._keys import Ed25519PrivateKey
 from sigex.accesslog.backends import Backend, Row, open_backend
 from sigex.accesslog.checkpoint import Checkpoint, sign_checkpoint
-from sigex.accesslog.errors import ProofError, StoreError
+from sigex.accesslog.errors import LogCorrupted, ProofError, StoreError
 from sigex.accesslog.merkle import (
     EMPTY_ROOT,
     TreeBuilder,
@@ -90,6 +90,32 @@ def record_row(index: int, record: AccessRecord, entry: bytes, hashed: bytes) ->
         record.subject,
         entry,
         hashed,
+    )
+
+
+def _stored_type(value: object) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return type(value).__name__
+
+
+def stored_bytes(value: object, where: str) -> bytes:
+    """A BLOB/BYTEA value as read back; anything else (a BLOB rewritten as TEXT) is damage."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    raise LogCorrupted(f"the access log is damaged: {where} is {_stored_type(value)}, not bytes")
+
+
+def stored_int(value: object, where: str) -> int:
+    """An INTEGER/BIGINT value as read back; anything else is damage."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise LogCorrupted(
+        f"the access log is damaged: {where} is {_stored_type(value)}, not an integer"
     )
 
 
@@ -201,9 +227,13 @@ class AccessLogStore:
         self._builder: TreeBuilder | None = None
 
     @classmethod
-    def open(cls, location: str) -> AccessLogStore:
-        """Open (creating the tables if needed) a SQLite path or a ``postgresql://`` DSN."""
-        return cls(open_backend(location))
+    def open(cls, location: str, *, create: bool = True) -> AccessLogStore:
+        """Open (creating the tables if needed) a SQLite path or a ``postgresql://`` DSN.
+
+        ``create=False`` opens an existing log read only and creates nothing: a missing file
+        or table raises :class:`~sigex.accesslog.errors.LogNotFound` (verify, query, report).
+        """
+        return cls(open_backend(location, create=create))
 
     def close(self) -> None:
         self.backend.close()
@@ -310,7 +340,7 @@ class AccessLogStore:
             int(row[0]) != start + offset for offset, row in enumerate(rows)
         ):
             raise StoreError(f"records {start}..{end - 1}: some leaves are missing")
-        return [bytes(row[1]) for row in rows]
+        return [stored_bytes(row[1], f"record {row[0]}: leaf_hash") for row in rows]
 
     def _perfect(self, level: int, index: int) -> bytes:
         if level >= STORED_LEVEL:
@@ -319,7 +349,7 @@ class AccessLogStore:
             )
             if not rows:
                 raise StoreError(f"merkle node at level {level}, index {index}: missing")
-            return bytes(rows[0][0])
+            return stored_bytes(rows[0][0], f"merkle node at level {level}, index {index}")
         start = index << level
         return root_of_leaf_hashes(self._leaf_hashes(start, start + (1 << level)))
 
@@ -354,7 +384,7 @@ class AccessLogStore:
         )
         if not rows:
             raise StoreError(f"record {leaf_index}: not in the log")
-        return bytes(rows[0][0])
+        return stored_bytes(rows[0][0], f"record {leaf_index}: entry")
 
     def leaf_index_of(self, trace_id: str, operation_id: str) -> int | None:
         rows = self.backend.query(
@@ -427,7 +457,8 @@ class AccessLogStore:
         for row in self.backend.stream(
             "SELECT level, node_index, hash FROM merkle_nodes ORDER BY level, node_index"
         ):
-            yield int(row[0]), int(row[1]), bytes(row[2])
+            where = f"merkle node row ({row[0]!r}, {row[1]!r})"
+            yield stored_int(row[0], where), stored_int(row[1], where), stored_bytes(row[2], where)
 
     # -- checkpoints -----------------------------------------------------------------------
 
@@ -457,13 +488,13 @@ class AccessLogStore:
         )
         return [
             Checkpoint(
-                tree_size=int(row[0]),
-                root=bytes(row[1]),
+                tree_size=stored_int(row[0], f"checkpoint row {number}: tree_size"),
+                root=stored_bytes(row[1], f"checkpoint row {number}: root"),
                 issued_at=parse_time(str(row[2]), "issued_at"),
                 key_id=str(row[3]),
-                signature=bytes(row[4]),
+                signature=stored_bytes(row[4], f"checkpoint row {number}: signature"),
             )
-            for row in rows
+            for number, row in enumerate(rows)
         ]
 
     def latest_checkpoint(self) -> Checkpoint | None:
@@ -485,6 +516,6 @@ def _leaf_row(row: Row) -> LeafRow:
     return LeafRow(
         leaf_index=int(row[0]),
         columns=tuple(row[1:-2]),
-        entry=bytes(row[-2]),
-        leaf_hash=bytes(row[-1]),
+        entry=stored_bytes(row[-2], f"record {row[0]}: entry"),
+        leaf_hash=stored_bytes(row[-1], f"record {row[0]}: leaf_hash"),
     )

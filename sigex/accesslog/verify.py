@@ -15,9 +15,12 @@ Verifying the store reads every row once, in leaf order, and checks that
   audit key and its root equals the recomputed root of the first
   ``tree_size`` records; a checkpoint larger than the log means records were
   removed or the database was rolled back;
-* checkpoints grow with time, and every record is covered by one.
+* checkpoints grow with time, and every record is covered by one;
+* the log is not empty, unless the caller says an empty log is expected.
 
-Each problem is a :class:`Finding` that says where it is.
+Each problem is a :class:`Finding` that says where it is. A database that
+cannot be read as an access log at all (a damaged file, a BLOB rewritten as
+TEXT) stops verification with :class:`~sigex.accesslog.errors.LogCorrupted`.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from sigex.accesslog.store import (
     STORED_LEVEL,
     AccessLogStore,
     RecordFilter,
+    stored_bytes,
 )
 
 EXPORT_FORMAT = "sigex.accesslog.export/v1"
@@ -182,8 +186,13 @@ def verify_store(
     public_key: TrustedKeys | None,
     external_checkpoints: Sequence[Checkpoint] = (),
     require_coverage: bool = True,
+    allow_empty: bool = False,
 ) -> VerificationReport:
-    """Check the whole store against itself and against its (and published) checkpoints."""
+    """Check the whole store against itself and against its (and published) checkpoints.
+
+    An empty log is a finding unless ``allow_empty``: a log emptied, replaced by a new file or
+    pointed at the wrong database must not pass as "ok: 0 records".
+    """
     findings: list[Finding] = []
     with store.backend.snapshot():
         stored_checkpoints = store.checkpoints()
@@ -193,12 +202,14 @@ def verify_store(
         expected = 0
         columns_of = operator.itemgetter(*_CHECKED_COLUMNS)
         for row in store.raw_leaf_rows():
-            leaf_index, columns, entry = int(row[0]), tuple(row[1:-2]), bytes(row[-2])
+            leaf_index, columns, entry = int(row[0]), tuple(row[1:-2]), row[-2]
+            if type(entry) is not bytes:
+                entry = stored_bytes(entry, f"record {leaf_index}: entry")
             if leaf_index != expected:
                 findings.append(_gap(expected, leaf_index))
             expected = leaf_index + 1
             hashed = leaf_hash(entry)
-            if hashed != bytes(row[-1]):
+            if hashed != stored_bytes(row[-1], f"record {leaf_index}: leaf_hash"):
                 findings.append(
                     Finding(f"record {leaf_index}", "entry does not match its stored leaf hash")
                 )
@@ -219,6 +230,14 @@ def verify_store(
                 seen_keys.add(key_hash)
             tree.add(hashed)
         tree_size = tree.builder.size
+        if tree_size == 0 and not allow_empty:
+            findings.append(
+                Finding(
+                    "the log",
+                    "has no records (emptied, replaced, or the wrong database?); "
+                    "use --allow-empty if none are expected",
+                )
+            )
         findings += _check_nodes(tree.nodes, store)
         findings += _check_checkpoints(
             tree,
