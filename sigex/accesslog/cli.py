@@ -35,7 +35,7 @@ from sigex.accesslog.verify import (
     verify_store,
 )
 from sigex.clock import SystemClock
-from sigex.config import load_settings
+from sigex.config import Security, load_settings
 from sigex.errors import SigexError
 from sigex.identity.directory import PartyEntry
 from sigex.identity.federation import load_directory, load_party
@@ -374,6 +374,8 @@ def verify(
         click.echo("warning: no audit public key found; signatures are NOT checked", err=True)
     external = _read_checkpoints(checkpoints_file) if checkpoints_file else []
     if bootstrap and not offline:
+        # a broker configured in the environment is reached as the settings say (SIGEX_SECURITY)
+        plaintext = plaintext or load_settings(os.environ).security is Security.PLAINTEXT
         external += _published_checkpoints(_connection(bootstrap, state_dir, plaintext, as_party))
     if export_file is not None:
         report = verify_export(export_file, public_key=key, external_checkpoints=external)
