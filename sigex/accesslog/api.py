@@ -287,7 +287,7 @@ class _QuietServer(ThreadingHTTPServer):
 
 
 class _SlowBody(Exception):
-    """The client did not send its whole body before the deadline, or closed the connection."""
+    """The client did not send its whole body before the deadline."""
 
 
 def make_server(
@@ -324,8 +324,8 @@ def make_server(
                     chunk = self.rfile.read1(missing)
                 except TimeoutError:
                     raise _SlowBody from None
-                if not chunk:
-                    raise _SlowBody
+                if not chunk:  # logged by the server as a failed connection
+                    raise ConnectionResetError("the client closed before sending its body")
                 chunks.append(chunk)
                 missing -= len(chunk)
             return b"".join(chunks)

@@ -373,15 +373,18 @@ def verify(
     if key is None:
         click.echo("warning: no audit public key found; signatures are NOT checked", err=True)
     external = _read_checkpoints(checkpoints_file) if checkpoints_file else []
+    broker = None
     if bootstrap and not offline:
         # a broker configured in the environment is reached as the settings say (SIGEX_SECURITY)
         plaintext = plaintext or load_settings(os.environ).security is Security.PLAINTEXT
-        external += _published_checkpoints(_connection(bootstrap, state_dir, plaintext, as_party))
+        broker = _connection(bootstrap, state_dir, plaintext, as_party)
     if export_file is not None:
+        external += _published_checkpoints(broker) if broker else []
         report = verify_export(export_file, public_key=key, external_checkpoints=external)
         _print_report(report)
         ctx.exit(0 if report.ok else 1)
-    with _open(db, state_dir, create=False) as store:
+    with _open(db, state_dir, create=False) as store:  # no log: fail before asking the broker
+        external += _published_checkpoints(broker) if broker else []
         if leaf_index is not None:
             latest = store.latest_checkpoint()
             if latest is None:
