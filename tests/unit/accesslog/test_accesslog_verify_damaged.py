@@ -229,10 +229,9 @@ def test_a_missing_log_fails_before_the_configured_broker_is_asked(
     federation_state: Path, tmp_path: Path
 ) -> None:
     # nothing listens on port 1: asking it would end in a broker error, not in this one
+    typo = str(tmp_path / "typo.sqlite")
     result = CliRunner(env={**_CLEAN_ENV, "SIGEX_BOOTSTRAP": "127.0.0.1:1"}).invoke(
-        main,
-        ["audit", "verify", "--db", str(tmp_path / "typo.sqlite")]
-        + ["--state-dir", str(federation_state)],
+        main, ["audit", "verify", "--db", typo, "--state-dir", str(federation_state)]
     )
     assert result.exit_code != 0
     assert "no access log at" in _one_line(result.output.strip().splitlines())
