@@ -112,7 +112,7 @@ class SqliteBackend:
     def __init__(self, path: Path, *, create: bool = True) -> None:
         self.location = str(path)
         if not create and not path.is_file():
-            raise LogNotFound(f"no access log at {path}: the file does not exist")
+            raise LogNotFound(f"no access log at {path}: no such file")
         try:
             self._connection = sqlite3.connect(
                 str(path) if create else f"{path.resolve().as_uri()}?mode=ro",
