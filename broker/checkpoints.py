@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterable
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import KafkaError
 
 from broker.topology import CHECKPOINT_TOPIC
 from sigex.accesslog.checkpoint import ORIGIN, Checkpoint
@@ -100,3 +101,14 @@ def _read_until(
                     )
             if consumer.position(partition) >= remaining.get(partition, 0):
                 remaining.pop(partition, None)
+
+
+def fetch_published_checkpoints(connection: KafkaConnection) -> list[Checkpoint]:
+    """The published checkpoints; a broker that cannot be read is a one-line CheckpointError."""
+    try:
+        return read_published_checkpoints(connection)
+    except KafkaError as error:
+        raise CheckpointError(
+            f"published checkpoints: cannot read them from {connection.bootstrap} "
+            f"({type(error).__name__}); check the broker, or verify --offline"
+        ) from None

@@ -279,17 +279,9 @@ def query(
 
 def _published_checkpoints(connection: KafkaConnection) -> list[Checkpoint]:
     """The checkpoints on sigex.audit.checkpoints; a broker that cannot be read is one line."""
-    from kafka.errors import KafkaError  # noqa: PLC0415  # Kafka layer, lazily
+    from broker.checkpoints import fetch_published_checkpoints  # noqa: PLC0415  # Kafka layer
 
-    from broker.checkpoints import read_published_checkpoints  # noqa: PLC0415
-
-    try:
-        return read_published_checkpoints(connection)
-    except KafkaError as error:
-        raise CheckpointError(
-            f"published checkpoints: cannot read them from {connection.bootstrap} "
-            f"({type(error).__name__}); check the broker, or verify --offline"
-        ) from None
+    return fetch_published_checkpoints(connection)
 
 
 def _print_report(report: VerificationReport) -> None:
