@@ -19,6 +19,7 @@ from policies.compiler import load_policy
 from schemas.catalogue import load_catalogue
 from sigex.cli_support import settings_with
 from sigex.identity import load_directory, load_party
+from sigex.identity.keyfiles import create_private_file
 from sigex.transport import connection_for
 
 
@@ -87,6 +88,8 @@ def subscribe(
 
     signals.signal(signals.SIGTERM, request_stop)
     signals.signal(signals.SIGINT, request_stop)
+    if out is not None:
+        create_private_file(out)  # received signals hold personal data: 0600, never 0644
     sink: IO[str] = out.open("a", encoding="utf-8") if out is not None else sys.stdout
 
     def write(received: ReceivedSignal) -> None:
