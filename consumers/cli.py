@@ -40,6 +40,12 @@ def signal_as_json(received: ReceivedSignal) -> str:
     )
 
 
+def open_output_file(path: Path) -> IO[str]:
+    """``--out``, opened for appending; a new file is created 0600 (it holds personal data)."""
+    create_private_file(path)
+    return path.open("a", encoding="utf-8")
+
+
 @click.command()
 @click.option("--as", "party", required=True, help="The receiving party (its code).")
 @click.option(
@@ -88,9 +94,7 @@ def subscribe(
 
     signals.signal(signals.SIGTERM, request_stop)
     signals.signal(signals.SIGINT, request_stop)
-    if out is not None:
-        create_private_file(out)  # received signals hold personal data: 0600, never 0644
-    sink: IO[str] = out.open("a", encoding="utf-8") if out is not None else sys.stdout
+    sink: IO[str] = open_output_file(out) if out is not None else sys.stdout
 
     def write(received: ReceivedSignal) -> None:
         sink.write(signal_as_json(received) + "\n")

@@ -17,7 +17,7 @@ from sigex.accesslog.merkle import leaf_hash, verify_inclusion
 from sigex.accesslog.pseudonym import SubjectPseudonymiser
 from sigex.accesslog.store import AccessLogStore
 from sigex.accesslog.tls import api_identity
-from sigex.clock import FixedClock, SystemClock
+from sigex.clock import FixedClock
 
 from .conftest import PEOPLE, RecordFactory
 
