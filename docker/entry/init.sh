@@ -4,7 +4,8 @@
 # 1. Create the federation (CA, party keys and certificates, signed directory,
 #    the audit pseudonym key and the audit API certificate) with
 #    `sigex keys init`. On a volume that already holds one it keeps it and only
-#    adds the audit files an older federation lacks; it never replaces a key.
+#    adds a missing audit API certificate; it never replaces a key, and stops
+#    when the audit pseudonym key has gone (restore it from the backup).
 # 2. Hand the broker its TLS identity: copy it into the broker-tls volume,
 #    readable by the sigex group (the Kafka container is given that group).
 # 3. Wait until the broker answers, then create the topics and ACLs from the

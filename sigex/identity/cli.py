@@ -62,13 +62,23 @@ def keys() -> None:
 )
 @click.option("--force", is_flag=True, help="Replace an existing federation with a new one.")
 @click.option(
+    "--new-pseudonym-key",
+    is_flag=True,
+    help="Give an existing federation that never had one an audit pseudonym key"
+    " (a lost key is restored from the backup instead).",
+)
+@click.option(
     "--broker-host",
     "broker_hosts",
     multiple=True,
     help="Another DNS name for the broker certificate (localhost is always there); repeatable.",
 )
 def init_command(
-    state_dir: Path | None, parties_file: Path | None, force: bool, broker_hosts: tuple[str, ...]
+    state_dir: Path | None,
+    parties_file: Path | None,
+    force: bool,
+    new_pseudonym_key: bool,
+    broker_hosts: tuple[str, ...],
 ) -> None:
     """Create a development federation: CA, every party's keys and certificates, the directory."""
     result = init_federation(
@@ -77,6 +87,7 @@ def init_command(
         SystemClock(),
         force=force,
         broker_hosts=broker_hosts,
+        new_pseudonym_key=new_pseudonym_key,
     )
     if result.created:
         click.echo(f"created federation in {result.federation} for {', '.join(result.parties)}")

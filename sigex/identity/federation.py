@@ -201,6 +201,7 @@ def init_federation(
     *,
     force: bool = False,
     broker_hosts: Sequence[str] = (),
+    new_pseudonym_key: bool = False,
 ) -> InitResult:
     """Create the CA, the operator key, every party's keys and the signed directory.
 
@@ -209,9 +210,11 @@ def init_federation(
 
     It also makes the audit service's pseudonym key and the audit API's server
     certificate (same names). Without ``force`` an existing federation is kept
-    (``created`` is False); only those audit files are added when it lacks them
-    (``added``). Refuses a state directory inside a git work tree, so secrets
-    are never committed.
+    (``created`` is False); a missing API certificate is added (``added``), but
+    a missing pseudonym key is an error unless ``new_pseudonym_key``: records
+    already in the access log carry pseudonyms of the lost key, so it must be
+    restored from the backup, not replaced. Refuses a state directory inside a
+    git work tree, so secrets are never committed.
     """
     state_dir = Path(state_dir)
     root = federation_dir(state_dir)
@@ -219,7 +222,7 @@ def init_federation(
         raise IdentityError("the state directory is inside a git work tree; choose one outside it")
     if (root / "directory.json").exists() and not force:
         codes = load_directory(state_dir).codes
-        added = _add_missing_audit_files(root, clock.now(), broker_hosts)
+        added = _add_missing_audit_files(root, clock.now(), broker_hosts, new_pseudonym_key)
         return InitResult(root, created=False, parties=codes, added=added)
     if root.exists():
         shutil.rmtree(root)
@@ -275,12 +278,10 @@ def init_federation(
 
 
 def _add_missing_audit_files(
-    root: Path, now: datetime, broker_hosts: Sequence[str]
+    root: Path, now: datetime, broker_hosts: Sequence[str], new_pseudonym_key: bool
 ) -> tuple[Path, ...]:
     """Give a federation made before the audit files were part of ``init`` what it lacks."""
     added: list[Path] = []
-    if not (root / AUDIT_PSEUDONYM_KEY).exists():
-        added.append(write_audit_pseudonym_key(root))
     if not (root / AUDIT_API_CERTIFICATE).exists():
         try:
             ca_key = primitives.load_tls_key(read_private(root / "ca.key"))
@@ -288,6 +289,15 @@ def _add_missing_audit_files(
         except (OSError, primitives.CryptoFailure) as error:
             raise IdentityError("the federation CA cannot be read") from error
         added.extend(write_audit_api_identity(root, ca_key, ca_cert, now, broker_hosts))
+    pseudonym_key = root / AUDIT_PSEUDONYM_KEY
+    if not pseudonym_key.exists():
+        if not new_pseudonym_key:
+            raise IdentityError(
+                f"the federation has no audit pseudonym key {pseudonym_key}: restore it from"
+                " the federation backup; only if this federation never had one, run"
+                " 'sigex keys init --new-pseudonym-key'"
+            )
+        added.append(write_audit_pseudonym_key(root))
     return tuple(added)
 
 

@@ -73,8 +73,8 @@ def test_init_creates_the_federation_once_and_provisions(tmp_path: Path) -> None
     assert stat.S_IMODE(keystore.stat().st_mode) == 0o640
     second = run_init(tmp_path, bin_dir)
     assert second.returncode == 0, second.stderr
-    # keys init runs every time: it keeps the federation and adds only missing audit files
-    # (tests/unit/identity/test_identity_shred_and_files.py checks that on a real one)
+    # keys init runs every time: it keeps the federation, adds a missing API certificate
+    # (tests/unit/identity/test_identity_key_files.py checks that on a real one)
     assert calls(bin_dir)[3:] == ["keys init --broker-host kafka", "config check", "provision"]
 
 

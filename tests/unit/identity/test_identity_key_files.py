@@ -86,15 +86,31 @@ def test_keys_init_adds_the_audit_files_an_older_federation_lacks(
     state: Path, tmp_path: Path
 ) -> None:
     certificate, api_key = api_identity_paths(state)
-    for path in (pseudonym_key_path(state), certificate, api_key):
+    for path in (certificate, api_key):
         path.unlink()
-    result = CliRunner().invoke(
-        main, ["keys", "init", "--state-dir", str(state), "--parties", str(_parties(tmp_path))]
-    )
+    init = ["keys", "init", "--state-dir", str(state), "--parties", str(_parties(tmp_path))]
+    result = CliRunner().invoke(main, init)
     assert result.exit_code == 0, result.output
-    assert f"added the missing {pseudonym_key_path(state)}" in result.output
-    assert _mode(pseudonym_key_path(state)) == 0o600 and len(load_pseudonym_key(state)) == 32
+    assert f"added the missing {certificate}" in result.output
     assert api_identity(state) == (certificate, api_key)
+
+
+def test_keys_init_never_silently_replaces_a_lost_pseudonym_key(
+    state: Path, tmp_path: Path
+) -> None:
+    path = pseudonym_key_path(state)
+    path.unlink()  # lost: the access log holds pseudonyms made with it
+    init = ["keys", "init", "--state-dir", str(state), "--parties", str(_parties(tmp_path))]
+    result = CliRunner().invoke(main, init)
+    assert result.exit_code == 2, result.output
+    assert f"no audit pseudonym key {path}: restore it from the federation backup" in (
+        result.output
+    )
+    assert not path.exists()
+    result = CliRunner().invoke(main, [*init, "--new-pseudonym-key"])  # it never had one
+    assert result.exit_code == 0, result.output
+    assert f"added the missing {path}" in result.output
+    assert _mode(path) == 0o600 and len(load_pseudonym_key(state)) == 32
 
 
 def _parties(tmp_path: Path) -> Path:
