@@ -9,6 +9,7 @@ import click
 
 from broker import local
 from broker.jars import ensure_jars, kafka_version
+from sigex.identity.keyfiles import check_private
 
 
 def _settings(
@@ -23,6 +24,8 @@ def _settings(
     if tls_keystore or tls_truststore:
         if not (tls_keystore and tls_truststore):
             raise click.UsageError("--tls-keystore and --tls-truststore go together")
+        if tls_keystore.exists():
+            check_private(tls_keystore)  # it holds the broker's private key
         tls = local.TlsSettings(
             keystore_pem=tls_keystore.resolve(),
             truststore_pem=tls_truststore.resolve(),

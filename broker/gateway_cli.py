@@ -15,7 +15,7 @@ from broker.gateway import GatewayRunner, PolicyGateway
 from broker.topology import GATEWAY, ingress_topics
 from policies.compiler import load_policy
 from schemas.catalogue import load_catalogue
-from sigex.accesslog.pseudonym import SubjectPseudonyms, load_or_create_pseudonym_key
+from sigex.accesslog.pseudonym import SubjectPseudonyms, load_pseudonym_key
 from sigex.cli_support import settings_with
 from sigex.identity import load_directory, load_party
 from sigex.observability import GatewayMetrics, Readiness, start_operations
@@ -51,6 +51,8 @@ def run(
 ) -> None:
     """Run the gateway until SIGTERM or SIGINT; the batch in hand is finished first."""
     settings = settings_with(state_dir, bootstrap)
+    # first: without the audit pseudonym key the gateway must not start at all
+    pseudonyms = SubjectPseudonyms(load_pseudonym_key(settings.state_dir))
     policy = load_policy(settings.policy_dir)
     metrics = GatewayMetrics(CollectorRegistry())
     core = PolicyGateway(
@@ -58,7 +60,7 @@ def run(
         directory=load_directory(settings.state_dir),
         policy=policy,
         catalogue=load_catalogue(),
-        pseudonymiser=SubjectPseudonyms(load_or_create_pseudonym_key(settings.state_dir)),
+        pseudonymiser=pseudonyms,
         metrics=metrics,
     )
     runner = GatewayRunner(

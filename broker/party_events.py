@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from broker.audit_events import operation_id
-from sigex.accesslog.pseudonym import SubjectPseudonyms, load_or_create_pseudonym_key
+from sigex.accesslog.pseudonym import SubjectPseudonyms, load_pseudonym_key
 from sigex.accesslog.record import AccessRecord, EventKind
 from sigex.clock import Clock
 from sigex.envelope import Opener, OutgoingRecord, SealContext, Sealer
@@ -104,7 +104,7 @@ class PartyEventReader:
                 directory=load_directory(state_dir),
                 clock=clock,
             ),
-            SubjectPseudonyms(load_or_create_pseudonym_key(state_dir)),
+            SubjectPseudonyms(load_pseudonym_key(state_dir)),
         )
 
     def records(self, envelope: bytes, *, topic: str, party: str) -> list[AccessRecord]:

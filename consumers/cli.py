@@ -19,6 +19,7 @@ from policies.compiler import load_policy
 from schemas.catalogue import load_catalogue
 from sigex.cli_support import settings_with
 from sigex.identity import load_directory, load_party
+from sigex.identity.keyfiles import create_private_file
 from sigex.transport import connection_for
 
 
@@ -37,6 +38,12 @@ def signal_as_json(received: ReceivedSignal) -> str:
         },
         sort_keys=True,
     )
+
+
+def open_output_file(path: Path) -> IO[str]:
+    """``--out``, opened for appending; a new file is created 0600 (it holds personal data)."""
+    create_private_file(path)
+    return path.open("a", encoding="utf-8")
 
 
 @click.command()
@@ -87,7 +94,7 @@ def subscribe(
 
     signals.signal(signals.SIGTERM, request_stop)
     signals.signal(signals.SIGINT, request_stop)
-    sink: IO[str] = out.open("a", encoding="utf-8") if out is not None else sys.stdout
+    sink: IO[str] = open_output_file(out) if out is not None else sys.stdout
 
     def write(received: ReceivedSignal) -> None:
         sink.write(signal_as_json(received) + "\n")

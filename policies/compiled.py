@@ -132,6 +132,22 @@ class CompiledPolicy:
             )
         )
 
+    def longest_retention_days(self, party: str) -> int:
+        """The longest retention of any data sealed to ``party``'s encryption keys, in days.
+
+        A party's deliveries are sealed to it, so its keys must outlive the
+        longest retention of an agreement that can deliver to it. sigex's
+        own services (the gateway opens every submission, the audit service
+        receives events about every agreement) take the longest of all
+        agreements. A party no agreement delivers to needs none: 0.
+        """
+        known = self.parties.get(party)
+        if known is not None and known.kind == "service":
+            relevant = self.agreements
+        else:
+            relevant = self.agreements_for_recipient(party)
+        return max((a.retention_days for a in relevant), default=0)
+
     def parties_of_kind(self, kind: str) -> frozenset[str]:
         return frozenset(code for code, party in self.parties.items() if party.kind == kind)
 

@@ -46,6 +46,7 @@ from sigex.accesslog.record import EventKind, Outcome, format_time
 from sigex.clock import Clock, SystemClock
 from sigex.envelope import OutgoingRecord, SealContext, Sealer, pseudonym
 from sigex.identity import PartyDirectory, PartyIdentity
+from sigex.identity.keyfiles import read_private
 from sigex.logs import get_logger
 from sigex.transport import KafkaConnection
 
@@ -108,17 +109,20 @@ class _Prepared:
 
 
 def load_or_create_record_key(state_dir: Path, party: str) -> bytes:
-    """The party's secret for record-key pseudonyms (created 0600 on first use)."""
+    """The party's secret for record-key pseudonyms (created 0600 on first use).
+
+    A file that group or others may read is refused (``InsecureKeyFile``), as ssh does.
+    """
     path = state_dir / "federation" / "parties" / party / RECORD_KEY_FILE
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:
-            return path.read_bytes()
+            return read_private(path)
         with os.fdopen(descriptor, "wb") as handle:
             handle.write(secrets.token_bytes(32))
-    return path.read_bytes()
+    return read_private(path)
 
 
 class Publisher:

@@ -17,6 +17,7 @@ optional password file are read.
 from __future__ import annotations
 
 import re
+import stat
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -476,6 +477,9 @@ def check_settings(settings: Settings) -> tuple[Problem, ...]:
                 problems.append(Problem(name, "not set (set SIGEX_PARTY or the path)"))
             elif not path.is_file():
                 problems.append(Problem(name, "file not found"))
+        key = settings.tls_key
+        if key is not None and key.is_file() and stat.S_IMODE(key.stat().st_mode) & 0o077:
+            problems.append(Problem("SIGEX_TLS_KEY", "readable by group or others (chmod 600)"))
     if settings.state_dir.exists() and not settings.state_dir.is_dir():
         problems.append(Problem("SIGEX_STATE_DIR", "exists but is not a folder"))
     if settings.policy_dir is not None and not settings.policy_dir.is_dir():

@@ -45,7 +45,7 @@ from producers.reference.finders import ADMISSION, BSN_MISMATCH, FREQUENT_MOVERS
 from producers.reference.publishing import publish_findings
 from producers.synthetic.generator import generate_dataset
 from schemas.catalogue import Catalogue, load_catalogue
-from sigex.accesslog.pseudonym import SubjectPseudonyms, load_or_create_pseudonym_key
+from sigex.accesslog.pseudonym import SubjectPseudonyms, load_pseudonym_key
 from sigex.accesslog.store import AccessLogStore
 from sigex.clock import Clock, FixedClock, SystemClock
 from sigex.identity import (
@@ -335,7 +335,7 @@ def _exchange(
         directory=load_directory(state),
         policy=policy,
         catalogue=catalogue,
-        pseudonymiser=SubjectPseudonyms(load_or_create_pseudonym_key(state)),
+        pseudonymiser=SubjectPseudonyms(load_pseudonym_key(state)),
         clock=clock,
     )
     connection = KafkaConnection.for_party(bootstrap, state, GATEWAY)

@@ -18,6 +18,7 @@ from sigex.config import (
     TlsFiles,
 )
 from sigex.errors import ConfigurationError
+from sigex.identity.keyfiles import check_private
 
 ADMIN = "ADMIN"
 
@@ -49,6 +50,8 @@ class KafkaConnection:
         """Keyword options for KafkaProducer, KafkaConsumer and KafkaAdminClient."""
         options: dict[str, object] = {"bootstrap_servers": self.bootstrap}
         if self.tls is not None:
+            if self.tls.key.exists():  # a missing file is kafka-python's to report
+                check_private(self.tls.key)
             options |= {
                 "security_protocol": "SSL",
                 "ssl_cafile": str(self.tls.ca),

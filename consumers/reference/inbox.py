@@ -16,6 +16,7 @@ from pathlib import Path
 
 from broker.protocol import to_json_value
 from consumers.subscriber import ReceivedSignal
+from sigex.identity.keyfiles import create_private_file
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS received_signal (
@@ -39,6 +40,8 @@ class Inbox:
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        # personal data: 0600 from the start (SQLite gives its journal files the same mode)
+        create_private_file(path)
         self._db = sqlite3.connect(path, check_same_thread=False)
         self._db.executescript(_SCHEMA)
         self.path = path

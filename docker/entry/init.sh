@@ -1,9 +1,11 @@
 #!/bin/sh
 # The one-shot init container of the compose stack.
 #
-# 1. Create the federation (CA, party keys and certificates, signed directory)
-#    with `sigex keys init`, unless the federation volume already holds one,
-#    and the access log's pseudonym key if it is missing.
+# 1. Create the federation (CA, party keys and certificates, signed directory,
+#    the audit pseudonym key and the audit API certificate) with
+#    `sigex keys init`. On a volume that already holds one it keeps it and only
+#    adds a missing audit API certificate; it never replaces a key, and stops
+#    when the audit pseudonym key has gone (restore it from the backup).
 # 2. Hand the broker its TLS identity: copy it into the broker-tls volume,
 #    readable by the sigex group (the Kafka container is given that group).
 # 3. Wait until the broker answers, then create the topics and ACLs from the
@@ -15,23 +17,9 @@ broker_tls="${BROKER_TLS_DIR:-/var/lib/sigex-broker-tls}"
 attempts="${INIT_ATTEMPTS:-60}"
 retry_seconds="${INIT_RETRY_SECONDS:-5}"
 
-if [ -f "$federation/directory.json" ]; then
-    echo "init: keeping the existing federation"
-else
-    echo "init: no federation found, creating one"
-    sigex keys init --broker-host kafka
-fi
-
-# The access log's subject-pseudonym key must exist before the services start:
-# they mount the federation read-only and must all use the same key.
-"${PYTHON:-python}" - <<'PYTHON'
-import os
-from pathlib import Path
-
-from sigex.accesslog.pseudonym import load_or_create_pseudonym_key
-
-load_or_create_pseudonym_key(Path(os.environ["SIGEX_STATE_DIR"]))
-PYTHON
+# The services mount the federation read-only: everything they need, the audit
+# pseudonym key included, must exist before they start (none of them makes keys).
+sigex keys init --broker-host kafka
 
 umask 027
 for name in keystore.pem truststore.pem; do

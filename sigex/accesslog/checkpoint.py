@@ -33,6 +33,7 @@ from sigex.accesslog.errors import CheckpointError, RecordFormatError
 from sigex.accesslog.merkle import HASH_BYTES
 from sigex.accesslog.record import format_time, parse_time
 from sigex.clock import Clock
+from sigex.identity.keyfiles import check_private
 
 ORIGIN = "sigex.audit.checkpoint/v1"
 
@@ -159,7 +160,9 @@ def load_public_key(data: bytes) -> Ed25519PublicKey:
 
 
 def load_private_key(path: Path) -> Ed25519PrivateKey:
-    """An unencrypted Ed25519 private key from a PEM file."""
+    """An unencrypted Ed25519 private key from a PEM file that only its owner may read."""
+    if Path(path).exists():
+        check_private(Path(path))
     try:
         key = _keys.load_pem_private_key(Path(path).read_bytes())
     except (OSError, ValueError, TypeError):

@@ -26,7 +26,7 @@ from sigex.accesslog.pseudonym import SubjectPseudonymiser, load_pseudonym_key
 from sigex.accesslog.record import EventKind, Outcome, format_time
 from sigex.accesslog.report import build_report, render_text
 from sigex.accesslog.store import AccessLogStore, RecordFilter, StoredRecord
-from sigex.accesslog.tls import ensure_api_certificate
+from sigex.accesslog.tls import api_identity
 from sigex.accesslog.verify import (
     VerificationReport,
     export_log,
@@ -497,8 +497,7 @@ def serve(
 ) -> None:
     """A read-only HTTP JSON API over TLS; clients authenticate with federation certificates."""
 
-    if cert is None or key is None:
-        cert, key = ensure_api_certificate(state_dir, (host,), SystemClock())
+    cert, key = api_identity(state_dir, cert, key)
     context = server_tls_context(cert, key, ca or state_dir / "federation" / "ca.pem")
     location = resolve_db(db, state_dir)
     try:
@@ -568,6 +567,7 @@ def index(
     from broker.party_events import PartyEventReader  # noqa: PLC0415  # lazily
 
     key = _audit_signing_key(state_dir, signing_key)
+    reader = PartyEventReader.for_audit_service(state_dir, SystemClock())  # the pseudonym key
     settings = IndexerSettings(
         connection=_connection(bootstrap, state_dir, plaintext, AUDIT_PARTY),
         group_id=group_id,
@@ -590,7 +590,6 @@ def index(
         )
     try:
         with _open(db, state_dir) as store:
-            reader = PartyEventReader.for_audit_service(state_dir, SystemClock())
             stats = run_indexer(
                 store,
                 key,

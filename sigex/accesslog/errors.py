@@ -39,3 +39,26 @@ class QueryRefused(AccessLogError):
 
 class ExportFormatError(AccessLogError):
     """An export file is not in the expected format."""
+
+
+class PseudonymKeyMissing(AccessLogError):
+    """The audit pseudonym key is missing; a new one would split every person's records."""
+
+    def __init__(self, path: object) -> None:
+        self.path = path
+        super().__init__(
+            f"audit pseudonym key {path} is missing: restore it from the federation backup"
+            " (or, for a new federation, run 'sigex keys init'); a new key would give every"
+            " person new pseudonyms and split the access log"
+        )
+
+
+class ApiIdentityMissing(AccessLogError):
+    """The audit API's TLS server certificate or key is missing."""
+
+    def __init__(self, path: object) -> None:
+        self.path = path
+        super().__init__(
+            f"audit API TLS file {path} is missing: run 'sigex keys init' (it adds it to an"
+            " existing federation) or pass --cert and --key"
+        )

@@ -5,22 +5,23 @@ that belongs to the audit service, written as 64 lowercase hex characters.
 Without the key nobody can map a pseudonym back to a BSN by trying all of them
 (a bare hash of every valid BSN takes about a minute). The gateway is given
 the same key by the operator; the BSN itself is never stored in the log.
+``sigex keys init`` makes the key; a missing key stops whoever needs it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import os
-import secrets
 from collections.abc import Sequence
 from pathlib import Path
 
-from sigex.accesslog.errors import AccessLogError
+from sigex.accesslog.errors import AccessLogError, PseudonymKeyMissing
 from sigex.identifiers import check_bsn, is_valid_bsn
+from sigex.identity.audit_files import AUDIT_PSEUDONYM_KEY, AUDIT_PSEUDONYM_KEY_BYTES
+from sigex.identity.errors import MissingKeyFile
+from sigex.identity.keyfiles import read_private
 
-KEY_BYTES = 32
-PSEUDONYM_KEY_FILE = Path("federation") / "parties" / "AUDIT" / "pseudonym.key"
+KEY_BYTES = AUDIT_PSEUDONYM_KEY_BYTES
 
 
 class SubjectPseudonymiser:
@@ -88,34 +89,20 @@ class SubjectPseudonyms:
 
 
 def pseudonym_key_path(state_dir: Path) -> Path:
-    return Path(state_dir) / PSEUDONYM_KEY_FILE
+    return Path(state_dir) / "federation" / AUDIT_PSEUDONYM_KEY
 
 
 def load_pseudonym_key(state_dir: Path) -> bytes:
-    """Read the audit service's pseudonym key; it must exist and be private to its owner."""
+    """Read the audit service's pseudonym key; it must exist and be private to its owner.
+
+    It is made once, by ``sigex keys init``, and never here: a process that
+    made its own would pseudonymise every later record differently.
+    """
     path = pseudonym_key_path(state_dir)
     try:
-        key = path.read_bytes()
-    except FileNotFoundError:
-        raise AccessLogError(f"pseudonym key: not found at {path}") from None
-    if path.stat().st_mode & 0o077:
-        raise AccessLogError(f"pseudonym key: {path} is readable by others (want mode 0600)")
+        key = read_private(path)
+    except MissingKeyFile:
+        raise PseudonymKeyMissing(path) from None
     if len(key) < KEY_BYTES:
         raise AccessLogError(f"pseudonym key: {path} is shorter than {KEY_BYTES} bytes")
     return key
-
-
-def load_or_create_pseudonym_key(state_dir: Path) -> bytes:
-    """Read the pseudonym key, creating a fresh random one (mode 0600) when it is missing."""
-    path = pseudonym_key_path(state_dir)
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        key = secrets.token_bytes(KEY_BYTES)
-        try:
-            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            return load_pseudonym_key(state_dir)  # another process created it just now
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(key)
-        return key
-    return load_pseudonym_key(state_dir)

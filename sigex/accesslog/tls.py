@@ -1,75 +1,39 @@
-"""The audit API's TLS server identity, issued by the development federation's CA.
+"""The audit API's TLS server identity, issued by ``sigex keys init``.
 
 Party certificates are client certificates (no server usage, no names), so the
-API needs its own: CN=AUDIT with the host names and addresses it serves on,
-kept as ``api.pem`` / ``api.key`` (0600) beside the AUDIT party's other files.
-In a production federation the operator issues it; in development
-``sigex audit serve`` issues it from ``ca.key`` when it is missing.
+API has its own: CN=AUDIT for ``localhost``, ``127.0.0.1`` and the extra host
+names given to ``keys init``, kept as ``api.pem`` / ``api.key`` (0600) beside
+the AUDIT party's other files (see :mod:`sigex.identity.audit_files`). In a
+production federation the operator issues it. ``sigex audit serve`` only
+loads it; it never issues a certificate itself.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import os
-from collections.abc import Sequence
-from datetime import timedelta
 from pathlib import Path
 
-from sigex.accesslog.errors import AccessLogError
-from sigex.clock import Clock
-from sigex.identity import _primitives as primitives
-
-API_CERT_FILE = "api.pem"
-API_KEY_FILE = "api.key"
-API_VALIDITY = timedelta(days=365)
-_BACKDATE = timedelta(minutes=5)
+from sigex.accesslog.errors import ApiIdentityMissing
+from sigex.identity.audit_files import AUDIT_API_CERTIFICATE, AUDIT_API_KEY
+from sigex.identity.keyfiles import check_private
 
 
 def api_identity_paths(state_dir: Path) -> tuple[Path, Path]:
-    folder = Path(state_dir) / "federation" / "parties" / "AUDIT"
-    return folder / API_CERT_FILE, folder / API_KEY_FILE
-
-
-def ensure_api_certificate(
-    state_dir: Path, hosts: Sequence[str], clock: Clock
-) -> tuple[Path, Path]:
-    """The API's certificate and key paths, issuing them from the federation CA if missing."""
-    certificate_path, key_path = api_identity_paths(state_dir)
-    if certificate_path.exists() and key_path.exists():
-        return certificate_path, key_path
     federation = Path(state_dir) / "federation"
-    try:
-        ca_key = primitives.load_tls_key((federation / "ca.key").read_bytes())
-        ca_cert = primitives.load_certificate((federation / "ca.pem").read_bytes())
-    except (OSError, primitives.CryptoFailure):
-        raise AccessLogError(
-            "serve: no API certificate and no federation CA key to issue one; pass --cert/--key"
-        ) from None
-    names = sorted({h for h in (*hosts, "localhost") if not _is_address(h)})
-    addresses = sorted({h for h in (*hosts, "127.0.0.1") if _is_address(h)})
-    key = primitives.new_tls_key()
-    now = clock.now()
-    certificate = primitives.leaf_certificate(
-        ca_key=ca_key,
-        ca_cert=ca_cert,
-        key=key,
-        name=primitives.party_name("AUDIT", "sigex audit API", None),
-        not_before=now - _BACKDATE,
-        not_after=now + API_VALIDITY,
-        server_names=names,
-        server_ips=addresses,
-    )
-    certificate_path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "wb") as handle:
-        handle.write(primitives.private_pem(key))
-    certificate_path.write_bytes(primitives.certificate_pem(certificate))
-    return certificate_path, key_path
+    return federation / AUDIT_API_CERTIFICATE, federation / AUDIT_API_KEY
 
 
-def _is_address(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
+def api_identity(
+    state_dir: Path, certificate: Path | None = None, key: Path | None = None
+) -> tuple[Path, Path]:
+    """The API's certificate and key paths (given, else the federation's); both must exist.
+
+    The key must be private to its owner (mode 0600), as any private key sigex uses.
+    """
+    default_certificate, default_key = api_identity_paths(state_dir)
+    certificate = certificate or default_certificate
+    key = key or default_key
+    for path in (certificate, key):
+        if not path.is_file():
+            raise ApiIdentityMissing(path)
+    check_private(key)
+    return certificate, key

@@ -8,10 +8,17 @@
 * :func:`project` keeps only some fields of an opened message;
 * :class:`ReplayGuard` and :func:`pseudonym` (the Kafka record key).
 
-Every failure is an :class:`EnvelopeError` with the same message.
+Every failure is an :class:`EnvelopeError` with the same message, except an
+envelope sealed to a key the directory lists as destroyed
+(:class:`KeyDestroyed`, a subclass), which is public knowledge anyway.
 """
 
-from sigex.envelope.errors import EnvelopeError, ReplayedMessage, ReusedMessageId
+from sigex.envelope.errors import (
+    EnvelopeError,
+    KeyDestroyed,
+    ReplayedMessage,
+    ReusedMessageId,
+)
 from sigex.envelope.model import (
     DeliveredMessage,
     Field,
@@ -33,6 +40,7 @@ __all__ = [
     "EnvelopeError",
     "Field",
     "Forwarding",
+    "KeyDestroyed",
     "OpenedMessage",
     "Opener",
     "OutgoingRecord",

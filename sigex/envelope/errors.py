@@ -26,3 +26,19 @@ class ReplayedMessage(EnvelopeError):
 
 class ReusedMessageId(ReplayedMessage):
     """A message id seen before, now with different content: never delivered, an alarm."""
+
+
+class KeyDestroyed(EnvelopeError):
+    """The envelope was sealed to an encryption key that has been destroyed (crypto-shredded).
+
+    Its retention has ended: the directory records the key as destroyed, so
+    nobody (the recipient included) can open it any more. Which key was
+    destroyed, and when, is public in the signed directory, so saying so
+    tells a prober nothing new.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(
+            "envelope sealed to a destroyed encryption key: its retention has ended"
+            " and it can no longer be opened"
+        )

@@ -15,7 +15,7 @@ from typing import NoReturn
 
 from sigex.clock import Clock
 from sigex.envelope import _wire as wire
-from sigex.envelope.errors import EnvelopeError
+from sigex.envelope.errors import EnvelopeError, KeyDestroyed
 from sigex.envelope.model import DeliveredMessage, OpenedMessage, Proof, SealContext
 from sigex.envelope.sealing import context_bytes
 from sigex.errors import SigexError
@@ -29,6 +29,7 @@ _CACHE_LIMIT = 65536
 _MAGIC_V1 = wire.MAGIC + bytes((wire.VERSION_1,))
 
 _log = get_logger("sigex.envelope")
+_KEY_DESTROYED = "recipient_key_destroyed"
 
 _ProofTuple = wire.ProofTuple
 
@@ -101,17 +102,35 @@ class Opener:
             for key in (identity.encryption_key, *identity.retired_encryption_keys)
         }
         self._directory = directory
+        self._destroyed_key_ids: frozenset[bytes] = frozenset()
         self._data_keys: dict[bytes, primitives.AESGCM] = {}
         self._verified_roots: set[bytes] = set()
         self._verifying_keys: dict[tuple[bytes, bytes], _KeyValidity] = {}
         self._contexts: dict[bytes, SealContext] = {}
         self._names: dict[bytes, tuple[str, ...]] = {}
+        self._forget_destroyed_keys()
 
     def replace_directory(self, directory: PartyDirectory) -> None:
-        """Use a newer directory (after a rotation or revocation); forgets verified roots."""
+        """Use a newer directory (after a rotation, revocation or shredding).
+
+        Forgets verified roots, and every private key the directory now lists as destroyed.
+        """
         self._directory = directory
         self._verified_roots.clear()
         self._verifying_keys.clear()
+        self._forget_destroyed_keys()
+
+    def _forget_destroyed_keys(self) -> None:
+        try:
+            records = self._directory.party(self._code).encryption_keys
+        except SigexError:
+            return  # a party missing from the directory opens nothing anyway
+        destroyed = frozenset(r.key_id for r in records if r.destroyed)
+        if destroyed - self._destroyed_key_ids:
+            for key_id in destroyed:
+                self._private_keys.pop(key_id, None)
+            self._data_keys.clear()  # data keys unwrapped with a destroyed key go too
+        self._destroyed_key_ids = destroyed
 
     def forget_data_keys(self) -> None:
         """Destroy every cached data key."""
@@ -148,6 +167,8 @@ class Opener:
         _log.warning(
             "envelope_rejected", operation=operation, reason=reason, party=self._code, size=size
         )
+        if reason == _KEY_DESTROYED:
+            raise KeyDestroyed() from None
         raise EnvelopeError() from None
 
     def _context(self, raw: bytes) -> SealContext:
@@ -223,6 +244,8 @@ class Opener:
         recipient_key_id = envelope[key_id_start : key_id_start + wire.KEY_ID_LENGTH]
         private_key = self._private_keys.get(recipient_key_id)
         if private_key is None:
+            if recipient_key_id in self._destroyed_key_ids:
+                _reject(_KEY_DESTROYED)
             _reject("unknown_recipient_key")
         sealer = envelope[sealer_start : key_id_start - 12]
         wire.decode_text(sealer)

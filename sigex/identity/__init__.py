@@ -7,10 +7,19 @@ from sigex.identity.directory import (
     parse_directory,
     sign_directory,
 )
-from sigex.identity.errors import DirectoryError, IdentityError, NoValidKey, UnknownParty
+from sigex.identity.errors import (
+    DirectoryError,
+    IdentityError,
+    InsecureKeyFile,
+    MissingKeyFile,
+    NoValidKey,
+    UnknownParty,
+)
 from sigex.identity.federation import (
     PartyIdentity,
     PartySpec,
+    RetentionOf,
+    ShreddedKey,
     default_state_dir,
     init_federation,
     load_directory,
@@ -18,17 +27,22 @@ from sigex.identity.federation import (
     load_pseudonym_key,
     read_parties,
     rotate_party,
+    shred_keys,
 )
 
 __all__ = [
     "DirectoryError",
     "IdentityError",
+    "InsecureKeyFile",
+    "MissingKeyFile",
     "NoValidKey",
     "PartyDirectory",
     "PartyEntry",
     "PartyIdentity",
     "PartySpec",
     "PublicKeyRecord",
+    "RetentionOf",
+    "ShreddedKey",
     "UnknownParty",
     "default_state_dir",
     "init_federation",
@@ -38,5 +52,6 @@ __all__ = [
     "parse_directory",
     "read_parties",
     "rotate_party",
+    "shred_keys",
     "sign_directory",
 ]

@@ -8,6 +8,12 @@ somewhere other than the directory file itself. Key validity follows two rules:
   so an old key keeps verifying what it signed before a rotation;
 * a revoked key verifies nothing once its revocation time has passed, whatever
   time the signature claims (a thief could backdate it).
+
+An encryption key whose period has ended also carries a destruction date: the
+end of its period plus the longest retention of the data sealed to it. Once
+that date has passed, ``sigex keys shred`` destroys the private key and
+records when (``destroyed_at``), so what was sealed to it can never be opened
+again (crypto-shredding).
 """
 
 from __future__ import annotations
@@ -35,6 +41,10 @@ class PublicKeyRecord:
     not_before: datetime
     not_after: datetime
     revoked_at: datetime | None = None
+    #: when the private key is to be destroyed: end of period plus the longest retention
+    destroy_after: datetime | None = None
+    #: when the private key was destroyed; nothing sealed to it opens any more
+    destroyed_at: datetime | None = None
 
     def __post_init__(self) -> None:
         if len(self.public_key) != 32:
@@ -43,6 +53,12 @@ class PublicKeyRecord:
             raise DirectoryError("a key id does not match its public key")
         if self.not_after <= self.not_before:
             raise DirectoryError("a key's validity period is empty")
+        if self.destroy_after is not None and self.destroy_after < self.not_after:
+            raise DirectoryError("a key's destruction date lies inside its period")
+
+    @property
+    def destroyed(self) -> bool:
+        return self.destroyed_at is not None
 
     def in_period(self, at: datetime) -> bool:
         return self.not_before <= at < self.not_after
@@ -51,8 +67,8 @@ class PublicKeyRecord:
         return self.revoked_at is not None and at >= self.revoked_at
 
     def usable_at(self, at: datetime) -> bool:
-        """Valid for new use at ``at``: inside its period and not revoked by then."""
-        return self.in_period(at) and not self.revoked_by(at)
+        """Valid for new use at ``at``: inside its period, not revoked by then, not destroyed."""
+        return self.in_period(at) and not self.revoked_by(at) and not self.destroyed
 
     def verifies(self, signed_at: datetime, now: datetime) -> bool:
         """Whether a signature made at ``signed_at`` and checked at ``now`` may be accepted."""
@@ -155,13 +171,19 @@ def _unb64(value: object) -> bytes:
 
 
 def _key_document(record: PublicKeyRecord) -> dict[str, Any]:
-    return {
+    document = {
         "key_id": record.key_id.hex(),
         "public_key": _b64(record.public_key),
         "not_before": _time(record.not_before),
         "not_after": _time(record.not_after),
         "revoked_at": None if record.revoked_at is None else _time(record.revoked_at),
     }
+    # written only once set, so directories without destruction dates read as before
+    if record.destroy_after is not None:
+        document["destroy_after"] = _time(record.destroy_after)
+    if record.destroyed_at is not None:
+        document["destroyed_at"] = _time(record.destroyed_at)
+    return document
 
 
 def _directory_body(directory: PartyDirectory) -> dict[str, Any]:
@@ -229,6 +251,11 @@ def _party(entry: Mapping[str, Any]) -> PartyEntry:
     )
 
 
+def _optional_time(entry: Mapping[str, Any], name: str) -> datetime | None:
+    value = entry.get(name)
+    return None if value is None else _parse_time(value)
+
+
 def _key(entry: Mapping[str, Any]) -> PublicKeyRecord:
     revoked = entry["revoked_at"]
     try:
@@ -241,4 +268,6 @@ def _key(entry: Mapping[str, Any]) -> PublicKeyRecord:
         not_before=_parse_time(entry["not_before"]),
         not_after=_parse_time(entry["not_after"]),
         revoked_at=None if revoked is None else _parse_time(revoked),
+        destroy_after=_optional_time(entry, "destroy_after"),
+        destroyed_at=_optional_time(entry, "destroyed_at"),
     )

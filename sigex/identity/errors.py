@@ -28,3 +28,27 @@ class NoValidKey(IdentityError):
         self.code = code
         self.purpose = purpose
         super().__init__(f"party {code!r} has no valid {purpose} key at that time")
+
+
+class InsecureKeyFile(IdentityError):
+    """A private key file may be read by group or others; it is refused, not used."""
+
+    def __init__(self, path: object, mode: int) -> None:
+        self.path = path
+        self.mode = mode
+        super().__init__(
+            f"private key file {path} has mode {mode:04o} (readable by group or others);"
+            f" refusing to use it: run 'chmod 600 {path}'"
+        )
+
+
+class MissingKeyFile(IdentityError):
+    """A private key file that should exist does not."""
+
+    def __init__(self, path: object) -> None:
+        self.path = path
+        super().__init__(f"private key file {path} does not exist")
+
+
+class KeyDestructionError(IdentityError):
+    """Retired keys could not be destroyed as the directory says they should be."""

@@ -9,7 +9,10 @@ Layout under ``<state_dir>/federation/`` (folders 0700, private keys 0600)::
     parties/<CODE>/signing.key     Ed25519 (PKCS#8 PEM)
     parties/<CODE>/encryption.key  X25519 (PKCS#8 PEM)
     parties/<CODE>/tls.key, tls.pem, client.pem   TLS client identity (client.pem: key, cert, CA)
-    parties/<CODE>/retired/        keys replaced by a rotation, kept to read old data
+    parties/<CODE>/retired/        keys replaced by a rotation, kept to read old data until
+                                   their destruction date (then ``shred_keys`` destroys them)
+    parties/AUDIT/pseudonym.key    the audit pseudonym key (see ``sigex.identity.audit_files``)
+    parties/AUDIT/api.pem, api.key the audit API's TLS server certificate
     broker/keystore.pem            broker server identity (key, cert, CA) for ssl.keystore.type=PEM
     broker/truststore.pem          the CA, for ssl.truststore.type=PEM
     admin/                         the ADMIN client identity used for provisioning
@@ -20,7 +23,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -30,6 +33,12 @@ import yaml
 from sigex.clock import Clock
 from sigex.identifiers import check_oin
 from sigex.identity import _primitives as primitives
+from sigex.identity.audit_files import (
+    AUDIT_API_CERTIFICATE,
+    AUDIT_PSEUDONYM_KEY,
+    write_audit_api_identity,
+    write_audit_pseudonym_key,
+)
 from sigex.identity.directory import (
     PartyDirectory,
     PartyEntry,
@@ -38,6 +47,7 @@ from sigex.identity.directory import (
     sign_directory,
 )
 from sigex.identity.errors import DirectoryError, IdentityError, UnknownParty
+from sigex.identity.keyfiles import check_private, read_private, shred, write_private
 
 KEY_VALIDITY = timedelta(days=365)
 CA_VALIDITY = timedelta(days=3650)
@@ -88,6 +98,22 @@ class InitResult:
     federation: Path
     created: bool
     parties: tuple[str, ...]
+    #: files an existing federation lacked and ``init`` added (the audit service's)
+    added: tuple[Path, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ShreddedKey:
+    """One retired encryption key destroyed by :func:`shred_keys`."""
+
+    party: str
+    key_id: bytes
+    destroy_after: datetime
+    destroyed_at: datetime
+
+
+#: The longest retention of the data sealed to a party's encryption keys.
+RetentionOf = Callable[[str], timedelta]
 
 
 def default_state_dir() -> Path:
@@ -151,11 +177,13 @@ def _make_dir(path: Path) -> None:
 
 
 def _write(path: Path, content: bytes, *, private: bool) -> None:
-    mode = 0o600 if private else 0o644
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    if private:
+        write_private(path, content)
+        return
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     with os.fdopen(descriptor, "wb") as handle:
         handle.write(content)
-    path.chmod(mode)
+    path.chmod(0o644)
 
 
 def _inside_git_work_tree(path: Path) -> bool:
@@ -173,21 +201,29 @@ def init_federation(
     *,
     force: bool = False,
     broker_hosts: Sequence[str] = (),
+    new_pseudonym_key: bool = False,
 ) -> InitResult:
     """Create the CA, the operator key, every party's keys and the signed directory.
 
     The broker certificate names ``localhost``, ``127.0.0.1`` and each of
     ``broker_hosts`` (for example ``kafka`` when clients reach it by that name).
 
-    Without ``force`` an existing federation is kept as it is (``created`` is False).
-    Refuses a state directory inside a git work tree, so secrets are never committed.
+    It also makes the audit service's pseudonym key and the audit API's server
+    certificate (same names). Without ``force`` an existing federation is kept
+    (``created`` is False); a missing API certificate is added (``added``), but
+    a missing pseudonym key is an error unless ``new_pseudonym_key``: records
+    already in the access log carry pseudonyms of the lost key, so it must be
+    restored from the backup, not replaced. Refuses a state directory inside a
+    git work tree, so secrets are never committed.
     """
     state_dir = Path(state_dir)
     root = federation_dir(state_dir)
     if _inside_git_work_tree(state_dir):
         raise IdentityError("the state directory is inside a git work tree; choose one outside it")
     if (root / "directory.json").exists() and not force:
-        return InitResult(root, created=False, parties=load_directory(state_dir).codes)
+        codes = load_directory(state_dir).codes
+        added = _add_missing_audit_files(root, clock.now(), broker_hosts, new_pseudonym_key)
+        return InitResult(root, created=False, parties=codes, added=added)
     if root.exists():
         shutil.rmtree(root)
     _make_dir(state_dir)
@@ -232,10 +268,37 @@ def init_federation(
         root / "admin", ADMIN_CODE, "sigex administration", None, ca_key, ca_cert, now
     )
     _write_broker_identity(root / "broker", ca_key, ca_cert, now, broker_hosts)
+    _make_dir(root / "parties")
+    write_audit_pseudonym_key(root)
+    write_audit_api_identity(root, ca_key, ca_cert, now, broker_hosts)
 
     directory = PartyDirectory(issued_at=now, parties=tuple(entries))
     _write(root / "directory.json", sign_directory(directory, operator), private=False)
     return InitResult(root, created=True, parties=directory.codes)
+
+
+def _add_missing_audit_files(
+    root: Path, now: datetime, broker_hosts: Sequence[str], new_pseudonym_key: bool
+) -> tuple[Path, ...]:
+    """Give a federation made before the audit files were part of ``init`` what it lacks."""
+    added: list[Path] = []
+    if not (root / AUDIT_API_CERTIFICATE).exists():
+        try:
+            ca_key = primitives.load_tls_key(read_private(root / "ca.key"))
+            ca_cert = primitives.load_certificate((root / "ca.pem").read_bytes())
+        except (OSError, primitives.CryptoFailure) as error:
+            raise IdentityError("the federation CA cannot be read") from error
+        added.extend(write_audit_api_identity(root, ca_key, ca_cert, now, broker_hosts))
+    pseudonym_key = root / AUDIT_PSEUDONYM_KEY
+    if not pseudonym_key.exists():
+        if not new_pseudonym_key:
+            raise IdentityError(
+                f"the federation has no audit pseudonym key {pseudonym_key}: restore it from"
+                " the federation backup; only if this federation never had one, run"
+                " 'sigex keys init --new-pseudonym-key'"
+            )
+        added.append(write_audit_pseudonym_key(root))
+    return tuple(added)
 
 
 def _record(raw_public: bytes, now: datetime) -> PublicKeyRecord:
@@ -345,14 +408,17 @@ def load_party(state_dir: Path, code: str) -> PartyIdentity:
     if not folder.is_dir():
         raise UnknownParty(code)
     try:
-        signing = primitives.load_signing_key((folder / "signing.key").read_bytes())
-        encryption = primitives.load_encryption_key((folder / "encryption.key").read_bytes())
+        signing = primitives.load_signing_key(read_private(folder / "signing.key"))
+        encryption = primitives.load_encryption_key(read_private(folder / "encryption.key"))
         retired = tuple(
-            primitives.load_encryption_key(path.read_bytes())
+            primitives.load_encryption_key(read_private(path))
             for path in sorted((folder / "retired").glob("encryption-*.key"))
         )
     except (OSError, primitives.CryptoFailure) as error:
         raise IdentityError(f"the keys of party {code!r} cannot be read") from error
+    for tls_file in ("tls.key", "client.pem"):
+        if (folder / tls_file).exists():
+            check_private(folder / tls_file)
     return PartyIdentity(
         code=code,
         oin=entry.oin,
@@ -369,7 +435,7 @@ def load_party(state_dir: Path, code: str) -> PartyIdentity:
 def load_pseudonym_key(state_dir: Path) -> bytes:
     """The federation's pseudonymisation key (see ``sigex.envelope.pseudonym``)."""
     try:
-        key = (federation_dir(state_dir) / "pseudonym.key").read_bytes()
+        key = read_private(federation_dir(state_dir) / "pseudonym.key")
     except OSError as error:
         raise IdentityError("no pseudonym key in the state directory") from error
     if len(key) != PSEUDONYM_KEY_BYTES:
@@ -380,12 +446,21 @@ def load_pseudonym_key(state_dir: Path) -> bytes:
 # --- rotation and revocation ------------------------------------------------------------------
 
 
-def rotate_party(state_dir: Path, code: str, clock: Clock, *, revoke: bool = False) -> PartyEntry:
+def rotate_party(
+    state_dir: Path,
+    code: str,
+    clock: Clock,
+    *,
+    revoke: bool = False,
+    retention: timedelta | None = None,
+) -> PartyEntry:
     """Give ``code`` new signing and encryption keys; the old ones end now (or are revoked now).
 
     Ended keys keep verifying what they signed inside their period; revoked keys
     verify nothing from now on. Old encryption keys move to ``retired/`` so old
-    data stays readable until someone deletes them.
+    data stays readable until their destruction date: the end of their period
+    plus ``retention`` (the longest retention of data sealed to them), recorded
+    in the directory for :func:`shred_keys`.
     """
     root = federation_dir(state_dir)
     operator = _load_operator(root)
@@ -393,8 +468,8 @@ def rotate_party(state_dir: Path, code: str, clock: Clock, *, revoke: bool = Fal
     entry = directory.party(code)
     folder = root / "parties" / code
     now = clock.now()
-    old_signing = primitives.load_signing_key((folder / "signing.key").read_bytes())
-    old_encryption = primitives.load_encryption_key((folder / "encryption.key").read_bytes())
+    old_signing = primitives.load_signing_key(read_private(folder / "signing.key"))
+    old_encryption = primitives.load_encryption_key(read_private(folder / "encryption.key"))
     _make_dir(folder / "retired")
     old_signing_id = primitives.key_id(primitives.raw_public_signing(old_signing))
     old_encryption_id = primitives.key_id(primitives.raw_public_encryption(old_encryption))
@@ -420,7 +495,7 @@ def rotate_party(state_dir: Path, code: str, clock: Clock, *, revoke: bool = Fal
             _record_from(primitives.raw_public_signing(signing), now),
         ),
         encryption_keys=(
-            *(ended(r) for r in entry.encryption_keys),
+            *(_with_destruction_date(ended(r), retention) for r in entry.encryption_keys),
             _record_from(primitives.raw_public_encryption(encryption), now),
         ),
     )
@@ -428,6 +503,79 @@ def rotate_party(state_dir: Path, code: str, clock: Clock, *, revoke: bool = Fal
     updated = PartyDirectory(issued_at=now, parties=parties)
     _write(root / "directory.json", sign_directory(updated, operator), private=False)
     return new_entry
+
+
+def _with_destruction_date(record: PublicKeyRecord, retention: timedelta | None) -> PublicKeyRecord:
+    """An ended encryption key's record with its destruction date, if it has none yet."""
+    if retention is None or record.destroy_after is not None:
+        return record
+    return replace(record, destroy_after=record.not_after + retention)
+
+
+def shred_keys(
+    state_dir: Path,
+    clock: Clock,
+    retention_of: RetentionOf | None = None,
+    *,
+    parties: Sequence[str] | None = None,
+) -> tuple[ShreddedKey, ...]:
+    """Destroy every retired encryption key whose destruction date has passed.
+
+    The key file in ``retired/`` is overwritten and removed, and the directory
+    records ``destroyed_at`` (re-signed), so openers then refuse what was
+    sealed to that key with :class:`~sigex.envelope.errors.KeyDestroyed`. A key
+    retired without a destruction date gets the end of its period plus
+    ``retention_of(party)``; without ``retention_of`` such a key is kept.
+    The current encryption key of a party is never destroyed: rotate it first.
+    Signing keys are not touched (old signatures must keep verifying).
+    """
+    root = federation_dir(state_dir)
+    directory = load_directory(state_dir)
+    now = clock.now()
+    wanted = set(directory.codes if parties is None else parties)
+    unknown = wanted - set(directory.codes)
+    if unknown:
+        raise UnknownParty(sorted(unknown)[0])
+    shredded: list[ShreddedKey] = []
+    entries: list[PartyEntry] = []
+    for entry in directory.parties:
+        if entry.code not in wanted:
+            entries.append(entry)
+            continue
+        retired = root / "parties" / entry.code / "retired"
+        current = _current_encryption_key_id(root / "parties" / entry.code)
+        records: list[PublicKeyRecord] = []
+        for record in entry.encryption_keys:
+            due = record.destroy_after
+            if due is None and retention_of is not None and record.not_after <= now:
+                due = record.not_after + retention_of(entry.code)
+            key_file = retired / f"encryption-{record.key_id.hex()}.key"
+            if record.destroyed:
+                shred(key_file)  # a run that stopped between recording and removing
+                records.append(record)
+            elif record.key_id != current and due is not None and due <= now:
+                shred(key_file)
+                records.append(replace(record, destroy_after=due, destroyed_at=now))
+                shredded.append(ShreddedKey(entry.code, record.key_id, due, now))
+            else:
+                records.append(record)
+        entries.append(replace(entry, encryption_keys=tuple(records)))
+    if shredded:
+        updated = PartyDirectory(issued_at=now, parties=tuple(entries))
+        signed = sign_directory(updated, _load_operator(root))
+        _write(root / "directory.json", signed, private=False)
+    return tuple(shredded)
+
+
+def _current_encryption_key_id(folder: Path) -> bytes | None:
+    path = folder / "encryption.key"
+    if not path.exists():
+        return None
+    try:
+        key = primitives.load_encryption_key(read_private(path))
+    except primitives.CryptoFailure as error:
+        raise IdentityError(f"the encryption key {path} cannot be read") from error
+    return primitives.key_id(primitives.raw_public_encryption(key))
 
 
 def _record_from(raw_public: bytes, now: datetime) -> PublicKeyRecord:
@@ -441,6 +589,6 @@ def _record_from(raw_public: bytes, now: datetime) -> PublicKeyRecord:
 
 def _load_operator(root: Path) -> primitives.Ed25519PrivateKey:
     try:
-        return primitives.load_signing_key((root / "operator.key").read_bytes())
+        return primitives.load_signing_key(read_private(root / "operator.key"))
     except (OSError, primitives.CryptoFailure) as error:
         raise IdentityError("the operator key cannot be read") from error

@@ -28,7 +28,7 @@ from policies.compiler import load_policy
 from producers.publisher import Publisher, load_or_create_record_key
 from schemas.catalogue import Catalogue, load_catalogue
 from schemas.codec import encode_fields
-from sigex.accesslog.pseudonym import SubjectPseudonyms, load_or_create_pseudonym_key
+from sigex.accesslog.pseudonym import SubjectPseudonyms, load_pseudonym_key
 from sigex.accesslog.record import AccessRecord
 from sigex.clock import FixedClock
 from sigex.envelope import OutgoingRecord, SealContext, Sealer, pseudonym
@@ -77,7 +77,7 @@ class ExchangeKit:
         return pseudonym(secret, str(record[spec.key_field]))
 
     def audit_pseudonyms(self) -> SubjectPseudonyms:
-        return SubjectPseudonyms(load_or_create_pseudonym_key(self.state_dir))
+        return SubjectPseudonyms(load_pseudonym_key(self.state_dir))
 
     def delivery_key(self, signal: str, record: Mapping[str, object], recipient: str) -> bytes:
         """The Kafka key the gateway gives a delivery to ``recipient`` (per recipient, subject)."""
@@ -236,7 +236,7 @@ def launch_kit(
         directory=load_directory(state),
         policy=policy,
         catalogue=catalogue,
-        pseudonymiser=SubjectPseudonyms(load_or_create_pseudonym_key(state)),
+        pseudonymiser=SubjectPseudonyms(load_pseudonym_key(state)),
         clock=clock,
     )
     suffix = suffix or uuid.uuid4().hex[:8]

@@ -20,7 +20,7 @@ from broker.topology import delivery_topic
 from policies.compiler import load_policy
 from producers.publisher import Publisher, load_or_create_record_key
 from schemas.catalogue import load_catalogue
-from sigex.accesslog.pseudonym import SubjectPseudonyms, load_or_create_pseudonym_key
+from sigex.accesslog.pseudonym import SubjectPseudonyms, load_pseudonym_key
 from sigex.identity import load_directory, load_party
 from tests.integration.conftest import SecureExchange, running_exchange
 from tests.integration.exchange_kit import ExchangeKit, start_kit
@@ -93,7 +93,7 @@ def test_two_gateways_deliver_every_signal_exactly_once_across_crashes(
         for i, bsn in enumerate(bsns)
     ]
     secret = load_or_create_record_key(state, "UWV")
-    subjects = SubjectPseudonyms(load_or_create_pseudonym_key(state))
+    subjects = SubjectPseudonyms(load_pseudonym_key(state))
     expected = {  # deliveries are keyed per recipient and subject
         subjects.delivery_key(r["municipality"], subjects.pseudonym(r["bsn"])): delivery_topic(
             "payroll.bsn-mismatch", r["municipality"]

@@ -17,8 +17,8 @@ from sigex.accesslog.checkpoint import Checkpoint
 from sigex.accesslog.merkle import leaf_hash, verify_inclusion
 from sigex.accesslog.pseudonym import SubjectPseudonymiser
 from sigex.accesslog.store import AccessLogStore
-from sigex.accesslog.tls import ensure_api_certificate
-from sigex.clock import FixedClock, SystemClock
+from sigex.accesslog.tls import api_identity
+from sigex.clock import FixedClock
 
 from .conftest import PEOPLE, RecordFactory
 
@@ -100,7 +100,7 @@ def test_a_proof_from_the_api_verifies_against_the_signed_checkpoint(
 
 @pytest.fixture
 def https_server(api: AuditApi, federation_state: Path) -> Iterator[int]:
-    certificate, key = ensure_api_certificate(federation_state, ("127.0.0.1",), SystemClock())
+    certificate, key = api_identity(federation_state)
     context = server_tls_context(certificate, key, federation_state / "federation" / "ca.pem")
     server = make_server(api, "127.0.0.1", 0, context)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from sigex.accesslog.cli import audit
-from sigex.accesslog.pseudonym import SubjectPseudonymiser, load_or_create_pseudonym_key
+from sigex.accesslog.pseudonym import SubjectPseudonymiser, load_pseudonym_key
 from sigex.accesslog.record import AccessRecord, EventKind
 from sigex.accesslog.store import AccessLogStore
 
@@ -24,7 +24,7 @@ def logged(
     federation_state: Path, tmp_path: Path, make_record: RecordFactory
 ) -> tuple[Path, str, list[AccessRecord]]:
     """A log with a few records about two people, written with the state's pseudonym key."""
-    pseudonymiser = SubjectPseudonymiser(load_or_create_pseudonym_key(federation_state))
+    pseudonymiser = SubjectPseudonymiser(load_pseudonym_key(federation_state))
     person, other = PEOPLE[0], PEOPLE[1]
 
     def about(bsn: str, **fields: object) -> AccessRecord:

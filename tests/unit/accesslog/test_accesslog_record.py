@@ -14,15 +14,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sigex.accesslog.errors import AccessLogError, RecordFormatError
+from sigex.accesslog.errors import AccessLogError, PseudonymKeyMissing, RecordFormatError
 from sigex.accesslog.merkle import leaf_hash
 from sigex.accesslog.pseudonym import (
     SubjectPseudonymiser,
-    load_or_create_pseudonym_key,
+    load_pseudonym_key,
     pseudonym_key_path,
 )
 from sigex.accesslog.record import AccessRecord, EventKind, Outcome
 from sigex.errors import InvalidIdentifier
+from sigex.identity import InsecureKeyFile
 
 from .conftest import PEOPLE, RecordFactory
 
@@ -135,12 +136,24 @@ def test_the_pseudonym_is_keyed_and_stable() -> None:
         SubjectPseudonymiser(b"short")
 
 
-def test_the_pseudonym_key_is_created_once_and_private(tmp_path: Path) -> None:
-    key = load_or_create_pseudonym_key(tmp_path)
+def test_a_missing_pseudonym_key_is_an_error_never_a_new_key(tmp_path: Path) -> None:
     path = pseudonym_key_path(tmp_path)
     assert path == tmp_path / "federation" / "parties" / "AUDIT" / "pseudonym.key"
+    with pytest.raises(PseudonymKeyMissing) as raised:
+        load_pseudonym_key(tmp_path)
+    message = str(raised.value)
+    assert str(path) in message and "sigex keys init" in message and "backup" in message
+    assert "\n" not in message
+    assert not path.exists(), "the loader made a key"
+
+
+def test_a_pseudonym_key_readable_by_others_is_refused(tmp_path: Path) -> None:
+    path = pseudonym_key_path(tmp_path)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"k" * 32)
+    os.chmod(path, 0o600)
+    assert load_pseudonym_key(tmp_path) == b"k" * 32
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert load_or_create_pseudonym_key(tmp_path) == key
     os.chmod(path, 0o644)
-    with pytest.raises(AccessLogError, match="readable by others"):
-        load_or_create_pseudonym_key(tmp_path)
+    with pytest.raises(InsecureKeyFile, match="chmod 600"):
+        load_pseudonym_key(tmp_path)

@@ -219,6 +219,9 @@ def test_check_reports_missing_tls_files(tmp_path: Path) -> None:
     party_dir.mkdir(parents=True)
     for path in (tmp_path / "federation" / "ca.pem", party_dir / "tls.pem", party_dir / "tls.key"):
         path.write_text("x", encoding="utf-8")
+    (party_dir / "tls.key").chmod(0o644)  # a private key others may read is a problem
+    assert [p.setting for p in check_settings(settings)] == ["SIGEX_TLS_KEY"]
+    (party_dir / "tls.key").chmod(0o600)
     assert check_settings(settings) == ()
 
 
