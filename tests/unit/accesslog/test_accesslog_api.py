@@ -157,7 +157,7 @@ def test_without_a_client_certificate_the_handshake_fails(
 @pytest.fixture
 def impatient_server(api: AuditApi, federation_state: Path) -> Iterator[int]:
     """The API over mutual TLS, giving a POST body one second to arrive."""
-    certificate, key = ensure_api_certificate(federation_state, ("127.0.0.1",), SystemClock())
+    certificate, key = api_identity(federation_state)
     context = server_tls_context(certificate, key, federation_state / "federation" / "ca.pem")
     server = make_server(api, "127.0.0.1", 0, context, body_timeout=1.0)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
