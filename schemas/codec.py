@@ -1,7 +1,8 @@
 """Encoding and validating records of a signal: whole records and one field at a time.
 
-- :func:`validate_record` checks a record against its schema and runs the
-  identifier check of every identifier-bearing field.
+- :func:`validate_record` checks a record against its schema (exact types,
+  logical types included) and runs the identifier check of every
+  identifier-bearing field.
 - :func:`encode_record` / :func:`decode_record` use schemaless Avro binary
   (the schema travels as a fingerprint, not in the payload).
 - :func:`encode_fields` / :func:`decode_fields` encode each field on its own
@@ -23,6 +24,7 @@ from fastavro.validation import validate
 
 from schemas.catalogue import SignalSpec
 from schemas.errors import FieldIdentifierInvalid, SchemaViolation
+from schemas.typecheck import type_problem
 from sigex.errors import InvalidIdentifier
 from sigex.identifiers import CHECKS
 
@@ -93,10 +95,19 @@ def _find_bad_field(spec: SignalSpec, record: Mapping[str, object]) -> SchemaVio
 
 
 def validate_record(spec: SignalSpec, record: Mapping[str, object]) -> None:
-    """Check field names, required fields, Avro types and identifier checks of ``record``."""
+    """Check field names, required fields, exact Avro types and identifier checks of ``record``.
+
+    Types are checked exactly, logical types included (see :mod:`schemas.typecheck`):
+    stricter than what fastavro would coerce while encoding.
+    """
     _check_shape(spec, record)
     for name in spec.field_names:
-        if name in record and not _fits(record[name], spec.field_schemas[name]):
+        if name not in record:
+            continue
+        problem = type_problem(record[name], spec.field_schemas[name])
+        if problem is not None:
+            raise SchemaViolation(spec.name, name, problem)
+        if not _fits(record[name], spec.field_schemas[name]):
             raise SchemaViolation(spec.name, name, _type_rule(spec, name))
     check_identifiers(spec, record)
 

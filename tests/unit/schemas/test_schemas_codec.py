@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date
+from datetime import UTC, date, datetime
 
 import pytest
 from hypothesis import given, settings
@@ -256,3 +256,42 @@ def test_a_bad_identifier_is_also_a_schema_error(catalogue: Catalogue) -> None:
     assert str(caught.value) == (
         "signal 'laa.frequent-mover' field 'bsn': not a valid BSN (fails the elfproef)"
     )
+
+
+# Values fastavro would coerce and publish, but that do not say what the schema means
+# (issue 18, finding 2): each must be refused, naming the field and the expected type.
+LENIENT_VALUES = [
+    ("payroll.bsn-mismatch", "payroll_period", 20089, "must be a date"),
+    ("payroll.bsn-mismatch", "birth_date", 7000, "must be a date"),
+    ("laa.frequent-mover", "period_start", datetime(2026, 1, 1, tzinfo=UTC), "must be a date"),
+    ("laa.frequent-mover", "detected_at", 1_800_000_000_000, "must be a timestamp"),
+    ("laa.frequent-mover", "detected_at", datetime(2027, 2, 1, 9, 30), "with a time zone"),
+    ("laa.frequent-mover", "signal_id", "not-a-uuid", "must be a UUID"),
+    ("laa.investigation-outcome", "in_reply_to", "0" * 32 + "xyzw", "must be a UUID"),
+    ("laa.frequent-mover", "house_number", True, "32-bit integer"),
+    ("laa.frequent-mover", "moves_in_period", 2**31, "32-bit integer"),
+    ("laa.frequent-mover", "house_number_addition", 7, "must be a string"),
+    ("laa.frequent-mover", "postcode", b"1011AB", "must be a string"),
+    ("waadi.admission-violation", "worker_bsns", "111222333", "must be a list"),
+]
+
+
+@pytest.mark.parametrize(("name", "field", "value", "rule"), LENIENT_VALUES)
+def test_validation_checks_exact_and_logical_types(
+    catalogue: Catalogue, name: str, field: str, value: object, rule: str
+) -> None:
+    spec = catalogue.signal(name)
+    record = dict(example_records()[name], **{field: value})
+    with pytest.raises(SchemaViolation) as caught:
+        validate_record(spec, record)
+    assert caught.value.field == field
+    assert rule in str(caught.value)
+    assert str(value) not in str(caught.value)
+
+
+def test_uuid_fields_take_a_uuid_object_or_its_canonical_text(catalogue: Catalogue) -> None:
+    spec = catalogue.signal("laa.frequent-mover")
+    record = example_records()["laa.frequent-mover"]
+    validate_record(spec, dict(record, signal_id=uuid.uuid4()))
+    validate_record(spec, dict(record, signal_id=str(uuid.uuid4()).upper()))
+    validate_record(spec, dict(record, detected_at=datetime(2027, 2, 1, tzinfo=UTC)))
