@@ -2,7 +2,9 @@
 
 ``docs/envelope.md`` specifies the format byte by byte. The public API:
 
-* :class:`Sealer` ``.seal(records)`` (publisher) and ``.forward(items)`` (gateway);
+* :class:`Sealer` ``.seal(records)`` / ``.seal_messages(records)`` (publisher) and
+  ``.forward(items)`` (gateway); :func:`derived_message_id` (an idempotent
+  submission's id) and :func:`submission_size` (a sealed submission's length);
 * :class:`Opener` ``.open_submission(envelope, topic=...)`` (gateway),
   ``.open_delivery(envelope, topic=...)`` (recipient) and ``.verify(message)``;
 * :func:`project` keeps only some fields of an opened message;
@@ -32,7 +34,13 @@ from sigex.envelope.opening import Opener
 from sigex.envelope.projection import project
 from sigex.envelope.pseudonym import pseudonym
 from sigex.envelope.replay import ReplayGuard
-from sigex.envelope.sealing import DEFAULT_KEY_PERIOD, Sealer
+from sigex.envelope.sealing import (
+    DEFAULT_KEY_PERIOD,
+    SealedMessage,
+    Sealer,
+    derived_message_id,
+    submission_size,
+)
 
 __all__ = [
     "DEFAULT_KEY_PERIOD",
@@ -49,7 +57,10 @@ __all__ = [
     "ReplayedMessage",
     "ReusedMessageId",
     "SealContext",
+    "SealedMessage",
     "Sealer",
+    "derived_message_id",
     "project",
     "pseudonym",
+    "submission_size",
 ]

@@ -11,6 +11,7 @@ from sigex.envelope.errors import EnvelopeError
 
 MAX_TEXT_BYTES = 1024
 MAX_NAME_BYTES = 255
+MESSAGE_ID_BYTES = 16
 
 
 def _check_text(value: str, what: str) -> None:
@@ -41,12 +42,23 @@ class SealContext:
 
 @dataclass(frozen=True, slots=True)
 class OutgoingRecord:
-    """One record to seal: its context and its fields, each already encoded to bytes."""
+    """One record to seal: its context and its fields, each already encoded to bytes.
+
+    ``message_id`` (16 bytes) is the id to seal it under; ``None`` lets the
+    sealer make a fresh UUIDv7. A publisher that sends the same signal again
+    passes :func:`~sigex.envelope.sealing.derived_message_id`, so the copy
+    carries the same id and a replay guard refuses it.
+    """
 
     context: SealContext
     fields: tuple[tuple[str, bytes], ...]
+    message_id: bytes | None = None
 
     def __post_init__(self) -> None:
+        if self.message_id is not None and (
+            not isinstance(self.message_id, bytes) or len(self.message_id) != MESSAGE_ID_BYTES
+        ):
+            raise EnvelopeError("a message id must be 16 bytes")
         names = [name for name, _ in self.fields]
         if names != sorted(set(names), key=lambda n: n.encode("utf-8")):
             raise EnvelopeError("record fields must have unique names, sorted by their UTF-8 bytes")
@@ -57,9 +69,14 @@ class OutgoingRecord:
                 raise EnvelopeError(f"field {name!r} must be bytes")
 
     @classmethod
-    def of(cls, context: SealContext, fields: Mapping[str, bytes]) -> OutgoingRecord:
+    def of(
+        cls,
+        context: SealContext,
+        fields: Mapping[str, bytes],
+        message_id: bytes | None = None,
+    ) -> OutgoingRecord:
         ordered = sorted(fields.items(), key=lambda item: item[0].encode("utf-8"))
-        return cls(context=context, fields=tuple(ordered))
+        return cls(context=context, fields=tuple(ordered), message_id=message_id)
 
 
 @dataclass(frozen=True, slots=True)

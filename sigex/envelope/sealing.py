@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Sequence
+import uuid
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import NoReturn
@@ -53,6 +54,69 @@ def uuid7(timestamp_ms: int, random10: bytes) -> bytes:
     rand_b = int.from_bytes(random10[2:], "big") & ((1 << 62) - 1)
     value = (timestamp_ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | rand_a << 64 | 0b10 << 62 | rand_b
     return value.to_bytes(16, "big")
+
+
+#: domain tag of a derived message id (section 4.5 of docs/envelope.md)
+MESSAGE_ID_TAG = b"sigex/v1/message-id\x00"
+_GCM_TAG_LENGTH = 16
+
+
+def derived_message_id(sender: str, signal: str, purpose: str, signal_id: uuid.UUID) -> bytes:
+    """The message id of a submission that carries ``signal_id``: a UUIDv8 (RFC 9562).
+
+    The first 16 bytes of SHA-256(``"sigex/v1/message-id" 0x00`` || str16(sender)
+    || str16(signal) || str16(purpose) || the 16 bytes of the signal id), with
+    the version nibble set to 8 and the variant bits to 10. The same signal sent
+    again for the same purpose gets the same id, so a replay guard refuses it.
+    """
+    digest = hashlib.sha256(
+        MESSAGE_ID_TAG
+        + wire.text(sender)
+        + wire.text(signal)
+        + wire.text(purpose)
+        + signal_id.bytes
+    ).digest()
+    raw = bytearray(digest[:16])
+    raw[6] = 0x80 | (raw[6] & 0x0F)
+    raw[8] = 0x80 | (raw[8] & 0x3F)
+    return bytes(raw)
+
+
+def submission_size(context: SealContext, fields: Mapping[str, bytes], batch_size: int) -> int:
+    """The exact length of the envelope :meth:`Sealer.seal` makes for this record.
+
+    ``batch_size`` is the size of the batch it is sealed in (the Merkle path
+    grows with it); the largest batch gives an upper bound. Lets a publisher
+    refuse a record that the broker would refuse as too large, before it sends
+    anything.
+    """
+    if not 1 <= batch_size <= wire.MAX_BATCH:
+        raise EnvelopeError("the batch size must be between 1 and 65536")
+    header = (
+        len(_HEADER_START)
+        + 1
+        + len(context_bytes(context))
+        + len(wire.text(context.sender))
+        + wire.HEADER_FIXED
+    )
+    field_bytes = sum(
+        wire.ENTRY.size + len(name.encode("utf-8")) + wire.SALT_LENGTH + len(value)
+        for name, value in fields.items()
+    )
+    path = (batch_size - 1).bit_length()
+    proof = (
+        wire.KEY_ID_LENGTH + wire.PROOF_HEAD.size + wire.HASH_LENGTH * path + wire.SIGNATURE_LENGTH
+    )
+    body = wire.ID_LENGTH + 8 + 2 + field_bytes + proof
+    return header + 4 + body + _GCM_TAG_LENGTH
+
+
+@dataclass(frozen=True, slots=True)
+class SealedMessage:
+    """One sealed submission and the message id it carries."""
+
+    message_id: uuid.UUID
+    envelope: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +165,10 @@ class Sealer:
 
     def seal(self, records: Sequence[OutgoingRecord]) -> tuple[bytes, ...]:
         """Seal a batch of records: one envelope per record, one signature for the batch."""
+        return tuple(sealed.envelope for sealed in self.seal_messages(records))
+
+    def seal_messages(self, records: Sequence[OutgoingRecord]) -> tuple[SealedMessage, ...]:
+        """Like :meth:`seal`, also giving each envelope's message id."""
         self._check_batch(len(records))
         for record in records:
             if record.context.sender != self._identity.code:
@@ -112,12 +180,14 @@ class Sealer:
         field_tag = wire.FIELD_TAG
         leaves: list[bytes] = []
         bodies: list[bytes] = []
+        ids: list[bytes] = []
         for record in records:
             context_raw = self._context(record.context)
             fields = record.fields
             count = len(fields)
             randomness = self._random(10 + wire.SALT_LENGTH * count)
-            id_bytes = uuid7(timestamp_ms, randomness[:10])
+            id_bytes = record.message_id or uuid7(timestamp_ms, randomness[:10])
+            ids.append(id_bytes)
             entries = []
             records_raw = []
             names_raw = []
@@ -140,8 +210,11 @@ class Sealer:
             )
         proofs = self._sign_tree(wire.TREE_MESSAGES, leaves)
         return tuple(
-            self._encrypt(wire.KIND_SUBMISSION, record.context, body + proof, timestamp_ms)
-            for record, body, proof in zip(records, bodies, proofs, strict=True)
+            SealedMessage(
+                uuid.UUID(bytes=id_bytes),
+                self._encrypt(wire.KIND_SUBMISSION, record.context, body + proof, timestamp_ms),
+            )
+            for record, id_bytes, body, proof in zip(records, ids, bodies, proofs, strict=True)
         )
 
     # --- use case 3: the gateway re-seals a projection for a recipient ---------------------------
