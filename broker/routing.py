@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from policies.compiled import CompiledPolicy
-from policies.decide import Decision, DecisionRequest, Reason, decide
+from policies.decide import Decision, DecisionRequest, Reason, ReasonCode, decide
 from schemas.catalogue import SignalSpec
 
 NO_RECIPIENT = "NO_RECIPIENT"
@@ -62,6 +62,14 @@ def route(
     """Decide for every candidate recipient of ``record``; pure, like decide() itself."""
     candidates = policy.candidate_recipients(sender, spec.name, purpose, record)
     if not candidates:
+        foreign = policy.sender_fields_not_naming(sender, spec.name, purpose, record)
+        if foreign:
+            reason = Reason(
+                ReasonCode.SENDER_NOT_IN_FIELD,
+                f"{sender} may only send {spec.name} records whose field "
+                f"{foreign[0]!r} names {sender} itself",
+            )
+            return Routing((), (reason,))
         if policy.by_sender_signal_purpose.get((sender, spec.name, purpose)):
             reason = Reason(
                 NO_RECIPIENT,

@@ -164,6 +164,8 @@ class CompiledPolicy:
         """
         found: set[str] = set()
         for agreement in self.by_sender_signal_purpose.get((sender, signal, purpose), ()):
+            if not agreement.sender_matches(sender, record):
+                continue
             recipient = self._resolve_recipient(agreement, record)
             if recipient is not None and recipient != sender:
                 found.add(recipient)
@@ -177,10 +179,29 @@ class CompiledPolicy:
         for agreement in self.agreements:
             if agreement.signal != signal or sender not in agreement.possible_senders:
                 continue
+            if not agreement.sender_matches(sender, record):
+                continue
             recipient = self._resolve_recipient(agreement, record)
             if recipient is not None and recipient != sender:
                 found.add((recipient, agreement.purpose))
         return tuple(sorted(found))
+
+    def sender_fields_not_naming(
+        self, sender: str, signal: str, purpose: str, record: Mapping[str, object]
+    ) -> tuple[str, ...]:
+        """The fields that should name ``sender`` (an agreement's sender rule) but name another."""
+        return tuple(
+            sorted(
+                {
+                    agreement.sender_field
+                    for agreement in self.by_sender_signal_purpose.get(
+                        (sender, signal, purpose), ()
+                    )
+                    if agreement.sender_field is not None
+                    and not agreement.sender_matches(sender, record)
+                }
+            )
+        )
 
     def _resolve_recipient(self, agreement: Agreement, record: Mapping[str, object]) -> str | None:
         rule = agreement.recipient_rule

@@ -398,6 +398,7 @@ class _AgreementDraft:
     ok: bool = True
     sender_codes: frozenset[str] = frozenset()
     sender_kind: str | None = None
+    sender_field: str | None = None
     possible_senders: frozenset[str] = frozenset()
     recipient: str | None = None
     rule: RecipientRule | None = None
@@ -420,7 +421,7 @@ class _AgreementCompiler:
         self.reader.problem(draft.file, line, prefix + message)
         draft.ok = False
 
-    def senders(self, draft: _AgreementDraft) -> None:
+    def senders(self, draft: _AgreementDraft, signal_fields: frozenset[str] | None) -> None:
         value = draft.entry.get("sender")
         parties = self.vocabulary.parties
         if isinstance(value, str):
@@ -434,15 +435,24 @@ class _AgreementCompiler:
                     self.problem_at(draft, line, f"unknown party {code!r} as sender")
             draft.sender_codes = frozenset(value)
             draft.possible_senders = draft.sender_codes
-        elif isinstance(value, LineDict) and set(value) == {"kind"}:
+        elif isinstance(value, LineDict) and set(value) in ({"kind"}, {"kind", "party_in_field"}):
             kind = value["kind"]
             if kind not in self.vocabulary.kinds:
                 self.problem(draft, "sender", f"no party is of kind {kind!r}")
             draft.sender_kind = str(kind)
             draft.possible_senders = self.vocabulary.of_kind(str(kind))
+            if "party_in_field" in value:
+                field_name = str(value["party_in_field"])
+                if signal_fields is not None and field_name not in signal_fields:
+                    self.problem(
+                        draft, "sender", f"sender rule field {field_name!r} is not in the signal"
+                    )
+                draft.sender_field = field_name
         else:
             self.problem(
-                draft, "sender", "'sender' must be a party code, a list of them, or {kind}"
+                draft,
+                "sender",
+                "'sender' must be a party code, a list of them, or {kind[, party_in_field]}",
             )
 
     def recipients(self, draft: _AgreementDraft, signal_fields: frozenset[str] | None) -> None:
@@ -487,7 +497,7 @@ class _AgreementCompiler:
             spec = self.catalogue.signal(signal)
         except SchemaError:
             self.problem(draft, "signal", f"unknown signal {signal!r}")
-        self.senders(draft)
+        self.senders(draft, spec.field_set if spec is not None else None)
         self.recipients(draft, spec.field_set if spec is not None else None)
 
         purpose_code = str(entry.get("purpose"))
@@ -527,6 +537,7 @@ class _AgreementCompiler:
             line=entry.line,
             possible_senders=draft.possible_senders,
             possible_recipients=draft.possible_recipients,
+            sender_field=draft.sender_field,
         )
 
     def cooperation(self, draft: _AgreementDraft, basis: LegalBasis | None) -> str | None:

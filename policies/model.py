@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
@@ -144,12 +145,20 @@ class Agreement:
     line: int
     possible_senders: frozenset[str]
     possible_recipients: frozenset[str]
+    #: the sender must be the party named in this field of the record (``None``: no such rule)
+    sender_field: str | None = None
 
     def __post_init__(self) -> None:
         if (self.recipient is None) == (self.recipient_rule is None):
             raise ValueError("an agreement has either a fixed recipient or a recipient rule")
 
+    def sender_matches(self, sender: str, record: Mapping[str, object]) -> bool:
+        """True unless the agreement names its sender in a field that holds another value."""
+        return self.sender_field is None or record.get(self.sender_field) == sender
+
     def describe_sender(self) -> str:
+        if self.sender_field is not None:
+            return f"the {self.sender_kind} in field {self.sender_field!r}"
         if self.sender_kind is not None:
             return f"any {self.sender_kind}"
         return ", ".join(sorted(self.sender_codes))

@@ -238,6 +238,13 @@ EDITS = [
         "unknown time zone 'Europe/Amsterdamm'",
         "timezone:",
     ),
+    (
+        "agreements/laa.yaml",
+        "sender: {kind: municipality, party_in_field: municipality}",
+        "sender: {kind: municipality, party_in_field: gemeente}",
+        "sender rule field 'gemeente' is not in the signal",
+        "party_in_field: gemeente",
+    ),
 ]
 
 
