@@ -7,11 +7,11 @@ from pathlib import Path
 
 import click
 
-from broker.protocol import from_json_record
 from policies.compiler import load_policy
-from producers.publisher import Publisher, load_or_create_record_key
+from producers.publisher import DEFAULT_MAX_MESSAGE_BYTES, Publisher, load_or_create_record_key
+from producers.records_file import check_file, publish_file
 from schemas.catalogue import load_catalogue
-from sigex.cli_support import read_json_lines, settings_with
+from sigex.cli_support import settings_with
 from sigex.identity import load_directory, load_party
 from sigex.transport import connection_for
 
@@ -23,7 +23,20 @@ from sigex.transport import connection_for
 @click.option("--state-dir", type=click.Path(path_type=Path, file_okay=False), default=None)
 @click.option("--bootstrap", default=None, help="Broker address [default: SIGEX_BOOTSTRAP].")
 @click.option("--plaintext", is_flag=True, help="No TLS (local development only).")
-@click.option("--batch", default=256, show_default=True, help="Records per signed batch.")
+@click.option(
+    "--batch",
+    default=256,
+    show_default=True,
+    type=click.IntRange(1, 512),
+    help="Records per signed batch.",
+)
+@click.option(
+    "--max-message-bytes",
+    default=DEFAULT_MAX_MESSAGE_BYTES,
+    show_default=True,
+    type=click.IntRange(4096),
+    help="The most one Kafka record may hold (the broker's message.max.bytes).",
+)
 @click.argument("records", type=click.Path(path_type=Path, dir_okay=False, exists=True))
 def publish(
     party: str,
@@ -33,13 +46,27 @@ def publish(
     bootstrap: str | None,
     plaintext: bool,
     batch: int,
+    max_message_bytes: int,
     records: Path,
 ) -> None:
-    """Publish RECORDS (one JSON object per line; dates as ISO 8601)."""
+    """Publish RECORDS (one JSON object per line; dates and times as ISO 8601, times with a zone).
+
+    \b
+    All or nothing on bad input: a first pass reads the whole file and checks
+    every record (UTF-8, JSON, exact types, identifier checks, the sealed size
+    against --max-message-bytes, no signal_id twice) before anything is sent.
+    A bad record stops the command with its line number, and nothing is sent.
+    Records the policy refuses are listed by line and audited; the rest go out.
+
+    \b
+    Idempotent: each record is sent under a message id derived from its
+    signal_id, so running the same command again (after a broker failure, or
+    by mistake) delivers nothing twice; the gateway refuses the copies.
+    """
     settings = settings_with(state_dir, bootstrap)
     catalogue = load_catalogue()
     spec = catalogue.signal(signal)
-    published = refused = 0
+    checked = check_file(records, spec, party, purpose, max_message_bytes)
     with Publisher(
         identity=load_party(settings.state_dir, party),
         directory=load_directory(settings.state_dir),
@@ -47,30 +74,18 @@ def publish(
         catalogue=catalogue,
         connection=connection_for(settings, party, plaintext=plaintext),
         record_key=load_or_create_record_key(settings.state_dir, party),
+        max_message_bytes=max_message_bytes,
     ) as publisher:
-        pending: list[tuple[int, dict[str, object]]] = []
-
-        def flush() -> None:
-            nonlocal published, refused
-            if not pending:
-                return
-            result = publisher.publish(signal, purpose, [r for _, r in pending])
-            published += len(result.published)
-            for refusal in result.refused:
-                line = pending[refusal.index][0]
-                refused += 1
-                click.echo(
-                    f"line {line}: refused: "
-                    + "; ".join(f"{r.code}: {r.text}" for r in refusal.reasons),
-                    err=True,
-                )
-            pending.clear()
-
-        for line, value in read_json_lines(records):
-            pending.append((line, from_json_record(spec, value)))
-            if len(pending) >= batch:
-                flush()
-        flush()
-    click.echo(f"{party} published {published} {signal} signals for {purpose}; {refused} refused")
-    if refused:
+        outcome = publish_file(publisher, checked, spec, purpose, batch)
+    for refusal in outcome.refused:
+        click.echo(
+            f"line {refusal.line}: refused: "
+            + "; ".join(f"{r.code}: {r.text}" for r in refusal.reasons),
+            err=True,
+        )
+    click.echo(
+        f"{party} published {len(outcome.published)} {signal} signals for {purpose}; "
+        f"{len(outcome.refused)} refused"
+    )
+    if outcome.refused:
         sys.exit(1)

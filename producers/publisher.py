@@ -1,7 +1,9 @@
 """The Publisher: how a partner system sends signals.
 
-For each batch: every record is validated against its schema (a bad record
-refuses the whole batch before anything is sent, so nothing is half-sent);
+For each batch: every record is validated against its schema, exact and
+logical types included, and its sealed size is checked against the broker's
+limit (a bad record refuses the whole batch before anything is sent, so
+nothing of the batch is half-sent);
 the policy is asked for every candidate recipient; records no agreement lets
 through come back at once as refusals with the decision's reasons (and are
 audited, sealed for the audit service); the rest are committed field by field,
@@ -9,12 +11,18 @@ signed with one signature per batch, encrypted for the gateway and sent with
 an idempotent producer (acks=all) to ``sigex.<signal>.in.<SENDER>``. The Kafka
 record key is a keyed pseudonym of the record's key field; headers carry only
 the trace context and the envelope version.
+
+A record that carries a ``signal_id`` is sealed under a message id derived
+from (sender, signal, purpose, signal_id) (:func:`sigex.envelope.derived_message_id`),
+so publishing it again, after a failure or by mistake, gives the gateway the
+same id and its replay guard refuses the copy: nothing is delivered twice.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -44,7 +52,14 @@ from schemas.codec import encode_fields, validate_record
 from schemas.errors import SchemaError
 from sigex.accesslog.record import EventKind, Outcome, format_time
 from sigex.clock import Clock, SystemClock
-from sigex.envelope import OutgoingRecord, SealContext, Sealer, pseudonym
+from sigex.envelope import (
+    OutgoingRecord,
+    SealContext,
+    Sealer,
+    derived_message_id,
+    pseudonym,
+    submission_size,
+)
 from sigex.identity import PartyDirectory, PartyIdentity
 from sigex.identity.keyfiles import read_private
 from sigex.logs import get_logger
@@ -54,15 +69,51 @@ _log = get_logger(__name__)
 MAX_BATCH = 512
 RECORD_KEY_FILE = "record-key.secret"
 INGRESS_AGREEMENT = "ingress"
+SIGNAL_ID_FIELD = "signal_id"
+#: the most a Kafka record may hold: kafka-python's max_request_size and, within a few
+#: bytes, the broker's default message.max.bytes (1048588)
+DEFAULT_MAX_MESSAGE_BYTES = 1_048_576
+#: room for what Kafka adds around an envelope: record batch header, key, headers
+KAFKA_RECORD_OVERHEAD = 512
+
+
+class RecordTooLarge(ProducerError):
+    """Sealed, a record would be larger than the broker takes."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        self.size = size
+        self.limit = limit
+        super().__init__(
+            f"sealed it would take {size} bytes on the broker, more than its limit of {limit}"
+        )
+
+
+class DuplicateSignalId(ProducerError):
+    """Two records carry the same signal_id; the second would be refused as a replay."""
+
+    def __init__(self, first: str) -> None:
+        self.first = first
+        super().__init__(f"its signal_id is the signal_id of {first}")
 
 
 class InvalidRecord(ProducerError):
-    """A record of a batch does not fit its schema; nothing of the batch was sent."""
+    """A record of a batch does not fit its schema or size; nothing of the batch was sent."""
 
-    def __init__(self, index: int, cause: SchemaError) -> None:
+    def __init__(self, index: int, cause: SchemaError | ProducerError) -> None:
         self.index = index
         self.cause = cause
         super().__init__(f"record {index}: {cause}")
+
+
+class BrokerUnreachable(ProducerError):
+    """The publisher could not connect to the broker; nothing was sent."""
+
+    def __init__(self, bootstrap: str, error: Exception) -> None:
+        self.bootstrap = bootstrap
+        super().__init__(
+            f"cannot publish: the broker at {bootstrap} did not answer "
+            f"({type(error).__name__}); nothing was sent"
+        )
 
 
 class PublishFailed(ProducerError):
@@ -79,8 +130,11 @@ class PublishFailed(ProducerError):
 
 @dataclass(frozen=True, slots=True)
 class PublishedSignal:
+    """A record that reached the broker: its trace id and the envelope's message id."""
+
     index: int
     trace_id: str
+    message_id: str
     recipients: tuple[str, ...]
 
 
@@ -104,8 +158,53 @@ class PublishResult:
 class _Prepared:
     index: int
     record: Mapping[str, object]
+    fields: Mapping[str, bytes]
     routing: Routing
     trace: TraceContext = field(default_factory=TraceContext.new)
+
+
+def ingress_context(spec: SignalSpec, sender: str, purpose: str) -> SealContext:
+    """The context a publisher seals its submissions under (for the gateway)."""
+    return SealContext(
+        topic=ingress_topic(spec.name, sender),
+        signal=spec.name,
+        schema_fingerprint=spec.fingerprint,
+        sender=sender,
+        recipient=GATEWAY,
+        purpose=purpose,
+        agreement=INGRESS_AGREEMENT,
+    )
+
+
+def checked_fields(
+    spec: SignalSpec,
+    sender: str,
+    purpose: str,
+    record: Mapping[str, object],
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+) -> dict[str, bytes]:
+    """Validate ``record`` (exact types), encode its fields and check its sealed size.
+
+    Raises :class:`~schemas.errors.SchemaError` or :class:`RecordTooLarge`;
+    sends nothing. The size is the envelope's exact length in the largest
+    batch, plus room for Kafka's own record overhead.
+    """
+    validate_record(spec, record)
+    fields = encode_fields(spec, record)
+    size = submission_size(ingress_context(spec, sender, purpose), fields, MAX_BATCH)
+    if size + KAFKA_RECORD_OVERHEAD > max_message_bytes:
+        raise RecordTooLarge(size + KAFKA_RECORD_OVERHEAD, max_message_bytes)
+    return fields
+
+
+def signal_uuid(spec: SignalSpec, record: Mapping[str, object]) -> uuid.UUID | None:
+    """The record's ``signal_id`` as a UUID (None if the signal has none); validated first."""
+    if SIGNAL_ID_FIELD not in spec.field_set:
+        return None
+    value = record.get(SIGNAL_ID_FIELD)
+    if isinstance(value, uuid.UUID):
+        return value
+    return uuid.UUID(str(value)) if value is not None else None
 
 
 def load_or_create_record_key(state_dir: Path, party: str) -> bytes:
@@ -139,22 +238,28 @@ class Publisher:
         record_key: bytes,
         clock: Clock | None = None,
         producer_options: Mapping[str, Any] | None = None,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
     ) -> None:
         self._party = identity.code
         self._policy = policy
         self._catalogue = catalogue
         self._record_key = record_key
         self._clock = clock or SystemClock()
+        self._max_message_bytes = max_message_bytes
         self._sealer = Sealer(identity=identity, directory=directory, clock=self._clock)
         options: dict[str, Any] = {
             "enable_idempotence": True,
             "acks": "all",
             "linger_ms": 5,
             "max_in_flight_requests_per_connection": 5,
+            "max_request_size": max_message_bytes,
             **connection.options(),
             **(producer_options or {}),
         }
-        self._producer = KafkaProducer(**options)
+        try:
+            self._producer = KafkaProducer(**options)
+        except KafkaError as error:
+            raise BrokerUnreachable(connection.bootstrap, error) from error
 
     @property
     def party(self) -> str:
@@ -172,17 +277,34 @@ class Publisher:
     def publish(
         self, signal: str, purpose: str, records: Sequence[Mapping[str, object]]
     ) -> PublishResult:
-        """Validate, decide, seal and send a batch; returns what was published and refused."""
+        """Validate, decide, seal and send a batch; returns what was published and refused.
+
+        Every record is checked (types, identifiers, sealed size, a signal_id
+        used twice) before anything is sent: a bad one raises InvalidRecord
+        and nothing of the batch leaves.
+        """
         spec = self._catalogue.signal(signal)
+        encoded: list[dict[str, bytes]] = []
+        seen: dict[uuid.UUID, int] = {}
         for index, record in enumerate(records):
             try:
-                validate_record(spec, record)
-            except SchemaError as error:
+                encoded.append(
+                    checked_fields(spec, self._party, purpose, record, self._max_message_bytes)
+                )
+                signal_id = signal_uuid(spec, record)
+                if signal_id is not None and seen.setdefault(signal_id, index) != index:
+                    raise DuplicateSignalId(f"record {seen[signal_id]}")
+            except (SchemaError, ProducerError) as error:
                 raise InvalidRecord(index, error) from error
         now = self._clock.now()
         prepared = [
-            _Prepared(index, record, route(self._policy, spec, self._party, purpose, record, now))
-            for index, record in enumerate(records)
+            _Prepared(
+                index,
+                record,
+                fields,
+                route(self._policy, spec, self._party, purpose, record, now),
+            )
+            for index, (record, fields) in enumerate(zip(records, encoded, strict=True))
         ]
         accepted = [p for p in prepared if p.routing.allowed]
         refused = [p for p in prepared if not p.routing.allowed]
@@ -214,21 +336,17 @@ class Publisher:
     def _send(
         self, spec: SignalSpec, purpose: str, batch: Sequence[_Prepared]
     ) -> list[PublishedSignal]:
-        topic = ingress_topic(spec.name, self._party)
-        context = SealContext(
-            topic=topic,
-            signal=spec.name,
-            schema_fingerprint=spec.fingerprint,
-            sender=self._party,
-            recipient=GATEWAY,
-            purpose=purpose,
-            agreement=INGRESS_AGREEMENT,
-        )
-        outgoing = [OutgoingRecord.of(context, encode_fields(spec, p.record)) for p in batch]
-        envelopes = self._sealer.seal(outgoing)
+        context = ingress_context(spec, self._party, purpose)
+        topic = context.topic
+        outgoing = [
+            OutgoingRecord.of(context, p.fields, self._message_id(spec, purpose, p.record))
+            for p in batch
+        ]
+        sealed = self._sealer.seal_messages(outgoing)
         futures = []
         published = []
-        for item, envelope in zip(batch, envelopes, strict=True):
+        for item, message in zip(batch, sealed, strict=True):
+            envelope = message.envelope
             key = pseudonym(self._record_key, record_key_subject(spec, item.record))
             headers = [
                 (TRACEPARENT, item.trace.header()),
@@ -239,6 +357,7 @@ class Publisher:
                 PublishedSignal(
                     item.index,
                     item.trace.trace_id,
+                    str(message.message_id),
                     tuple(r for r, _ in item.routing.allowed),
                 )
             )
@@ -246,6 +365,15 @@ class Publisher:
         for future in futures:
             future.get(timeout=60)
         return published
+
+    def _message_id(
+        self, spec: SignalSpec, purpose: str, record: Mapping[str, object]
+    ) -> bytes | None:
+        """The id derived from the record's signal_id; None (a fresh UUIDv7) without one."""
+        signal_id = signal_uuid(spec, record)
+        if signal_id is None:
+            return None
+        return derived_message_id(self._party, spec.name, purpose, signal_id)
 
     def _audit_refusals(
         self, spec: SignalSpec, purpose: str, refused: Sequence[_Prepared], now: datetime

@@ -23,7 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from fastavro.validation import validate
@@ -31,7 +31,54 @@ from fastavro.validation import validate
 _INT_RANGE = range(-(2**31), 2**31)
 _LONG_RANGE = range(-(2**63), 2**63)
 _CANONICAL_UUID = re.compile(r"[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}\Z")
-_TIMESTAMPS = ("timestamp-millis", "timestamp-micros")
+
+
+def _integer_in(allowed: range) -> Callable[[object], bool]:
+    return lambda v: isinstance(v, int) and not isinstance(v, bool) and v in allowed
+
+
+def _is_date(value: object) -> bool:
+    return isinstance(value, dt.date) and not isinstance(value, dt.datetime)
+
+
+def _is_aware_datetime(value: object) -> bool:
+    return isinstance(value, dt.datetime) and value.utcoffset() is not None
+
+
+def _is_uuid(value: object) -> bool:
+    if isinstance(value, uuid.UUID):
+        return True
+    return isinstance(value, str) and _CANONICAL_UUID.match(value) is not None
+
+
+_Rule = tuple[Callable[[object], bool], str]
+_TIMESTAMP_RULE: _Rule = (
+    _is_aware_datetime,
+    "must be a timestamp with a time zone (e.g. 2027-01-31T09:30Z)",
+)
+#: (Avro type, logical type) -> (check, rule); a logical type not listed here is left to fastavro
+_LOGICAL: dict[tuple[str, str], _Rule] = {
+    ("int", "date"): (_is_date, "must be a date (ISO 8601, e.g. 2027-01-31)"),
+    ("long", "timestamp-millis"): _TIMESTAMP_RULE,
+    ("long", "timestamp-micros"): _TIMESTAMP_RULE,
+    ("string", "uuid"): (_is_uuid, "must be a UUID (8-4-4-4-12 hexadecimal digits)"),
+}
+_PRIMITIVE: dict[str, _Rule] = {
+    "null": (lambda v: v is None, "must be null"),
+    "boolean": (lambda v: isinstance(v, bool), "must be true or false"),
+    "int": (_integer_in(_INT_RANGE), "must be a 32-bit integer"),
+    "long": (_integer_in(_LONG_RANGE), "must be a 64-bit integer"),
+    "float": (
+        lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+        "must be a number",
+    ),
+    "double": (
+        lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+        "must be a number",
+    ),
+    "string": (lambda v: isinstance(v, str), "must be a string"),
+    "bytes": (lambda v: isinstance(v, bytes), "must be bytes"),
+}
 
 
 def type_problem(value: object, schema: Any) -> str | None:
@@ -39,30 +86,25 @@ def type_problem(value: object, schema: Any) -> str | None:
     if isinstance(schema, list):
         return _union_problem(value, schema)
     if isinstance(schema, str):
-        return _primitive_problem(value, schema, None)
-    if isinstance(schema, Mapping):
-        kind = schema.get("type")
-        logical = schema.get("logicalType")
-        if kind == "enum":
-            symbols = schema.get("symbols", ())
-            return (
-                None
-                if isinstance(value, str) and value in symbols
-                else "must be one of its symbols"
-            )
-        if kind == "array":
-            if not isinstance(value, (list, tuple)):
-                return "must be a list"
-            for item in value:
-                problem = type_problem(item, schema["items"])
-                if problem is not None:
-                    return f"every item {problem}"
-            return None
-        if isinstance(kind, str):
-            return _primitive_problem(
-                value, kind, logical if isinstance(logical, str) else None, schema
-            )
+        return _primitive_problem(value, schema, None, schema)
+    if isinstance(schema, Mapping) and isinstance(schema.get("type"), str):
+        return _complex_problem(value, schema)
     return _lenient(value, schema)
+
+
+def _complex_problem(value: object, schema: Mapping[str, Any]) -> str | None:
+    kind = schema["type"]
+    if kind == "enum":
+        fits = isinstance(value, str) and value in schema.get("symbols", ())
+        return None if fits else "must be one of its symbols"
+    if kind == "array":
+        if not isinstance(value, (list, tuple)):
+            return "must be a list"
+        problems = (type_problem(item, schema["items"]) for item in value)
+        problem = next((p for p in problems if p is not None), None)
+        return None if problem is None else f"every item {problem}"
+    logical = schema.get("logicalType")
+    return _primitive_problem(value, kind, logical if isinstance(logical, str) else None, schema)
 
 
 def _union_problem(value: object, branches: list[Any]) -> str | None:
@@ -78,42 +120,12 @@ def _union_problem(value: object, branches: list[Any]) -> str | None:
     return meaningful[0] if len(meaningful) == 1 else "does not fit any type of its union"
 
 
-def _primitive_problem(
-    value: object, kind: str, logical: str | None, schema: Any = None
-) -> str | None:
-    if kind == "null":
-        return None if value is None else "must be null"
-    if kind == "boolean":
-        return None if isinstance(value, bool) else "must be true or false"
-    if kind == "int":
-        if logical == "date":
-            fits = isinstance(value, dt.date) and not isinstance(value, dt.datetime)
-            return None if fits else "must be a date (ISO 8601, e.g. 2027-01-31)"
-        return _integer_problem(value, _INT_RANGE, "a 32-bit integer")
-    if kind == "long":
-        if logical in _TIMESTAMPS:
-            fits = isinstance(value, dt.datetime) and value.utcoffset() is not None
-            return None if fits else "must be a timestamp with a time zone (e.g. 2027-01-31T09:30Z)"
-        return _integer_problem(value, _LONG_RANGE, "a 64-bit integer")
-    if kind in ("float", "double"):
-        fits = isinstance(value, (int, float)) and not isinstance(value, bool)
-        return None if fits else "must be a number"
-    if kind == "string":
-        if logical == "uuid":
-            fits = isinstance(value, uuid.UUID) or (
-                isinstance(value, str) and _CANONICAL_UUID.match(value) is not None
-            )
-            return None if fits else "must be a UUID (8-4-4-4-12 hexadecimal digits)"
-        return None if isinstance(value, str) else "must be a string"
-    if kind == "bytes" and logical is None:
-        return None if isinstance(value, bytes) else "must be bytes"
-    return _lenient(value, schema if schema is not None else kind)
-
-
-def _integer_problem(value: object, allowed: range, what: str) -> str | None:
-    if isinstance(value, int) and not isinstance(value, bool) and value in allowed:
-        return None
-    return f"must be {what}"
+def _primitive_problem(value: object, kind: str, logical: str | None, schema: Any) -> str | None:
+    rule = _PRIMITIVE.get(kind) if logical is None else _LOGICAL.get((kind, logical))
+    if rule is None:
+        return _lenient(value, schema)
+    check, text = rule
+    return None if check(value) else text
 
 
 def _lenient(value: object, schema: Any) -> str | None:
