@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -100,10 +100,20 @@ def run_publish(state: Path, records: Path, *extra: str) -> Any:
     return CliRunner().invoke(
         main,
         [
-            "publish", "--as", "UWV", "--signal", SIGNAL, "--purpose", PURPOSE,
-            "--state-dir", str(state), "--bootstrap", f"127.0.0.1:{free_port()}",
-            *extra, str(records),
-        ],  # fmt: skip
+            "publish",
+            "--as",
+            "UWV",
+            "--signal",
+            SIGNAL,
+            "--purpose",
+            PURPOSE,
+            "--state-dir",
+            str(state),
+            "--bootstrap",
+            f"127.0.0.1:{free_port()}",
+            *extra,
+            str(records),
+        ],
         env={"SIGEX_ENV": "development"},
     )
 

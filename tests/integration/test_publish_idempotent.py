@@ -1,0 +1,212 @@
+"""Publishing a file all or nothing and idempotently, on the TLS broker with ACLs (issue 18).
+
+- A file with a bad record at line 301 puts nothing at all on the ingress topic.
+- Publishing a file, the same file again, and a file with its first half plus
+  new records delivers each signal exactly once per recipient: the message id
+  is derived from the signal's own id, so the gateway refuses the copies.
+- A municipality cannot report an investigation outcome in another
+  municipality's name: refused at publish, and dead-lettered by the gateway
+  when a client skips the publisher's check.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from kafka import KafkaConsumer, TopicPartition
+
+from broker.protocol import REASONS_HEADER, header_value
+from broker.topology import DEAD_LETTER_TOPIC, delivery_topic, ingress_topic
+from producers.records_file import check_file, publish_file
+from sigex.cli import main
+from sigex.envelope import derived_message_id
+from tests.integration.conftest import SecureExchange
+from tests.integration.exchange_kit import EXCHANGE_TIME, ExchangeKit, fresh_bsn, start_kit
+
+SIGNAL = "laa.frequent-mover"
+PURPOSE = "LAA_SIGNAAL"
+SENDER = "RVIG"
+MUNICIPALITIES = ("GM0363", "GM0599")
+
+
+@pytest.fixture(scope="module")
+def kit(secure_exchange: SecureExchange) -> Iterator[ExchangeKit]:
+    yield from start_kit(secure_exchange)
+
+
+def mover(municipality: str) -> dict[str, Any]:
+    """A frequent-mover record as a line of a JSON-lines file."""
+    return {
+        "signal_id": str(uuid.uuid4()),
+        "detected_at": EXCHANGE_TIME.isoformat().replace("+00:00", "Z"),
+        "bsn": fresh_bsn(),
+        "municipality": municipality,
+        "postcode": "1011AB",
+        "house_number": 12,
+        "house_number_addition": None,
+        "moves_in_period": 6,
+        "period_start": "2026-01-01",
+        "period_end": "2026-12-31",
+        "profile": "LAA-VV-01",
+    }
+
+
+def write_lines(path: Path, records: list[dict[str, Any]]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+def end_offsets(kit: ExchangeKit, topic: str) -> dict[int, int]:
+    consumer = KafkaConsumer(
+        group_id=None, enable_auto_commit=False, **kit.exchange.connection("ADMIN").options()
+    )
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        return {tp.partition: offset for tp, offset in consumer.end_offsets(partitions).items()}
+    finally:
+        consumer.close()
+
+
+def records_since(kit: ExchangeKit, topic: str, since: dict[int, int]) -> list[Any]:
+    """The committed data records of ``topic`` after ``since`` (transaction markers aside)."""
+    return [r for r in kit.read_topic(topic, timeout=20) if r.offset >= since.get(r.partition, 0)]
+
+
+def publish(kit: ExchangeKit, path: Path) -> int:
+    spec = kit.catalogue.signal(SIGNAL)
+    checked = check_file(path, spec, SENDER, PURPOSE)
+    outcome = publish_file(kit.publisher(SENDER), checked, spec, PURPOSE, batch=16)
+    assert not outcome.refused, outcome.refused
+    for line in outcome.published:  # the result names the envelope's message id
+        record = json.loads(path.read_text(encoding="utf-8").splitlines()[line.line - 1])
+        expected = derived_message_id(SENDER, SIGNAL, PURPOSE, uuid.UUID(record["signal_id"]))
+        assert uuid.UUID(line.message_id).bytes == expected
+        assert line.trace_id and line.recipients == (record["municipality"],)
+    return len(outcome.published)
+
+
+def test_a_bad_record_at_line_301_puts_nothing_on_the_broker(
+    kit: ExchangeKit, tmp_path: Path
+) -> None:
+    topic = ingress_topic(SIGNAL, SENDER)
+    before = end_offsets(kit, topic)
+    records = [mover(MUNICIPALITIES[n % 2]) for n in range(400)]
+    bad_lines = {
+        "integer for a date": dict(records[300], period_start=20089),
+        "not a UUID": dict(records[300], signal_id="not-a-uuid"),
+        "BSN failing the check digit": dict(records[300], bsn="111111111"),
+        "unknown field": dict(records[300], colour="red"),
+    }
+    for case, bad in bad_lines.items():
+        path = write_lines(tmp_path / "records.jsonl", [*records[:300], bad, *records[301:]])
+        result = CliRunner().invoke(
+            main,
+            [
+                "publish",
+                "--as",
+                SENDER,
+                "--signal",
+                SIGNAL,
+                "--purpose",
+                PURPOSE,
+                "--state-dir",
+                str(kit.state_dir),
+                "--bootstrap",
+                kit.exchange.bootstrap,
+                str(path),
+            ],
+        )
+        assert result.exit_code == 2, (case, result.output)
+        assert "line 301: " in result.output and "nothing was sent" in result.output, case
+        assert "Traceback" not in result.output
+    assert end_offsets(kit, topic) == before
+
+
+def test_publishing_again_delivers_each_signal_exactly_once(
+    kit: ExchangeKit, tmp_path: Path
+) -> None:
+    first = [mover(MUNICIPALITIES[n % 2]) for n in range(40)]
+    later = [mover(MUNICIPALITIES[n % 2]) for n in range(20)]
+    expected = Counter(r["municipality"] for r in first + later)
+    topics = {m: delivery_topic(SIGNAL, m) for m in MUNICIPALITIES}
+    since = {m: end_offsets(kit, t) for m, t in topics.items()}
+    dead_since = end_offsets(kit, DEAD_LETTER_TOPIC)
+    subscribers = {m: kit.subscriber(m, (PURPOSE,), signals=(SIGNAL,)) for m in MUNICIPALITIES}
+    try:
+        whole = write_lines(tmp_path / "whole.jsonl", first)
+        assert publish(kit, whole) == 40
+        assert publish(kit, whole) == 40  # the same file again
+        half = write_lines(tmp_path / "half.jsonl", first[:20] + later)
+        assert publish(kit, half) == 40  # its first half again, and 20 new records
+        submitted = 120
+
+        # wait until the gateway has accounted for every submission: delivered or dead-lettered
+        deadline = time.monotonic() + 240
+        while True:
+            delivered = {m: records_since(kit, t, since[m]) for m, t in topics.items()}
+            parked = records_since(kit, DEAD_LETTER_TOPIC, dead_since)
+            accounted = sum(map(len, delivered.values())) + len(parked)
+            if accounted >= submitted or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        assert {m: len(d) for m, d in delivered.items()} == dict(expected)
+        assert len(parked) == submitted - 60
+        for letter in parked:  # refused as a replay of an id the gateway has seen
+            reasons = (header_value(letter.headers, REASONS_HEADER) or b"").decode()
+            assert "REPLAYED" in reasons or "REUSED" in reasons, reasons
+
+        for municipality, subscriber in subscribers.items():
+            wanted = {r["signal_id"] for r in first + later if r["municipality"] == municipality}
+            got = kit.collect(
+                subscriber,
+                lambda got, wanted=wanted: wanted <= {str(r.fields["signal_id"]) for r in got},
+                timeout=120,
+            )
+            got += kit.collect(subscriber, lambda _: False, timeout=3)  # anything more
+            counts = Counter(
+                str(r.fields["signal_id"]) for r in got if str(r.fields["signal_id"]) in wanted
+            )
+            assert set(counts) == wanted
+            assert set(counts.values()) == {1}
+    finally:
+        for subscriber in subscribers.values():
+            subscriber.close()
+
+
+def outcome_for(municipality: str) -> dict[str, object]:
+    return {
+        "signal_id": str(uuid.uuid4()),
+        "detected_at": EXCHANGE_TIME,
+        "in_reply_to": str(uuid.uuid4()),
+        "municipality": municipality,
+        "outcome": "ADDRESS_CONFIRMED",
+        "concluded_on": date(2027, 1, 28),
+    }
+
+
+def test_a_municipality_cannot_report_an_outcome_for_another(kit: ExchangeKit) -> None:
+    signal, purpose = "laa.investigation-outcome", "LAA_TERUGKOPPELING"
+    topic = ingress_topic(signal, "GM0599")
+    before = end_offsets(kit, topic)
+    result = kit.publisher("GM0599").publish(signal, purpose, [outcome_for("GM0363")])
+    assert not result.published
+    assert result.refused[0].reason_codes == ("SENDER_NOT_IN_FIELD",)
+    assert end_offsets(kit, topic) == before
+
+    # a client that skips the publisher's check: the gateway refuses it as well
+    record = outcome_for("GM0363")
+    envelope = kit.seal_raw("GM0599", signal, purpose, record)
+    kit.send_raw("GM0599", topic, envelope, b"outcome")
+    parked = kit.wait_for(DEAD_LETTER_TOPIC, lambda r: r.value == envelope)
+    assert parked, "the gateway did not dead-letter the outcome"
+    reasons = (header_value(parked[0].headers, REASONS_HEADER) or b"").decode().split(",")
+    assert "SENDER_NOT_IN_FIELD" in reasons
