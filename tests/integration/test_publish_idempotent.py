@@ -23,12 +23,16 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from kafka import KafkaConsumer, TopicPartition
+from kafka.admin import ConfigResource, ConfigResourceType
 
 from broker.protocol import REASONS_HEADER, header_value
 from broker.topology import DEAD_LETTER_TOPIC, delivery_topic, ingress_topic
-from producers.records_file import check_file, publish_file
+from policies.compiler import load_policy
+from producers.publisher import Publisher, load_or_create_record_key
+from producers.records_file import PartlySent, check_file, publish_file
 from sigex.cli import main
 from sigex.envelope import derived_message_id
+from sigex.identity import load_directory, load_party
 from tests.integration.conftest import SecureExchange
 from tests.integration.exchange_kit import EXCHANGE_TIME, ExchangeKit, fresh_bsn, start_kit
 
@@ -137,8 +141,7 @@ def test_publishing_again_delivers_each_signal_exactly_once(
     first = [mover(MUNICIPALITIES[n % 2]) for n in range(40)]
     later = [mover(MUNICIPALITIES[n % 2]) for n in range(20)]
     expected = Counter(r["municipality"] for r in first + later)
-    topics = {m: delivery_topic(SIGNAL, m) for m in MUNICIPALITIES}
-    since = {m: end_offsets(kit, t) for m, t in topics.items()}
+    since = {m: end_offsets(kit, delivery_topic(SIGNAL, m)) for m in MUNICIPALITIES}
     dead_since = end_offsets(kit, DEAD_LETTER_TOPIC)
     subscribers = {m: kit.subscriber(m, (PURPOSE,), signals=(SIGNAL,)) for m in MUNICIPALITIES}
     try:
@@ -150,14 +153,7 @@ def test_publishing_again_delivers_each_signal_exactly_once(
         submitted = 120
 
         # wait until the gateway has accounted for every submission: delivered or dead-lettered
-        deadline = time.monotonic() + 240
-        while True:
-            delivered = {m: records_since(kit, t, since[m]) for m, t in topics.items()}
-            parked = records_since(kit, DEAD_LETTER_TOPIC, dead_since)
-            accounted = sum(map(len, delivered.values())) + len(parked)
-            if accounted >= submitted or time.monotonic() > deadline:
-                break
-            time.sleep(1)
+        delivered, parked = wait_until_accounted(kit, since, dead_since, submitted)
         assert {m: len(d) for m, d in delivered.items()} == dict(expected)
         assert len(parked) == submitted - 60
         for letter in parked:  # a copy of a message the gateway has seen: not an alarm
@@ -180,6 +176,83 @@ def test_publishing_again_delivers_each_signal_exactly_once(
     finally:
         for subscriber in subscribers.values():
             subscriber.close()
+
+
+def fresh_publisher(kit: ExchangeKit) -> Publisher:
+    """A publisher of its own, as a new run of ``sigex publish`` would make."""
+    return Publisher(
+        identity=load_party(kit.state_dir, SENDER),
+        directory=load_directory(kit.state_dir),
+        policy=load_policy(),
+        catalogue=kit.catalogue,
+        connection=kit.exchange.connection(SENDER),
+        record_key=load_or_create_record_key(kit.state_dir, SENDER),
+        clock=kit.clock,
+    )
+
+
+def wait_until_accounted(
+    kit: ExchangeKit, since: dict[str, dict[int, int]], dead_since: dict[int, int], total: int
+) -> tuple[dict[str, list[Any]], list[Any]]:
+    """Deliveries per municipality and dead letters, once the gateway has decided ``total``."""
+    deadline = time.monotonic() + 240
+    while True:
+        delivered = {
+            m: records_since(kit, delivery_topic(SIGNAL, m), since[m]) for m in MUNICIPALITIES
+        }
+        parked = records_since(kit, DEAD_LETTER_TOPIC, dead_since)
+        if sum(map(len, delivered.values())) + len(parked) >= total:
+            return delivered, parked
+        if time.monotonic() > deadline:
+            return delivered, parked
+        time.sleep(1)
+
+
+def test_a_run_the_broker_stops_half_way_says_so_and_a_rerun_sends_only_the_rest(
+    kit: ExchangeKit, tmp_path: Path
+) -> None:
+    spec = kit.catalogue.signal(SIGNAL)
+    topic = ingress_topic(SIGNAL, SENDER)
+    records = [mover(MUNICIPALITIES[n % 2]) for n in range(30)]
+    records[20]["profile"] = "P" * 20_000  # more than the ingress topic takes for a while
+    path = write_lines(tmp_path / "records.jsonl", records)
+    checked = check_file(path, spec, SENDER, PURPOSE)
+    since = {m: end_offsets(kit, delivery_topic(SIGNAL, m)) for m in MUNICIPALITIES}
+    dead_since = end_offsets(kit, DEAD_LETTER_TOPIC)
+    admin = kit.exchange.admin()
+    limit = {"max.message.bytes": "8000"}
+    admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic, configs=limit)])
+    try:
+        with fresh_publisher(kit) as publisher, pytest.raises(PartlySent) as caught:
+            publish_file(publisher, checked, spec, PURPOSE, batch=1)
+    finally:
+        default = {"max.message.bytes": ("DELETE", None)}
+        admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic, configs=default)])
+        admin.close()
+    message = str(caught.value)
+    assert "20 of 30 records reached the broker (through line 20)" in message, message
+    assert "Run the same command again" in message
+
+    submitted = caught.value.sent
+    deadline = time.monotonic() + 60  # until the broker takes the large record again
+    while True:
+        try:
+            with fresh_publisher(kit) as publisher:
+                outcome = publish_file(publisher, checked, spec, PURPOSE, batch=1)
+            break
+        except PartlySent as again:  # the old limit still held: a re-run is safe anyway
+            submitted += again.sent
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(2)
+    assert len(outcome.published) == 30
+    submitted += 30
+    delivered, parked = wait_until_accounted(kit, since, dead_since, submitted)
+    expected = Counter(r["municipality"] for r in records)
+    assert {m: len(d) for m, d in delivered.items()} == dict(expected)
+    assert len(parked) == submitted - 30
+    for letter in parked:
+        assert (header_value(letter.headers, REASONS_HEADER) or b"").decode() == "REPLAYED"
 
 
 def outcome_for(municipality: str) -> dict[str, object]:
