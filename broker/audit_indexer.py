@@ -13,6 +13,16 @@ It reads ``sigex.audit`` (written by the gateway, transactionally) and every
 4. publishes the latest checkpoint to ``sigex.audit.checkpoints`` once
    ``publish_every`` new records have been added (and when it stops);
 5. only then commits the consumed offsets.
+
+When it starts, it reads the last checkpoint on the topic and, when the store
+holds more than that checkpoint covers (a run that crashed before publishing),
+signs and publishes one at once; when it stops, it publishes whenever the log
+grew beyond the last published checkpoint. The consumer is a static member of
+its group (a restart after a crash takes its partitions back at once) and is
+watched like the subscriber's (:mod:`broker.consumer_health`): the idle clock
+runs only while partitions are assigned, an ``idle_exit_seconds`` exit needs a
+lag of 0, and a stalled consumer rejoins; :class:`IndexerStalled` is raised
+rather than returning with records waiting.
 """
 
 from __future__ import annotations
@@ -25,9 +35,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from kafka import KafkaConsumer
+from kafka.errors import CommitFailedError, RebalanceInProgressError
 
 from broker.audit_events import operation_id, writer_of
-from broker.checkpoints import CheckpointPublisher
+from broker.checkpoints import CheckpointPublisher, last_published_checkpoint
+from broker.consumer_health import (
+    COMMIT_FAILURES_BEFORE_REJOIN,
+    GROUP_OPTIONS,
+    ConsumerWatch,
+    Step,
+    assess,
+    partition_lag,
+)
 from broker.party_events import SEALED_EVENT, SEALED_EVENT_HEADER, PartyEventReader
 from broker.protocol import unpack_access_records
 from broker.topology import (
@@ -76,10 +95,22 @@ class IndexerSettings:
     checkpoint_topic: str = CHECKPOINT_TOPIC
     audit_topic: str = AUDIT_TOPIC
     receipts_prefix: str = RECEIPTS_PREFIX
+    #: static member id in the group (None: the group id; one indexer per group)
+    instance_id: str | None = None
+    #: records waiting and nothing fetched for this long: rejoin the group
+    stall_seconds: float = 30.0
+    #: no partitions for this long (longer than a dead member's session): rejoin the group
+    join_seconds: float = 60.0
+    #: with ``idle_exit_seconds``, rejoins in a row before giving up with an error
+    max_rejoins: int = 3
 
     def __post_init__(self) -> None:
         if not self.group_id.startswith(AUDIT_GROUP_PREFIX):
             raise AccessLogError(f"indexer group id must start with {AUDIT_GROUP_PREFIX!r}")
+
+
+class IndexerStalled(AccessLogError):
+    """Asked to stop when idle, the indexer could not read records that wait for it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,40 +264,36 @@ def run_indexer(
     on_ready: Callable[[], None] | None = None,
 ) -> IndexerStats:
     """Index until ``stop`` is set or the topics have been idle for ``idle_exit_seconds``."""
-    consumer = KafkaConsumer(
-        **settings.connection.options(),
-        group_id=settings.group_id,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        isolation_level="read_committed",
-        max_poll_records=settings.max_poll_records,
-        metadata_max_age_ms=5000,
-    )
+    consumer = _new_consumer(settings)
     publisher = CheckpointPublisher(settings.connection, settings.checkpoint_topic)
-    consumer.subscribe(pattern=subscription(settings.audit_topic, settings.receipts_prefix))
     appended = skipped = rejected = published = conflicts = 0
     since_publish = 0
     latest: Checkpoint | None = None
-    started = last_event = time.monotonic()
+    watch = ConsumerWatch(stall_seconds=settings.stall_seconds, join_seconds=settings.join_seconds)
+    started = time.monotonic()
     try:
+        on_topic = last_published_checkpoint(settings.connection, settings.checkpoint_topic)
+        published_size = on_topic.tree_size if on_topic is not None else 0
+        # a run before this one may have grown the log and stopped without publishing
+        latest = _publish_if_grown(store, signing_key, clock, metrics, publisher, published_size)
+        if latest is not None:
+            published, published_size = published + 1, latest.tree_size
         while stop is None or not stop.is_set():
             batch = consumer.poll(timeout_ms=settings.poll_timeout_ms)
+            watch.observe(
+                assigned=bool(consumer.assignment()),
+                fetched=sum(len(m) for m in batch.values()),
+            )
             if on_ready is not None and consumer.assignment():
                 on_ready()
                 on_ready = None
             if not batch:
-                if not consumer.assignment():
-                    # idle time counts once partitions are ours; without any topic to read,
-                    # give up after the group has had ample time to form
-                    if waited_for_topics(started, settings.idle_exit_seconds):
-                        break
-                    last_event = time.monotonic()
-                    continue
-                idle = time.monotonic() - last_event
-                if settings.idle_exit_seconds is not None and idle >= settings.idle_exit_seconds:
+                step = _idle_step(consumer, watch, settings, started)
+                if step is Step.DRAINED:
                     break
+                if step is Step.RECOVER:
+                    consumer = _rejoin(consumer, watch, settings)
                 continue
-            last_event = time.monotonic()
             records, refused = parse_batch(batch, settings.receipts_prefix, party_events)
             rejected += refused
             result = append_with_alarms(store, records, refused, metrics)
@@ -274,15 +301,14 @@ def run_indexer(
             skipped += result.skipped
             conflicts += len(result.conflicts)
             if result.appended or latest is None:
-                latest = store.checkpoint(signing_key, clock)
+                latest = _sign(store, signing_key, clock, metrics)
                 since_publish += result.appended
-                if metrics is not None:
-                    metrics.checkpoint_signed(latest.issued_at)
             if since_publish >= settings.publish_every:
                 publisher.publish(latest)
-                published += 1
+                published, published_size = published + 1, latest.tree_size
                 since_publish = 0
-            consumer.commit()
+            if not _committed(consumer, watch):
+                consumer = _rejoin(consumer, watch, settings)
             _log.info(
                 "audit_batch_indexed",
                 appended=result.appended,
@@ -290,10 +316,105 @@ def run_indexer(
                 rejected=refused,
                 tree_size=result.tree_size,
             )
-        if latest is not None and since_publish:
-            publisher.publish(latest)
+        # every run that grows the log ends with its checkpoint published
+        if _publish_if_grown(store, signing_key, clock, metrics, publisher, published_size):
             published += 1
     finally:
         consumer.close()
         publisher.close()
     return IndexerStats(appended, skipped, rejected, store.size(), published, conflicts)
+
+
+def _new_consumer(settings: IndexerSettings) -> KafkaConsumer:
+    consumer = KafkaConsumer(
+        **settings.connection.options(),
+        group_id=settings.group_id,
+        group_instance_id=settings.instance_id or settings.group_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
+        max_poll_records=settings.max_poll_records,
+        metadata_max_age_ms=5000,
+        **GROUP_OPTIONS,
+    )
+    consumer.subscribe(pattern=subscription(settings.audit_topic, settings.receipts_prefix))
+    return consumer
+
+
+def _committed(consumer: KafkaConsumer, watch: ConsumerWatch) -> bool:
+    """Commit what was read; False after a few refusals in a row (time to rejoin)."""
+    try:
+        consumer.commit()
+    except (CommitFailedError, RebalanceInProgressError) as error:
+        # the records come again after the rebalance; the store keeps each once
+        watch.commit_failures += 1
+        _log.warning("audit_commit_deferred", error=type(error).__name__)
+        return watch.commit_failures < COMMIT_FAILURES_BEFORE_REJOIN
+    watch.commit_failures = 0
+    return True
+
+
+def _idle_step(
+    consumer: KafkaConsumer, watch: ConsumerWatch, settings: IndexerSettings, started: float
+) -> Step:
+    """After an empty poll: go on, stop (drained), or rejoin the group."""
+    if not consumer.assignment() and not consumer.subscription():
+        # no topic matches: give up after the group has had ample time to form
+        waited = waited_for_topics(started, settings.idle_exit_seconds)
+        return Step.DRAINED if waited else Step.CONTINUE
+    return assess(watch, lambda: _total_lag(consumer), settings.idle_exit_seconds)
+
+
+def _rejoin(consumer: KafkaConsumer, watch: ConsumerWatch, settings: IndexerSettings) -> Any:
+    """A new consumer in the group, or :class:`IndexerStalled` when asked to stop and stuck."""
+    lag = _total_lag(consumer) if consumer.assignment() else None
+    if settings.idle_exit_seconds is not None and watch.recoveries >= settings.max_rejoins:
+        waiting = f"{lag} record(s) wait" if lag else "records may wait"
+        raise IndexerStalled(
+            f"the audit indexer could not read its topics ({waiting}) after "
+            f"{watch.recoveries} rejoin(s) of group {settings.group_id}"
+        )
+    _log.warning(
+        "audit_indexer_rejoin",
+        assigned=bool(consumer.assignment()),
+        lag=lag,
+        idle_seconds=round(watch.idle_seconds, 1),
+        waiting_seconds=round(watch.waiting_seconds, 1),
+    )
+    try:
+        consumer.close()
+    except Exception as error:  # the old consumer is broken; the new one matters
+        _log.warning("audit_indexer_close_failed", error=type(error).__name__)
+    watch.restart()
+    watch.recoveries += 1
+    return _new_consumer(settings)
+
+
+def _total_lag(consumer: KafkaConsumer) -> int | None:
+    lag = partition_lag(consumer)
+    return None if lag is None else sum(lag.values())
+
+
+def _publish_if_grown(
+    store: AccessLogStore,
+    key: Ed25519PrivateKey,
+    clock: Clock,
+    metrics: AuditMetrics | None,
+    publisher: CheckpointPublisher,
+    published_size: int,
+) -> Checkpoint | None:
+    """Sign and publish a checkpoint when the log holds more than ``published_size`` records."""
+    if store.size() <= published_size:
+        return None
+    checkpoint = _sign(store, key, clock, metrics)
+    publisher.publish(checkpoint)
+    return checkpoint
+
+
+def _sign(
+    store: AccessLogStore, key: Ed25519PrivateKey, clock: Clock, metrics: AuditMetrics | None
+) -> Checkpoint:
+    checkpoint = store.checkpoint(key, clock)
+    if metrics is not None:
+        metrics.checkpoint_signed(checkpoint.issued_at)
+    return checkpoint

@@ -76,6 +76,34 @@ def read_published_checkpoints(
         consumer.close()
 
 
+def last_published_checkpoint(
+    connection: KafkaConnection, topic: str = CHECKPOINT_TOPIC, timeout_ms: int = 30000
+) -> Checkpoint | None:
+    """The checkpoint with the largest tree among the last few on the topic (None: none)."""
+    consumer = KafkaConsumer(
+        **connection.options(),
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+    )
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
+        if not assigned:
+            return None
+        consumer.assign(assigned)
+        ends = consumer.end_offsets(assigned)
+        for partition in assigned:
+            consumer.seek(partition, max(0, ends[partition] - _LAST_FEW))
+        found = list(_read_until(consumer, ends, time.monotonic() + timeout_ms / 1000))
+    finally:
+        consumer.close()
+    return max(found, key=lambda c: (c.tree_size, c.issued_at), default=None)
+
+
+#: how many records back from the end of the topic the last checkpoint is looked for
+_LAST_FEW = 8
+
+
 def _read_until(
     consumer: KafkaConsumer, ends: dict[TopicPartition, int], deadline: float
 ) -> Iterable[Checkpoint]:

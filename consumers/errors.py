@@ -15,3 +15,7 @@ class DeliveryRefused(ConsumerError):
     def __init__(self, code: str) -> None:
         self.code = code
         super().__init__(f"delivery refused: {code}")
+
+
+class SubscriberStalled(ConsumerError):
+    """Asked to drain, the subscriber could not take signals that wait for it."""

@@ -9,14 +9,24 @@ more itself, and hands the application a typed record. When the application's
 handler returns, the acknowledgement is written as a receipt for the access
 log, and only then is the offset committed: delivery to the application is at
 least once, and a duplicate message id is dropped before it reaches it.
+
+The message ids an application already holds (read back from its store after a
+restart, ``already_handed``) count as handed over, so a crash between handing
+over and committing does not hand a signal over twice. The subscriber watches
+its own lag (:mod:`broker.consumer_health`): holding partitions with signals
+waiting and nothing fetched for ``stall_seconds``, or no partitions for
+``join_seconds``, it rejoins its group with a new consumer; asked to drain
+(:meth:`Subscriber.drain`), it returns only when nothing is left to take, and
+raises :class:`SubscriberStalled` rather than return with signals waiting.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -24,10 +34,18 @@ from kafka import KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartitio
 from kafka.errors import CommitFailedError, RebalanceInProgressError
 
 from broker.audit_events import access_records
+from broker.consumer_health import (
+    COMMIT_FAILURES_BEFORE_REJOIN,
+    GROUP_OPTIONS,
+    ConsumerWatch,
+    Step,
+    assess,
+    partition_lag,
+)
 from broker.party_events import SEALED_EVENT, SEALED_EVENT_HEADER, seal_party_events
 from broker.protocol import DeliveryDecision, ProtocolError, TraceContext, pack_access_records
 from broker.topology import delivery_topic, receipts_topic, subscriber_group_prefix
-from consumers.errors import DeliveryRefused
+from consumers.errors import DeliveryRefused, SubscriberStalled
 from policies.compiled import CompiledPolicy
 from policies.decide import DecisionRequest, decide
 from schemas.catalogue import Catalogue
@@ -38,6 +56,7 @@ from sigex.clock import Clock, SystemClock
 from sigex.envelope import DeliveredMessage, EnvelopeError, Opener, Sealer
 from sigex.identity import PartyDirectory, PartyIdentity
 from sigex.logs import get_logger
+from sigex.observability import SubscriberMetrics
 from sigex.transport import KafkaConnection
 
 _log = get_logger(__name__)
@@ -70,6 +89,8 @@ class ReceivedSignal:
 
 
 Handler = Callable[[ReceivedSignal], None]
+#: Makes what the handler wrote durable; called before a batch's offsets are committed.
+Sync = Callable[[], None]
 
 
 class Subscriber:
@@ -88,7 +109,15 @@ class Subscriber:
         name: str = "inbox",
         clock: Clock | None = None,
         dedup_capacity: int = 100_000,
+        instance: str | None = None,
+        already_handed: Iterable[str] = (),
+        stall_seconds: float = 30.0,
+        join_seconds: float = 60.0,
+        metrics: SubscriberMetrics | None = None,
     ) -> None:
+        """``instance`` makes this a static member of its group (a restart with the same
+        instance takes the partitions back at once); ``already_handed`` are message ids
+        the application already holds (dropped as duplicates)."""
         self._party = identity.code
         self._catalogue = catalogue
         self._policy = policy
@@ -100,21 +129,36 @@ class Subscriber:
         self._sealer = Sealer(identity=identity, directory=directory, clock=self._clock)
         wanted = set(signals) if signals is not None else set(catalogue.names())
         self._topics = tuple(sorted(delivery_topic(s, self._party) for s in wanted))
-        options = connection.options()
-        self._consumer = KafkaConsumer(
-            group_id=f"{subscriber_group_prefix(self._party)}{name}",
-            isolation_level="read_committed",
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            **options,
-        )
-        self._producer = KafkaProducer(enable_idempotence=True, acks="all", **options)
+        self._options = connection.options()
+        self._group = f"{subscriber_group_prefix(self._party)}{name}"
+        self._instance = instance
+        self._metrics = metrics
+        self._watch = ConsumerWatch(stall_seconds=stall_seconds, join_seconds=join_seconds)
+        self._lag_reported = float("-inf")
+        self._consumer = self._new_consumer()
+        self._producer = KafkaProducer(enable_idempotence=True, acks="all", **self._options)
         self.subscribe()  # at once: a subscription made on the first poll rejoins the group
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._dedup_capacity = dedup_capacity
+        for message_id in already_handed:
+            self._remember(message_id)
+        #: held by the application before this process started: receipts may be missing
+        self._restored = set(self._seen)
         self.acknowledged = 0
         self.refused = 0
         self.duplicates = 0
+        self.rejoins = 0
+
+    def _new_consumer(self) -> KafkaConsumer:
+        return KafkaConsumer(
+            group_id=self._group,
+            group_instance_id=self._instance,
+            isolation_level="read_committed",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            **GROUP_OPTIONS,
+            **self._options,
+        )
 
     @property
     def topics(self) -> tuple[str, ...]:
@@ -139,9 +183,11 @@ class Subscriber:
         existing = set(self._consumer.topics())
         self._consumer.subscribe(topics=[t for t in self._topics if t in existing])
 
-    def poll(self, handler: Handler, timeout_ms: int = 1000) -> int:
+    def poll(self, handler: Handler, timeout_ms: int = 1000, sync: Sync | None = None) -> int:
         """Read one batch; hand each lawful delivery to ``handler``; commit after receipts.
 
+        ``sync`` (if given) runs after the handler and before anything is
+        committed: what the handler wrote must be durable when it returns.
         When the handler raises, what it acknowledged before is receipted and
         committed, the partition is rewound to the signal it failed on, and the
         error goes to the caller: the next poll offers that signal again.
@@ -149,6 +195,10 @@ class Subscriber:
         if not self._consumer.subscription():
             self.subscribe()
         batch = self._consumer.poll(timeout_ms=timeout_ms)
+        self._watch.observe(
+            assigned=bool(self._consumer.assignment()),
+            fetched=sum(len(messages) for messages in batch.values()),
+        )
         handled = 0
         receipts: list[AccessRecord] = []
         sealed: list[bytes] = []
@@ -163,6 +213,8 @@ class Subscriber:
         except BaseException as error:  # the application's handler failed: offer it again
             failure = error
         try:
+            if sync is not None and handed:
+                sync()
             self._acknowledge(receipts, sealed, done)
         except BaseException:
             # Nothing of this batch is on record: offer all of it again, handed over or not.
@@ -212,18 +264,134 @@ class Subscriber:
         if offsets:
             try:
                 self._consumer.commit(offsets)
+                self._watch.commit_failures = 0
             except (CommitFailedError, RebalanceInProgressError) as error:
                 # The group is rebalancing: these signals come again after the rejoin, and
                 # the message-id check drops them (their receipts are already written).
+                self._watch.commit_failures += 1
                 _log.warning(
                     "subscriber.commit_deferred", party=self._party, error=type(error).__name__
                 )
 
-    def run(self, handler: Handler, stop: threading.Event, max_messages: int | None = None) -> None:
+    def run(
+        self,
+        handler: Handler,
+        stop: threading.Event,
+        max_messages: int | None = None,
+        sync: Sync | None = None,
+    ) -> None:
+        """Receive until ``stop`` is set (or ``max_messages``), rejoining when stalled."""
+        self._loop(handler, stop, max_messages=max_messages, sync=sync, idle_exit=None)
+
+    def drain(
+        self,
+        handler: Handler,
+        *,
+        idle_seconds: float,
+        stop: threading.Event | None = None,
+        max_messages: int | None = None,
+        sync: Sync | None = None,
+        max_rejoins: int = 3,
+    ) -> None:
+        """Take everything waiting, then return.
+
+        Returns once this subscriber holds its partitions, has read up to their
+        end and nothing new came for ``idle_seconds`` (the clock starts when the
+        partitions are assigned). Raises :class:`SubscriberStalled` when
+        ``max_rejoins`` rejoins in a row did not get it going again.
+        """
+        self._loop(
+            handler,
+            stop or threading.Event(),
+            max_messages=max_messages,
+            sync=sync,
+            idle_exit=idle_seconds,
+            max_rejoins=max_rejoins,
+        )
+
+    def _loop(
+        self,
+        handler: Handler,
+        stop: threading.Event,
+        *,
+        max_messages: int | None,
+        sync: Sync | None,
+        idle_exit: float | None,
+        max_rejoins: int | None = None,
+    ) -> None:
         while not stop.is_set():
-            self.poll(handler, timeout_ms=500)
+            self.poll(handler, timeout_ms=500, sync=sync)
             if max_messages is not None and self.acknowledged >= max_messages:
                 return
+            step = self.health(idle_exit)
+            if step is Step.DRAINED:
+                return
+            if step is Step.RECOVER:
+                if max_rejoins is not None and self._watch.recoveries >= max_rejoins:
+                    raise SubscriberStalled(self._stall_description())
+                self.rejoin()
+
+    # -- health ----------------------------------------------------------------------------------
+
+    def lag(self) -> dict[TopicPartition, int] | None:
+        """Signals waiting per assigned partition (None while a rebalance hides it)."""
+        return partition_lag(self._consumer)
+
+    def health(self, idle_exit: float | None = None) -> Step:
+        """Go on, drained (idle ``idle_exit`` seconds with nothing waiting), or rejoin."""
+        self._report_lag()
+        if self._watch.commit_failures >= COMMIT_FAILURES_BEFORE_REJOIN:
+            return Step.RECOVER
+
+        def waiting() -> int | None:
+            lag = self.lag()
+            return None if lag is None else sum(lag.values())
+
+        return assess(self._watch, waiting, idle_exit)
+
+    def rejoin(self) -> None:
+        """Close the consumer and join the group afresh (what was not committed comes again)."""
+        _log.warning(
+            "subscriber.rejoin",
+            party=self._party,
+            assigned=bool(self._consumer.assignment()),
+            idle_seconds=round(self._watch.idle_seconds, 1),
+            waiting_seconds=round(self._watch.waiting_seconds, 1),
+            commit_failures=self._watch.commit_failures,
+        )
+        try:
+            self._consumer.close()
+        except Exception as error:  # the old consumer is broken; the new one matters
+            _log.warning("subscriber.close_failed", party=self._party, error=type(error).__name__)
+        self._consumer = self._new_consumer()
+        self.subscribe()
+        self._watch.restart()
+        self._watch.recoveries += 1
+        self._watch.commit_failures = 0
+        self.rejoins += 1
+        if self._metrics is not None:
+            self._metrics.rejoined()
+
+    def _stall_description(self) -> str:
+        lag = self.lag() if self._consumer.assignment() else None
+        topics = ", ".join(self._topics)
+        if lag:
+            return (
+                f"{sum(lag.values())} signal(s) wait on {topics} and this subscriber could not "
+                f"take them after {self._watch.recoveries} rejoin(s) of its group"
+            )
+        return (
+            f"the group gave this subscriber no partitions of {topics} after "
+            f"{self._watch.recoveries} rejoin(s); signals may be waiting"
+        )
+
+    def _report_lag(self, every_seconds: float = 5.0) -> None:
+        if self._metrics is None or time.monotonic() - self._lag_reported < every_seconds:
+            return
+        self._lag_reported = time.monotonic()
+        lag = self.lag()
+        if lag is not None:
+            self._metrics.set_lag({(tp.topic, tp.partition): n for tp, n in lag.items()})
 
     # -- one delivery ----------------------------------------------------------------------------
 
@@ -248,6 +416,12 @@ class Subscriber:
             return 0
         if received.message_id in self._seen:
             self.duplicates += 1
+            if received.message_id in self._restored:
+                # handed over before a crash, perhaps without its receipts: write them
+                # (again); the access log keeps each event once
+                self._restored.discard(received.message_id)
+                receipts += self._receipts(EventKind.RECEIVED, received, decision)
+                receipts += self._receipts(EventKind.ACKNOWLEDGED, received, decision)
             return 0
         receipts += self._receipts(EventKind.RECEIVED, received, decision)
         handed.append(received.message_id)
@@ -303,7 +477,8 @@ class Subscriber:
     def _receipts(
         self, kind: EventKind, received: ReceivedSignal, decision: DeliveryDecision
     ) -> list[AccessRecord]:
-        return access_records(
+        """Receipts of a signal handed over, under the basis of the gateway's signed decision."""
+        records = access_records(
             kind=kind,
             trace_id=received.trace_id,
             message_id=received.message_id,
@@ -318,6 +493,15 @@ class Subscriber:
             reason_codes=("ACCEPTED",),
             disclosed=received.fields.keys(),
         )
+        return [
+            replace(
+                record,
+                legal_basis=decision.legal_basis,
+                agreement_id=decision.agreement_id,
+                agreement_version=decision.agreement_version,
+            )
+            for record in records
+        ]
 
     def _refuse(
         self,

@@ -221,13 +221,9 @@ def _receive(
             purposes=purposes,
             policy=policy,
             clock=clock,
+            already_handed=inbox.message_ids(),
         ) as subscriber:
-            last = time.monotonic()
-            while not subscriber.assigned or time.monotonic() - last < idle_seconds:
-                if subscriber.poll(inbox.store, timeout_ms=300):
-                    last = time.monotonic()
-                if not subscriber.assigned:
-                    last = time.monotonic()
+            subscriber.drain(inbox.store, idle_seconds=idle_seconds)
     return inboxes
 
 

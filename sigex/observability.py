@@ -261,6 +261,41 @@ class AuditMetrics:
         self._verify_failures.inc()
 
 
+class SubscriberMetrics:
+    """What a partner's subscriber counts: its lag per partition, and its rejoins."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self._lag = Gauge(
+            "subscriber_consumer_lag",
+            "Signals waiting on the subscriber's delivery topics, per assigned partition.",
+            ["topic", "partition"],
+            namespace=NAMESPACE,
+            registry=registry,
+        )
+        self._rejoins = Counter(
+            "subscriber_rejoins",
+            "Times the subscriber found itself stalled and rejoined its consumer group.",
+            namespace=NAMESPACE,
+            registry=registry,
+        )
+        self._partitions: set[tuple[str, int]] = set()
+
+    def set_lag(self, lag: dict[tuple[str, int], int]) -> None:
+        """The lag of every partition held now; series of partitions no longer held go."""
+        for topic, partition in self._partitions - set(lag):
+            with suppress(KeyError):
+                self._lag.remove(topic, str(partition))
+        for (topic, partition), waiting in lag.items():
+            self._lag.labels(topic=_label("topic", topic), partition=str(partition)).set(
+                max(waiting, 0)
+            )
+        self._partitions = set(lag)
+
+    def rejoined(self) -> None:
+        self._rejoins.inc()
+
+
 # --- readiness ------------------------------------------------------------------------------
 
 

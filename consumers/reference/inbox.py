@@ -70,6 +70,14 @@ class Inbox:
                 ),
             )
 
+    def message_ids(self, limit: int = 100_000) -> list[str]:
+        """The message ids of the last ``limit`` signals kept, for the subscriber's
+        duplicate check after a restart (each row is committed before its offset)."""
+        rows = self._db.execute(
+            "SELECT message_id FROM received_signal ORDER BY rowid DESC LIMIT ?", (limit,)
+        ).fetchall()
+        return [str(row[0]) for row in reversed(rows)]
+
     def count(self, signal: str | None = None) -> int:
         if signal is None:
             row = self._db.execute("SELECT count(*) FROM received_signal").fetchone()

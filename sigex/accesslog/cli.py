@@ -544,7 +544,9 @@ def serve(
     "--idle-exit",
     type=float,
     default=None,
-    help="Stop after this many seconds without new events (default: run until stopped).",
+    help="Stop once nothing waits and no event came for this many seconds, counted from "
+    "when the group assigned the partitions (default: run until stopped). Exits non-zero "
+    "rather than stop with events waiting that it could not read.",
 )
 @click.option("--no-metrics", is_flag=True, help="Do not serve /metrics, /livez and /readyz.")
 def index(

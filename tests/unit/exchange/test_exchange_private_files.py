@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from consumers.cli import open_output_file
 from consumers.reference.inbox import Inbox
+from consumers.signal_file import SignalFile
 from sigex.accesslog.pseudonym import pseudonym_key_path
 from sigex.cli import main
 from sigex.clock import FixedClock
@@ -93,9 +93,11 @@ def test_the_reference_inbox_is_created_private(tmp_path: Path) -> None:
 
 def test_the_subscribe_output_file_is_created_private(tmp_path: Path) -> None:
     path = tmp_path / "received.jsonl"
-    with open_output_file(path) as sink:
-        sink.write("{}\n")
+    sink = SignalFile(path)
+    sink.write('{"message_id": "m1"}')
+    sink.close()
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    with open_output_file(path) as sink:  # appending keeps what was there
-        sink.write("{}\n")
-    assert path.read_text(encoding="utf-8") == "{}\n{}\n"
+    sink = SignalFile(path)  # appending keeps what was there
+    sink.write('{"message_id": "m2"}')
+    sink.close()
+    assert path.read_text(encoding="utf-8") == '{"message_id": "m1"}\n{"message_id": "m2"}\n'
