@@ -58,10 +58,16 @@ def partition_lag(consumer: Any) -> dict[Any, int] | None:
     if not assigned:
         return {}
     try:
-        ends = consumer.end_offsets(assigned)
-        return {tp: max(0, int(ends.get(tp, 0)) - int(consumer.position(tp))) for tp in assigned}
+        ends = consumer.end_offsets(assigned, timeout_ms=_ASK_TIMEOUT_MS)
+        positions = {tp: consumer.position(tp, timeout_ms=_ASK_TIMEOUT_MS) for tp in assigned}
     except (KafkaError, AssertionError, KeyError):  # a rebalance took a partition meanwhile
         return None
+    if any(position is None or tp not in ends for tp, position in positions.items()):
+        return None
+    return {tp: max(0, int(ends[tp]) - int(position)) for tp, position in positions.items()}
+
+
+_ASK_TIMEOUT_MS: Final = 10_000
 
 
 @dataclass

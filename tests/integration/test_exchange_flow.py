@@ -457,3 +457,26 @@ def test_a_delivery_that_does_not_open_is_refused_and_on_record(kit: ExchangeKit
         and r.message_id.startswith("offset-")
         for r in records
     )
+
+
+def test_receipts_carry_the_legal_basis_and_agreement_of_the_gateways_decision(
+    kit: ExchangeKit,
+) -> None:
+    record = record_of("payroll.bsn-mismatch", bsn=fresh_bsn(), municipality="GM1894")
+    result = kit.publisher("UWV").publish("payroll.bsn-mismatch", "BRP_TERUGMELDING", [record])
+    trace_id = result.published[0].trace_id
+    with kit.subscriber("GM1894", ("BRP_TERUGMELDING",)) as inbox:
+        handed = only(kit.collect(inbox, received_with(record["signal_id"])), record["signal_id"])
+    kit.access_records(
+        "sigex.receipts.GM1894",
+        lambda r: r.trace_id == trace_id and r.kind.value == "ACKNOWLEDGED",
+    )
+    receipts = kit.access_records("sigex.receipts.GM1894", lambda r: r.trace_id == trace_id)
+    assert sorted(r.kind.value for r in receipts) == ["ACKNOWLEDGED", "RECEIVED"]
+    for receipt in receipts:
+        assert receipt.legal_basis == handed.legal_basis
+        assert (receipt.agreement_id, receipt.agreement_version) == (
+            handed.agreement_id,
+            handed.agreement_version,
+        )
+    assert handed.legal_basis and handed.agreement_id
