@@ -36,6 +36,7 @@ from broker.topology import (
     delivery_topic,
     subscriber_group_prefix,
 )
+from consumers.subscriber import Subscriber
 from policies.compiler import load_policy
 from producers.publisher import Publisher, load_or_create_record_key
 from schemas.catalogue import load_catalogue
@@ -274,6 +275,38 @@ def test_sigex_subscribe_restarted_while_a_dead_member_holds_its_partitions_take
     missing = {r["signal_id"] for r in records} - got
     assert drain.returncode == 0, drain.stderr
     assert not missing, f"exit 0 with {len(missing)} of {len(records)} signals not taken"
+
+
+@pytest.mark.slow
+def test_a_subscriber_that_holds_its_partitions_but_fetches_nothing_rejoins_and_drains(
+    secure_exchange: SecureExchange, gateway: None
+) -> None:
+    state = secure_exchange.state_dir
+    records = mismatches(50, "GM0518")
+    with Subscriber(
+        identity=load_party(state, "GM0518"),
+        directory=load_directory(state),
+        catalogue=load_catalogue(),
+        connection=secure_exchange.connection("GM0518"),
+        purposes=(PURPOSE,),
+        policy=load_policy(),
+        signals=(SIGNAL,),
+        name=f"stall-{uuid.uuid4().hex[:8]}",
+        stall_seconds=3,
+    ) as subscriber:
+        got: list[str] = []
+        keep = lambda received: got.append(str(received.fields["signal_id"]))  # noqa: E731
+        deadline = time.monotonic() + 120
+        while not subscriber.assigned and time.monotonic() < deadline:
+            subscriber.poll(keep, timeout_ms=500)
+        # the kafka-python failure seen in the field: partitions held, nothing ever fetched
+        subscriber._consumer.pause(*subscriber._consumer.assignment())
+        publish(secure_exchange, records)
+        while time.monotonic() < deadline and sum((subscriber.lag() or {}).values()) < 50:
+            time.sleep(0.5)  # the gateway delivers them; the paused consumer takes none
+        subscriber.drain(keep, idle_seconds=5)
+    assert subscriber.rejoins >= 1
+    assert {r["signal_id"] for r in records} <= set(got)
 
 
 # -- the audit indexer -----------------------------------------------------------------------
