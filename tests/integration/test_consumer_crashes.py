@@ -156,7 +156,9 @@ def mismatches(count: int, municipality: str) -> list[dict[str, Any]]:
     ]
 
 
-def publish(exchange: SecureExchange, records: list[dict[str, Any]], pause: float = 0.0) -> None:
+def publish(
+    exchange: SecureExchange, records: list[dict[str, Any]], pause: float = 0.0, batch: int = 100
+) -> None:
     state = exchange.state_dir
     with Publisher(
         identity=load_party(state, "UWV"),
@@ -166,8 +168,8 @@ def publish(exchange: SecureExchange, records: list[dict[str, Any]], pause: floa
         connection=exchange.connection("UWV"),
         record_key=load_or_create_record_key(state, "UWV"),
     ) as publisher:
-        for start_at in range(0, len(records), 100):
-            result = publisher.publish(SIGNAL, PURPOSE, records[start_at : start_at + 100])
+        for start_at in range(0, len(records), batch):
+            result = publisher.publish(SIGNAL, PURPOSE, records[start_at : start_at + batch])
             assert not result.refused, result.refused
             time.sleep(pause)
 
@@ -218,11 +220,12 @@ def test_sigex_subscribe_killed_ten_times_loses_nothing_and_writes_nothing_twice
     log = tmp_path / "subscribe.log"
     seed = random.randrange(10**6)
     moments = random.Random(seed)
-    publishing, failures = in_background(publish, secure_exchange, records, 0.3)
+    # small batches, spread over the ten lives of the subscriber
+    publishing, failures = in_background(publish, secure_exchange, records, 0.25, 25)
     try:
         for _ in range(KILLS):
             process = start(secure_exchange, subscribe_args("GM0363", name, out), log)
-            time.sleep(moments.uniform(2.0, 6.0))
+            time.sleep(moments.uniform(2.0, 5.0))
             kill(process)
     finally:
         publishing.join(timeout=300)
