@@ -12,14 +12,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 
 from broker.provision import provision, stray_acls
-from broker.topology import (
-    AclSpec,
-    Operation,
-    Pattern,
-    ProvisioningDefaults,
-    Resource,
-    compile_topology,
-)
+from broker.topology import AclSpec, Operation, Pattern, Resource, principal
 from policies.compiler import load_policy
 from tests.integration.conftest import REPO, SecureExchange
 
@@ -99,24 +92,23 @@ def test_an_agreement_removed_removes_its_acls(
     reduced = tmp_path / "policies"
     shutil.copytree(REPO / "policies", reduced)
     (reduced / "agreements" / "waadi.yaml").unlink()
-    defaults = ProvisioningDefaults(partitions=3)
     nla_writes_waadi = AclSpec(
-        "User:NLA", Resource.TOPIC, WAADI_IN_NLA, Pattern.LITERAL, Operation.WRITE
+        principal("NLA"), Resource.TOPIC, WAADI_IN_NLA, Pattern.LITERAL, Operation.WRITE
     )
     admin = secure_exchange.admin()
     try:
-        report = provision(admin, compile_topology(load_policy(reduced), defaults))
+        report = provision(admin, secure_exchange.topology(load_policy(reduced)))
         assert nla_writes_waadi in report.acls_deleted
         with pytest.raises(KafkaError) as refused:
             _produce(secure_exchange, "NLA", WAADI_IN_NLA)
         assert _refused(refused.value)
 
-        restored = provision(admin, compile_topology(load_policy(), defaults))
+        restored = provision(admin, secure_exchange.topology())
         assert nla_writes_waadi in restored.acls_created
-        again = provision(admin, compile_topology(load_policy(), defaults))
+        again = provision(admin, secure_exchange.topology())
         assert not again.changed, "provisioning twice must change nothing"
     finally:
-        provision(admin, compile_topology(load_policy(), defaults))
+        provision(admin, secure_exchange.topology())
         admin.close()
     _produce(secure_exchange, "NLA", WAADI_IN_NLA)
 
@@ -127,7 +119,7 @@ def test_provisioning_removes_stray_acls_on_sigex_resources(
     from kafka.admin import ACL, ACLOperation, ACLPermissionType, ResourcePattern, ResourceType
 
     stray = ACL(
-        "User:NLA",
+        principal("NLA"),
         "*",
         ACLOperation.ALL,
         ACLPermissionType.ALLOW,
@@ -140,9 +132,7 @@ def test_provisioning_removes_stray_acls_on_sigex_resources(
             if stray_acls(admin):
                 break
             time.sleep(0.2)
-        report = provision(
-            admin, compile_topology(load_policy(), ProvisioningDefaults(partitions=3))
-        )
+        report = provision(admin, secure_exchange.topology())
         assert report.stray_acls_deleted == 1
         with pytest.raises(KafkaError) as refused:
             _read(secure_exchange, "NLA", PAYROLL_OUT_NLA.replace("NLA", "BD"))
