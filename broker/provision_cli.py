@@ -148,7 +148,11 @@ def provision(
     if dry_run:
         moment = _moment(at, clock)
         topology = topology_now(
-            policy, defaults, state, moment, generations_required=state_dir is not None
+            policy,
+            defaults,
+            state,
+            moment,
+            generations_required=state_dir is not None and not plaintext,
         )
         for topic in topology.topics:
             click.echo(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -137,5 +138,41 @@ def test_provisioning_removes_stray_acls_on_sigex_resources(
         with pytest.raises(KafkaError) as refused:
             _read(secure_exchange, "NLA", PAYROLL_OUT_NLA.replace("NLA", "BD"))
         assert _refused(refused.value)
+    finally:
+        admin.close()
+
+
+JUSTIS_IN = "sigex.waadi.admission-violation.in.JUSTIS"
+RVIG_PAYROLL_OUT = "sigex.payroll.bsn-mismatch.out.RVIG"
+
+
+def test_justis_cannot_write_its_ingress_before_its_agreements_start(
+    secure_exchange: SecureExchange,
+) -> None:
+    """Its agreements start on 2027-01-01: provisioned for a moment before, JUSTIS is refused."""
+    admin = secure_exchange.admin()
+    try:
+        # today as this is written; a fixed moment, so the test means the same next year
+        before = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
+        provision(admin, secure_exchange.topology(at=before))
+        with pytest.raises(KafkaError) as refused:
+            _produce(secure_exchange, "JUSTIS", JUSTIS_IN)
+        assert _refused(refused.value)
+    finally:
+        provision(admin, secure_exchange.topology())  # back to the exchange's moment
+        admin.close()
+    _produce(secure_exchange, "JUSTIS", JUSTIS_IN)  # in force at the exchange's moment
+
+
+def test_rvig_cannot_read_a_delivery_topic_only_a_basis_under_review_backs(
+    secure_exchange: SecureExchange,
+) -> None:
+    """The topic exists (the gateway's subscription does not follow the calendar); no ACL."""
+    with pytest.raises(KafkaError) as refused:
+        _read(secure_exchange, "RVIG", RVIG_PAYROLL_OUT)
+    assert _refused(refused.value)
+    admin = secure_exchange.admin()
+    try:
+        assert RVIG_PAYROLL_OUT in {t["topic"] for t in admin.describe_topics([RVIG_PAYROLL_OUT])}
     finally:
         admin.close()

@@ -1,0 +1,105 @@
+"""Revocation reaches the broker: a revoked certificate is refused, its successor works.
+
+The attacker is whoever kept a copy of a party's TLS key and certificate; it
+connects with a plain Kafka client, as the party itself could before.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from kafka import KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError
+
+from broker.provision import provision
+from broker.topology import delivery_topic, principal
+from sigex.config import TlsFiles
+from sigex.identity import load_directory
+from sigex.identity.cli import keys
+from sigex.transport import KafkaConnection
+from tests.integration.conftest import SecureExchange
+
+#: a municipality no other integration test revokes or depends on the keys of
+PARTY = "GM1894"
+DELIVERIES = delivery_topic("payroll.bsn-mismatch", PARTY)
+
+
+def _consumer(connection: KafkaConnection) -> KafkaConsumer:
+    consumer = KafkaConsumer(
+        auto_offset_reset="earliest", enable_auto_commit=False, **connection.options()
+    )
+    # assign(): fetches go straight to the partitions, so a refusal is an error, not silence
+    consumer.assign([TopicPartition(DELIVERIES, p) for p in range(3)])
+    return consumer
+
+
+def _poll(consumer: KafkaConsumer) -> None:
+    for _ in range(6):
+        consumer.poll(timeout_ms=500)
+
+
+def _refused(error: KafkaError) -> bool:
+    return "Authorization" in type(error).__name__ or "Authorization" in str(error)
+
+
+def test_a_revoked_certificate_is_refused_and_its_successor_reads(
+    secure_exchange: SecureExchange, tmp_path: Path
+) -> None:
+    federation = secure_exchange.state_dir / "federation"
+    folder = federation / "parties" / PARTY
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    for name in ("tls.pem", "tls.key"):
+        shutil.copy2(folder / name, kept / name)
+    old = KafkaConnection(
+        secure_exchange.bootstrap,
+        TlsFiles(ca=federation / "ca.pem", cert=kept / "tls.pem", key=kept / "tls.key"),
+    )
+    generation = load_directory(secure_exchange.state_dir).party(PARTY).generation
+
+    connected = _consumer(old)  # a session opened before the revocation
+    try:
+        _poll(connected)  # the old certificate reads its party's deliveries
+        result = CliRunner().invoke(
+            keys,
+            [
+                "revoke",
+                PARTY,
+                "--state-dir",
+                str(secure_exchange.state_dir),
+                "--bootstrap",
+                secure_exchange.bootstrap,
+            ],
+        )
+        assert result.exit_code == 0, result.output
+        assert load_directory(secure_exchange.state_dir).party(PARTY).generation == generation + 1
+        # the session that was open is cut at its next fetch ...
+        with pytest.raises(KafkaError) as refused:
+            _poll(connected)
+        assert _refused(refused.value)
+    finally:
+        connected.close()
+    # ... and a new one with the old certificate gets nothing either
+    again = _consumer(old)
+    try:
+        with pytest.raises(KafkaError) as refused:
+            _poll(again)
+        assert _refused(refused.value)
+    finally:
+        again.close()
+    # the party's new certificate, from the same folder as always, works
+    current = _consumer(secure_exchange.connection(PARTY))
+    try:
+        _poll(current)
+    finally:
+        current.close()
+    admin = secure_exchange.admin()
+    try:
+        # `keys revoke --bootstrap` compiled the ACLs for now; put back the exchange's moment
+        report = provision(admin, secure_exchange.topology())
+        assert not any(a.principal == principal(PARTY, generation) for a in report.acls_created)
+    finally:
+        admin.close()
