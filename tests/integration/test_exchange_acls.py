@@ -173,6 +173,6 @@ def test_rvig_cannot_read_a_delivery_topic_only_a_basis_under_review_backs(
     assert _refused(refused.value)
     admin = secure_exchange.admin()
     try:
-        assert RVIG_PAYROLL_OUT in {t["topic"] for t in admin.describe_topics([RVIG_PAYROLL_OUT])}
+        assert RVIG_PAYROLL_OUT in {t["name"] for t in admin.describe_topics([RVIG_PAYROLL_OUT])}
     finally:
         admin.close()

@@ -7,6 +7,7 @@ connects with a plain Kafka client, as the party itself could before.
 from __future__ import annotations
 
 import shutil
+import uuid
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
 from broker.provision import provision
-from broker.topology import delivery_topic, principal
+from broker.topology import delivery_topic, principal, subscriber_group_prefix
 from sigex.config import TlsFiles
 from sigex.identity import load_directory
 from sigex.identity.cli import keys
@@ -29,7 +30,10 @@ DELIVERIES = delivery_topic("payroll.bsn-mismatch", PARTY)
 
 def _consumer(connection: KafkaConnection) -> KafkaConsumer:
     consumer = KafkaConsumer(
-        auto_offset_reset="earliest", enable_auto_commit=False, **connection.options()
+        group_id=f"{subscriber_group_prefix(PARTY)}revocation-{uuid.uuid4().hex[:6]}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        **connection.options(),
     )
     # assign(): fetches go straight to the partitions, so a refusal is an error, not silence
     consumer.assign([TopicPartition(DELIVERIES, p) for p in range(3)])
