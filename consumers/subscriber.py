@@ -14,6 +14,7 @@ least once, and a duplicate message id is dropped before it reaches it.
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -21,7 +22,11 @@ from datetime import datetime
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
-from kafka.errors import CommitFailedError, RebalanceInProgressError
+from kafka.errors import (
+    CommitFailedError,
+    RebalanceInProgressError,
+    TopicAuthorizationFailedError,
+)
 
 from broker.audit_events import access_records
 from broker.party_events import SEALED_EVENT, SEALED_EVENT_HEADER, seal_party_events
@@ -88,6 +93,7 @@ class Subscriber:
         name: str = "inbox",
         clock: Clock | None = None,
         dedup_capacity: int = 100_000,
+        resubscribe_seconds: float = 60.0,
     ) -> None:
         self._party = identity.code
         self._catalogue = catalogue
@@ -109,6 +115,8 @@ class Subscriber:
             **options,
         )
         self._producer = KafkaProducer(enable_idempotence=True, acks="all", **options)
+        self._resubscribe_seconds = resubscribe_seconds
+        self._subscribed_at = 0.0
         self.subscribe()  # at once: a subscription made on the first poll rejoins the group
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._dedup_capacity = dedup_capacity
@@ -119,6 +127,11 @@ class Subscriber:
     @property
     def topics(self) -> tuple[str, ...]:
         return self._topics
+
+    @property
+    def subscribed(self) -> frozenset[str]:
+        """The delivery topics subscribed to now: those of :attr:`topics` the broker lets it see."""
+        return frozenset(self._consumer.subscription() or ())
 
     @property
     def assigned(self) -> bool:
@@ -136,8 +149,15 @@ class Subscriber:
         self.close()
 
     def subscribe(self) -> None:
+        """Subscribe to those of :attr:`topics` the broker lets this party see now.
+
+        The broker's ACLs follow the agreements in force, so the set changes
+        when a window opens or closes; :meth:`poll` calls this again every
+        ``resubscribe_seconds`` and when the broker refuses a topic.
+        """
         existing = set(self._consumer.topics())
         self._consumer.subscribe(topics=[t for t in self._topics if t in existing])
+        self._subscribed_at = time.monotonic()
 
     def poll(self, handler: Handler, timeout_ms: int = 1000) -> int:
         """Read one batch; hand each lawful delivery to ``handler``; commit after receipts.
@@ -146,9 +166,18 @@ class Subscriber:
         committed, the partition is rewound to the signal it failed on, and the
         error goes to the caller: the next poll offers that signal again.
         """
-        if not self._consumer.subscription():
+        if (
+            not self._consumer.subscription()
+            or time.monotonic() - self._subscribed_at >= self._resubscribe_seconds
+        ):
             self.subscribe()
-        batch = self._consumer.poll(timeout_ms=timeout_ms)
+        try:
+            batch = self._consumer.poll(timeout_ms=timeout_ms)
+        except TopicAuthorizationFailedError as refused:
+            # an agreement's window closed (or the party was revoked): go on with the rest
+            _log.warning("subscriber.topic_refused", party=self._party, detail=str(refused))
+            self.subscribe()
+            return 0
         handled = 0
         receipts: list[AccessRecord] = []
         sealed: list[bytes] = []

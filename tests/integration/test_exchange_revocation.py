@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -17,11 +18,15 @@ from kafka.errors import KafkaError
 
 from broker.provision import provision
 from broker.topology import delivery_topic, principal, subscriber_group_prefix
+from consumers.subscriber import Subscriber
+from policies.compiler import load_policy
+from schemas.catalogue import load_catalogue
+from sigex.clock import FixedClock
 from sigex.config import TlsFiles
-from sigex.identity import load_directory
+from sigex.identity import load_directory, load_party
 from sigex.identity.cli import keys
 from sigex.transport import KafkaConnection
-from tests.integration.conftest import SecureExchange
+from tests.integration.conftest import PROVISIONED_AT, SecureExchange
 
 #: a municipality no other integration test revokes or depends on the keys of
 PARTY = "GM1894"
@@ -107,3 +112,46 @@ def test_a_revoked_certificate_is_refused_and_its_successor_reads(
         assert not any(a.principal == principal(PARTY, generation) for a in report.acls_created)
     finally:
         admin.close()
+
+
+def test_a_subscriber_keeps_running_when_an_agreement_window_closes(
+    secure_exchange: SecureExchange,
+) -> None:
+    """BD reads payroll and Waadi deliveries; when the payroll agreement ends (provisioned for
+    2028), its subscriber loses that topic, says so, and goes on with the other; when the ACL
+    is back, so is the topic."""
+    catalogue = load_catalogue()
+    subscriber = Subscriber(
+        identity=load_party(secure_exchange.state_dir, "BD"),
+        directory=load_directory(secure_exchange.state_dir),
+        catalogue=catalogue,
+        connection=secure_exchange.connection("BD"),
+        purposes=("SUWI64_FISC", "WTTA_TOEZICHT"),
+        policy=load_policy(),
+        signals=("payroll.bsn-mismatch", "waadi.admission-violation"),
+        name=f"window-{uuid.uuid4().hex[:6]}",
+        clock=FixedClock(PROVISIONED_AT),
+        resubscribe_seconds=1.0,
+    )
+    payroll = delivery_topic("payroll.bsn-mismatch", "BD")
+    waadi = delivery_topic("waadi.admission-violation", "BD")
+    admin = secure_exchange.admin()
+    try:
+        for _ in range(20):
+            subscriber.poll(lambda _signal: None, timeout_ms=500)
+            if subscriber.assigned:
+                break
+        assert subscriber.subscribed == {payroll, waadi}
+        provision(admin, secure_exchange.topology(at=datetime(2028, 6, 1, tzinfo=UTC)))
+        for _ in range(10):
+            subscriber.poll(lambda _signal: None, timeout_ms=500)
+        assert subscriber.subscribed == {waadi}
+        # the window opens again (provisioned for the exchange's moment): the topic comes back
+        provision(admin, secure_exchange.topology())
+        for _ in range(10):
+            subscriber.poll(lambda _signal: None, timeout_ms=500)
+        assert subscriber.subscribed == {payroll, waadi}
+    finally:
+        provision(admin, secure_exchange.topology())
+        admin.close()
+        subscriber.close()
