@@ -156,7 +156,11 @@ class Subscriber:
         ``resubscribe_seconds`` and when the broker refuses a topic.
         """
         existing = set(self._consumer.topics())
-        self._consumer.subscribe(topics=[t for t in self._topics if t in existing])
+        visible = [t for t in self._topics if t in existing]
+        if visible:
+            self._consumer.subscribe(topics=visible)
+        elif self._consumer.subscription():
+            self._consumer.unsubscribe()  # none in force now (e.g. before its agreements start)
         self._subscribed_at = time.monotonic()
 
     def poll(self, handler: Handler, timeout_ms: int = 1000) -> int:
@@ -171,6 +175,9 @@ class Subscriber:
             or time.monotonic() - self._subscribed_at >= self._resubscribe_seconds
         ):
             self.subscribe()
+        if not self._consumer.subscription():
+            time.sleep(timeout_ms / 1000)  # nothing this party may read now; wait as poll would
+            return 0
         try:
             batch = self._consumer.poll(timeout_ms=timeout_ms)
         except TopicAuthorizationFailedError as refused:
