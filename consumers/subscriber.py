@@ -135,8 +135,9 @@ class Subscriber:
 
     @property
     def assigned(self) -> bool:
-        """True once the group has given this subscriber its partitions."""
-        return bool(self._consumer.assignment())
+        """True once the group has given this subscriber its partitions, and at once when no
+        topic of it is in force now (there is nothing to wait for)."""
+        return bool(self._consumer.assignment()) or not self._consumer.subscription()
 
     def close(self) -> None:
         self._consumer.close()
