@@ -83,6 +83,7 @@ from broker.topology import (
     delivery_topic,
     subscriber_group_prefix,
 )
+from broker.topology import principal as party_principal
 from policies.compiler import load_policy
 from sigex.clock import SystemClock
 from sigex.identity import init_federation, read_parties
@@ -188,7 +189,7 @@ def free_port() -> int:
 
 def _acl(principal: str, resource: ResourceType, name: str, operation: ACLOperation) -> ACL:
     return ACL(
-        principal=f"User:{principal}",
+        principal=party_principal(principal),  # a fresh federation: key generation 1
         host="*",
         operation=operation,
         permission_type=ACLPermissionType.ALLOW,
@@ -240,7 +241,11 @@ def running_exchange() -> Iterator[Exchange]:
         try:
             provision(
                 admin,
-                compile_topology(load_policy(), ProvisioningDefaults(partitions=PARTITIONS)),
+                compile_topology(
+                    load_policy(),
+                    ProvisioningDefaults(partitions=PARTITIONS),
+                    at=datetime.now(UTC),
+                ),
             )
             names = [BASELINE_IN, *(baseline_out_topic(m) for m in MUNICIPALITIES)]
             admin.create_topics(

@@ -4,7 +4,9 @@ One JVM is both broker and controller. Its configuration, data, log and pid
 live under ``<state>/broker`` (or a folder the caller chooses). With a
 :class:`TlsSettings`, the client and controller listeners speak mutual TLS and
 the StandardAuthorizer enforces ACLs; principals are taken from the
-certificate's CN by a principal mapping rule.
+certificate's subject by principal mapping rules: a party's certificate
+(``CN=NLA,OU=key-generation-2,...``) becomes ``User:NLA.g2``, a certificate
+without a generation (ADMIN, BROKER) just its CN.
 """
 
 from __future__ import annotations
@@ -28,7 +30,11 @@ from sigex.identity import default_state_dir
 
 MIN_JAVA_MAJOR = 17
 STARTED_MARKER = "Kafka Server started"
-CN_PRINCIPAL_RULE = "RULE:^CN=([A-Za-z0-9_.-]+),.*$/$1/,DEFAULT"
+#: party certificates: ``CN=<CODE>,OU=key-generation-<N>,...`` -> ``<CODE>.g<N>`` (see
+#: ``broker.topology.principal``); then certificates without a generation -> ``<CN>``. No
+#: second rule can make a principal with a dot, so only the first makes generation principals.
+GENERATION_PRINCIPAL_RULE = "RULE:^CN=([A-Za-z0-9_-]+),OU=key-generation-([0-9]+),.*$/$1.g$2/"
+PRINCIPAL_MAPPING_RULES = f"{GENERATION_PRINCIPAL_RULE},RULE:^CN=([A-Za-z0-9_-]+),.*$/$1/,DEFAULT"
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +44,7 @@ class TlsSettings:
     keystore_pem: Path
     truststore_pem: Path
     super_users: tuple[str, ...] = ("BROKER", "ADMIN")
-    principal_mapping_rules: str = CN_PRINCIPAL_RULE
+    principal_mapping_rules: str = PRINCIPAL_MAPPING_RULES
 
 
 @dataclass(frozen=True, slots=True)

@@ -263,10 +263,30 @@ def provision(admin: KafkaAdminClient, topology: Topology) -> ProvisionReport:
     return report
 
 
-def provision_cluster(connection: KafkaConnection, topology: Topology) -> ProvisionReport:
+def provision_acls(admin: KafkaAdminClient, topology: Topology) -> ProvisionReport:
+    """Make only the cluster's ACLs match ``topology``; topics are left as they are.
+
+    What a revocation needs: the principals change, the topics do not.
+    """
+    report = ProvisionReport()
+    try:
+        _apply_acls(admin, topology, report)
+    except KafkaError as failure:
+        raise ProvisioningFailed(f"the broker refused provisioning: {failure}") from failure
+    _log.info(
+        "provision.acls_done",
+        acls_created=len(report.acls_created),
+        acls_deleted=len(report.acls_deleted),
+    )
+    return report
+
+
+def provision_cluster(
+    connection: KafkaConnection, topology: Topology, *, acls_only: bool = False
+) -> ProvisionReport:
     """Connect as ``connection`` (the ADMIN principal) and apply ``topology``."""
     admin = KafkaAdminClient(**connection.options())
     try:
-        return provision(admin, topology)
+        return provision_acls(admin, topology) if acls_only else provision(admin, topology)
     finally:
         admin.close()

@@ -16,14 +16,30 @@ bypasses every sigex library:
   refusals at publish) and the audit service reads them all;
 - everyone may read the published audit checkpoints;
 - the gateway alone reads and writes its replay ledger.
+
+Two things bound the ACLs beyond the routes themselves:
+
+- **time**: a party's WRITE on an ingress topic and READ on a delivery topic
+  exist only while an agreement for that route is in force at the moment
+  compiled for (agreement, legal basis and cooperation windows all open, the
+  basis usable). Topics are still created for every agreement, early or
+  late, so that the gateway's subscription and each topic's retention do not
+  change with the calendar; a topic nobody may use is harmless.
+  :attr:`Topology.next_change` says when the ACL set must be compiled again;
+- **key generation**: a party's principal carries the generation of its
+  current certificate (``User:NLA.g2``, see :func:`principal`), so a revoked
+  certificate's principal, ``User:NLA.g1``, has no ACL left.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
-from policies.compiled import CompiledPolicy
+from policies.compiled import EARLIEST, LATEST, CompiledPolicy
+from policies.errors import PolicyError
 
 TOPIC_PREFIX = "sigex"
 AUDIT_TOPIC = "sigex.audit"
@@ -39,6 +55,17 @@ GATEWAY_TRANSACTIONAL_PREFIX = "sigex-gateway"
 AUDIT_GROUP_PREFIX = "sigex-audit"
 
 DAY_MS = 24 * 60 * 60 * 1000
+#: the generation of a party the federation state does not list (a new federation's)
+FIRST_GENERATION = 1
+
+
+def principal(code: str, generation: int = FIRST_GENERATION) -> str:
+    """The Kafka principal of ``code``'s certificate of key ``generation``: ``User:NLA.g2``.
+
+    The broker's ``ssl.principal.mapping.rules`` make it from the certificate's
+    ``CN=<CODE>`` and ``OU=key-generation-<N>`` (see ``broker.local``).
+    """
+    return f"User:{code}.g{generation}"
 
 
 def ingress_topic(signal: str, sender: str) -> str:
@@ -117,6 +144,10 @@ class ProvisioningDefaults:
 class Topology:
     topics: tuple[TopicSpec, ...]
     acls: frozenset[AclSpec]
+    #: the moment the ACLs were compiled for, and the next moment an agreement window
+    #: opens or closes after it (None: never), when they must be compiled again
+    compiled_at: datetime | None = None
+    next_change: datetime | None = None
 
     def topic(self, name: str) -> TopicSpec:
         for topic in self.topics:
@@ -130,16 +161,57 @@ class Topology:
 
 def _topic_acls(principal: str, topic: str, *operations: Operation) -> set[AclSpec]:
     return {
-        AclSpec(f"User:{principal}", Resource.TOPIC, topic, Pattern.LITERAL, operation)
+        AclSpec(principal, Resource.TOPIC, topic, Pattern.LITERAL, operation)
         for operation in (*operations, Operation.DESCRIBE)
     }
 
 
+def routes_in_force(policy: CompiledPolicy, at: datetime) -> frozenset[tuple[str, str, str]]:
+    """(sender, signal, recipient) of every route some agreement allows at ``at``."""
+    return frozenset(
+        (sender, signal, recipient)
+        for (sender, signal, recipient, _purpose), entries in policy.route_index.items()
+        if any(entry.clear_start <= at < entry.clear_end for entry in entries)
+    )
+
+
+def next_change(policy: CompiledPolicy, at: datetime) -> datetime | None:
+    """The first moment after ``at`` at which a route comes into or goes out of force."""
+    moments = {
+        moment
+        for entries in policy.route_index.values()
+        for entry in entries
+        if entry.clear_start < entry.clear_end  # a route never in force never changes
+        for moment in (entry.clear_start, entry.clear_end)
+        if at < moment and moment not in (EARLIEST, LATEST)
+    }
+    return min(moments, default=None)
+
+
 def compile_topology(
-    policy: CompiledPolicy, defaults: ProvisioningDefaults | None = None
+    policy: CompiledPolicy,
+    defaults: ProvisioningDefaults | None = None,
+    *,
+    at: datetime,
+    generations: Mapping[str, int] | None = None,
 ) -> Topology:
-    """Every topic and ACL the agreements need, and nothing more."""
+    """Every topic the agreements need, and the ACLs in force at ``at``, and nothing more.
+
+    ``generations`` gives each party's current key generation (from the signed
+    directory, :meth:`~sigex.identity.PartyDirectory.generations`); a party it
+    does not list is at generation 1.
+    """
+    if at.tzinfo is None:
+        raise PolicyError("compile_topology() needs a timezone-aware moment")
     defaults = defaults or ProvisioningDefaults()
+    known = generations or {}
+
+    def user(code: str) -> str:
+        return principal(code, known.get(code, FIRST_GENERATION))
+
+    in_force = routes_in_force(policy, at)
+    writers = {(sender, signal) for sender, signal, _recipient in in_force}
+    readers = {(recipient, signal) for _sender, signal, recipient in in_force}
     ingress: dict[str, int] = {}
     deliveries: dict[str, int] = {}
     acls: set[AclSpec] = set()
@@ -149,13 +221,15 @@ def compile_topology(
             ingress[topic] = min(
                 ingress.get(topic, defaults.ingress_retention_days), agreement.retention_days
             )
-            acls |= _topic_acls(sender, topic, Operation.WRITE)
-            acls |= _topic_acls(GATEWAY, topic, Operation.READ)
+            if (sender, agreement.signal) in writers:
+                acls |= _topic_acls(user(sender), topic, Operation.WRITE)
+            acls |= _topic_acls(user(GATEWAY), topic, Operation.READ)
         for recipient in agreement.possible_recipients:
             topic = delivery_topic(agreement.signal, recipient)
             deliveries[topic] = max(deliveries.get(topic, 0), agreement.retention_days)
-            acls |= _topic_acls(recipient, topic, Operation.READ)
-            acls |= _topic_acls(GATEWAY, topic, Operation.WRITE)
+            if (recipient, agreement.signal) in readers:
+                acls |= _topic_acls(user(recipient), topic, Operation.READ)
+            acls |= _topic_acls(user(GATEWAY), topic, Operation.WRITE)
 
     parties = sorted(code for code, party in policy.parties.items() if party.kind != "service")
     topics = [TopicSpec(name, defaults.partitions, days * DAY_MS) for name, days in ingress.items()]
@@ -179,11 +253,11 @@ def compile_topology(
         topics.append(
             TopicSpec(receipts_topic(party), 1, defaults.receipts_retention_days * DAY_MS)
         )
-        acls |= _topic_acls(party, receipts_topic(party), Operation.WRITE)
-        acls |= _topic_acls(party, CHECKPOINT_TOPIC, Operation.READ)
+        acls |= _topic_acls(user(party), receipts_topic(party), Operation.WRITE)
+        acls |= _topic_acls(user(party), CHECKPOINT_TOPIC, Operation.READ)
         acls.add(
             AclSpec(
-                f"User:{party}",
+                user(party),
                 Resource.GROUP,
                 subscriber_group_prefix(party),
                 Pattern.PREFIXED,
@@ -191,10 +265,10 @@ def compile_topology(
             )
         )
 
-    gateway = f"User:{GATEWAY}"
-    acls |= _topic_acls(GATEWAY, AUDIT_TOPIC, Operation.WRITE)
-    acls |= _topic_acls(GATEWAY, DEAD_LETTER_TOPIC, Operation.WRITE)
-    acls |= _topic_acls(GATEWAY, LEDGER_TOPIC, Operation.WRITE, Operation.READ)
+    gateway = user(GATEWAY)
+    acls |= _topic_acls(gateway, AUDIT_TOPIC, Operation.WRITE)
+    acls |= _topic_acls(gateway, DEAD_LETTER_TOPIC, Operation.WRITE)
+    acls |= _topic_acls(gateway, LEDGER_TOPIC, Operation.WRITE, Operation.READ)
     acls |= {
         AclSpec(gateway, Resource.GROUP, GATEWAY_GROUP, Pattern.PREFIXED, Operation.READ),
         AclSpec(
@@ -216,19 +290,22 @@ def compile_topology(
         ),
     }
 
-    audit = f"User:{AUDIT_SERVICE}"
-    acls |= _topic_acls(AUDIT_SERVICE, AUDIT_TOPIC, Operation.READ)
-    acls |= _topic_acls(AUDIT_SERVICE, CHECKPOINT_TOPIC, Operation.WRITE, Operation.READ)
+    audit = user(AUDIT_SERVICE)
+    acls |= _topic_acls(audit, AUDIT_TOPIC, Operation.READ)
+    acls |= _topic_acls(audit, CHECKPOINT_TOPIC, Operation.WRITE, Operation.READ)
     acls |= {
         AclSpec(audit, Resource.TOPIC, RECEIPTS_PREFIX, Pattern.PREFIXED, Operation.READ),
         AclSpec(audit, Resource.TOPIC, RECEIPTS_PREFIX, Pattern.PREFIXED, Operation.DESCRIBE),
         AclSpec(audit, Resource.GROUP, AUDIT_GROUP_PREFIX, Pattern.PREFIXED, Operation.READ),
     }
-    return Topology(tuple(sorted(topics)), frozenset(acls))
+    return Topology(
+        tuple(sorted(topics)), frozenset(acls), compiled_at=at, next_change=next_change(policy, at)
+    )
 
 
 def is_managed(acl: AclSpec) -> bool:
-    """True for ACLs provisioning owns: those on sigex's own resources."""
+    """True for ACLs provisioning owns: those on sigex's own resources, and the gateway's
+    cluster ACL (of any of its key generations, and of the name without one)."""
     if acl.resource is Resource.CLUSTER:
-        return acl.principal in (f"User:{GATEWAY}",)
+        return acl.principal == f"User:{GATEWAY}" or acl.principal.startswith(f"User:{GATEWAY}.g")
     return acl.name.startswith((f"{TOPIC_PREFIX}.", f"{TOPIC_PREFIX}-"))

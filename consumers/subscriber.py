@@ -31,7 +31,11 @@ from datetime import datetime
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
-from kafka.errors import CommitFailedError, RebalanceInProgressError
+from kafka.errors import (
+    CommitFailedError,
+    RebalanceInProgressError,
+    TopicAuthorizationFailedError,
+)
 
 from broker.audit_events import access_records
 from broker.consumer_health import (
@@ -114,6 +118,7 @@ class Subscriber:
         stall_seconds: float = 30.0,
         join_seconds: float = 60.0,
         metrics: SubscriberMetrics | None = None,
+        resubscribe_seconds: float = 60.0,
     ) -> None:
         """``instance`` makes this a static member of its group (a restart with the same
         instance takes the partitions back at once); ``already_handed`` are message ids
@@ -137,6 +142,8 @@ class Subscriber:
         self._lag_reported = float("-inf")
         self._consumer = self._new_consumer()
         self._producer = KafkaProducer(enable_idempotence=True, acks="all", **self._options)
+        self._resubscribe_seconds = resubscribe_seconds
+        self._subscribed_at = 0.0
         self.subscribe()  # at once: a subscription made on the first poll rejoins the group
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._dedup_capacity = dedup_capacity
@@ -165,9 +172,15 @@ class Subscriber:
         return self._topics
 
     @property
+    def subscribed(self) -> frozenset[str]:
+        """The delivery topics subscribed to now: those of :attr:`topics` the broker lets it see."""
+        return frozenset(self._consumer.subscription() or ())
+
+    @property
     def assigned(self) -> bool:
-        """True once the group has given this subscriber its partitions."""
-        return bool(self._consumer.assignment())
+        """True once the group has given this subscriber its partitions, and at once when no
+        topic of it is in force now (there is nothing to wait for)."""
+        return bool(self._consumer.assignment()) or not self._consumer.subscription()
 
     def close(self) -> None:
         self._consumer.close()
@@ -180,8 +193,19 @@ class Subscriber:
         self.close()
 
     def subscribe(self) -> None:
+        """Subscribe to those of :attr:`topics` the broker lets this party see now.
+
+        The broker's ACLs follow the agreements in force, so the set changes
+        when a window opens or closes; :meth:`poll` calls this again every
+        ``resubscribe_seconds`` and when the broker refuses a topic.
+        """
         existing = set(self._consumer.topics())
-        self._consumer.subscribe(topics=[t for t in self._topics if t in existing])
+        visible = [t for t in self._topics if t in existing]
+        if visible:
+            self._consumer.subscribe(topics=visible)
+        elif self._consumer.subscription():
+            self._consumer.unsubscribe()  # none in force now (e.g. before its agreements start)
+        self._subscribed_at = time.monotonic()
 
     def poll(self, handler: Handler, timeout_ms: int = 1000, sync: Sync | None = None) -> int:
         """Read one batch; hand each lawful delivery to ``handler``; commit after receipts.
@@ -192,9 +216,22 @@ class Subscriber:
         committed, the partition is rewound to the signal it failed on, and the
         error goes to the caller: the next poll offers that signal again.
         """
-        if not self._consumer.subscription():
+        if (
+            not self._consumer.subscription()
+            or time.monotonic() - self._subscribed_at >= self._resubscribe_seconds
+        ):
             self.subscribe()
-        batch = self._consumer.poll(timeout_ms=timeout_ms)
+        if not self._consumer.subscription():
+            time.sleep(timeout_ms / 1000)  # nothing this party may read now; wait as poll would
+            self._watch.observe(assigned=True, fetched=0)  # idle, not stalled: nothing is owed
+            return 0
+        try:
+            batch = self._consumer.poll(timeout_ms=timeout_ms)
+        except TopicAuthorizationFailedError as refused:
+            # an agreement's window closed (or the party was revoked): go on with the rest
+            _log.warning("subscriber.topic_refused", party=self._party, detail=str(refused))
+            self.subscribe()
+            return 0
         self._watch.observe(
             assigned=bool(self._consumer.assignment()),
             fetched=sum(len(messages) for messages in batch.values()),

@@ -285,7 +285,12 @@ def demo(
     catalogue = load_catalogue()
     provisioned = provision_cluster(
         KafkaConnection.for_party(bootstrap, state, "ADMIN"),
-        compile_topology(policy, ProvisioningDefaults(partitions=3)),
+        compile_topology(
+            policy,
+            ProvisioningDefaults(partitions=3),
+            at=clock.now(),  # the agreements in force on the demo's day
+            generations=load_directory(state).generations(),
+        ),
     )
     _say(
         "provision",

@@ -202,11 +202,18 @@ def new_tls_key() -> TlsPrivateKey:
     return ec.generate_private_key(ec.SECP256R1())
 
 
-def party_name(code: str, organisation: str, oin: str | None) -> x509.Name:
-    """C=NL, O=<name>, serialNumber=<OIN>, CN=<CODE>, in that order.
+#: the organizational unit that names a certificate's key generation: ``key-generation-<N>``
+KEY_GENERATION_UNIT = "key-generation-"
+
+
+def party_name(
+    code: str, organisation: str, oin: str | None, generation: int | None = None
+) -> x509.Name:
+    """C=NL, O=<name>, serialNumber=<OIN>, OU=key-generation-<N>, CN=<CODE>, in that order.
 
     RFC 4514/2253 strings list the last attribute first, so Kafka's principal
-    string starts with ``CN=<CODE>,``.
+    string starts with ``CN=<CODE>,OU=key-generation-<N>,`` (or ``CN=<CODE>,``
+    for a name without a generation).
     """
     attributes = [
         x509.NameAttribute(NameOID.COUNTRY_NAME, "NL"),
@@ -214,6 +221,12 @@ def party_name(code: str, organisation: str, oin: str | None) -> x509.Name:
     ]
     if oin is not None:
         attributes.append(x509.NameAttribute(NameOID.SERIAL_NUMBER, oin))
+    if generation is not None:
+        attributes.append(
+            x509.NameAttribute(
+                NameOID.ORGANIZATIONAL_UNIT_NAME, f"{KEY_GENERATION_UNIT}{generation}"
+            )
+        )
     attributes.append(x509.NameAttribute(NameOID.COMMON_NAME, code))
     return x509.Name(attributes)
 

@@ -104,7 +104,10 @@ def show_command(state_dir: Path | None) -> None:
     directory = load_directory(state_dir or default_state_dir())
     click.echo(f"directory issued at {directory.issued_at.isoformat()}")
     for party in directory.parties:
-        click.echo(f"{party.code:8} {party.oin} {party.kind:12} {party.name}")
+        click.echo(
+            f"{party.code:8} {party.oin} {party.kind:12} {party.name}"
+            f" (certificate key generation {party.generation})"
+        )
         for purpose, records in (("sign", party.signing_keys), ("encrypt", party.encryption_keys)):
             for record in records:
                 click.echo(
@@ -143,15 +146,50 @@ def rotate_command(state_dir: Path | None, policy_dir: Path | None, party: str) 
 @_STATE_DIR
 @_POLICY_DIR
 @click.argument("party")
-def revoke_command(state_dir: Path | None, policy_dir: Path | None, party: str) -> None:
-    """Revoke PARTY's current keys from now on and issue new ones."""
+@click.option(
+    "--bootstrap",
+    default=None,
+    help="Broker address: cut the old certificate's broker access right away by compiling "
+    "the ACLs again for the new key generation (as ADMIN). Without it, run 'sigex provision'.",
+)
+def revoke_command(
+    state_dir: Path | None, policy_dir: Path | None, party: str, bootstrap: str | None
+) -> None:
+    """Revoke PARTY's keys and TLS certificate from now on and issue new ones.
+
+    The new certificate carries the next key generation. The broker refuses the
+    old one once the ACLs are compiled for the new generation: at once with
+    --bootstrap, else at the next 'sigex provision' (or round of 'sigex provision --watch').
+    """
+    state = state_dir or default_state_dir()
+    clock = SystemClock()
     retention = _retention_of(policy_dir)(party)
-    entry = rotate_party(
-        state_dir or default_state_dir(), party, SystemClock(), revoke=True, retention=retention
+    entry = rotate_party(state, party, clock, revoke=True, retention=retention)
+    click.echo(
+        f"revoked the old keys and certificate of {entry.code};"
+        f" new signing key {entry.signing_keys[-1].key_id.hex()},"
+        f" key generation {entry.generation}"
+    )
+    if bootstrap is None:
+        click.echo(
+            "the old certificate keeps its broker access until the ACLs are compiled again:"
+            " run 'sigex provision' now"
+        )
+        return
+    # imported here: the broker layer builds on sigex.identity, not the other way round
+    from broker.provision import provision_cluster  # noqa: PLC0415
+    from broker.provision_cli import topology_now  # noqa: PLC0415
+    from broker.topology import ProvisioningDefaults  # noqa: PLC0415
+    from policies.compiler import load_policy  # noqa: PLC0415
+    from sigex.transport import ADMIN, KafkaConnection  # noqa: PLC0415
+
+    topology = topology_now(load_policy(policy_dir), ProvisioningDefaults(), state, clock.now())
+    report = provision_cluster(
+        KafkaConnection.for_party(bootstrap, state, ADMIN), topology, acls_only=True
     )
     click.echo(
-        f"revoked the old keys of {entry.code};"
-        f" new signing key {entry.signing_keys[-1].key_id.hex()}"
+        f"broker ACLs compiled for generation {entry.generation}: {len(report.acls_created)}"
+        f" created, {len(report.acls_deleted)} deleted; the old certificate has no access left"
     )
 
 

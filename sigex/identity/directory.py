@@ -14,6 +14,12 @@ end of its period plus the longest retention of the data sealed to it. Once
 that date has passed, ``sigex keys shred`` destroys the private key and
 records when (``destroyed_at``), so what was sealed to it can never be opened
 again (crypto-shredding).
+
+Each party also has a key *generation* (1 at first, one more at every
+revocation). Its TLS certificate names that generation, the broker makes it
+part of the Kafka principal (``User:NLA.g2``), and ACLs are compiled only for
+the generation the directory lists; so a revoked certificate loses its broker
+access as soon as the ACLs are provisioned again.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from sigex.identity import _primitives as primitives
 from sigex.identity.errors import DirectoryError, NoValidKey, UnknownParty
 
 DIRECTORY_FORMAT = "sigex-directory/1"
+FIRST_GENERATION = 1
 _SIGNATURE_CONTEXT = b"sigex party directory v1\x00"
 
 
@@ -89,6 +96,14 @@ class PartyEntry:
     kind: str
     signing_keys: tuple[PublicKeyRecord, ...]
     encryption_keys: tuple[PublicKeyRecord, ...]
+    #: the key generation of the party's current TLS certificate (see the module docstring)
+    generation: int = FIRST_GENERATION
+
+    def __post_init__(self) -> None:
+        if isinstance(self.generation, bool) or not isinstance(self.generation, int):
+            raise DirectoryError("a party's key generation must be a whole number")
+        if self.generation < FIRST_GENERATION:
+            raise DirectoryError("a party's key generation starts at 1")
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +121,10 @@ class PartyDirectory:
     @property
     def codes(self) -> tuple[str, ...]:
         return tuple(p.code for p in self.parties)
+
+    def generations(self) -> dict[str, int]:
+        """Each party's current key generation, by code (what the broker ACLs are compiled for)."""
+        return {p.code: p.generation for p in self.parties}
 
     def party(self, code: str) -> PartyEntry:
         for entry in self.parties:
@@ -196,6 +215,7 @@ def _directory_body(directory: PartyDirectory) -> dict[str, Any]:
                 "name": p.name,
                 "oin": p.oin,
                 "kind": p.kind,
+                "generation": p.generation,
                 "signing_keys": [_key_document(k) for k in p.signing_keys],
                 "encryption_keys": [_key_document(k) for k in p.encryption_keys],
             }
@@ -248,6 +268,8 @@ def _party(entry: Mapping[str, Any]) -> PartyEntry:
         kind=str(entry["kind"]),
         signing_keys=tuple(_key(k) for k in entry["signing_keys"]),
         encryption_keys=tuple(_key(k) for k in entry["encryption_keys"]),
+        # directories signed before generations existed list none: their certificates are the first
+        generation=entry.get("generation", FIRST_GENERATION),
     )
 
 

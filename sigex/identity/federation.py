@@ -8,7 +8,9 @@ Layout under ``<state_dir>/federation/`` (folders 0700, private keys 0600)::
     directory.json                 the signed party directory
     parties/<CODE>/signing.key     Ed25519 (PKCS#8 PEM)
     parties/<CODE>/encryption.key  X25519 (PKCS#8 PEM)
-    parties/<CODE>/tls.key, tls.pem, client.pem   TLS client identity (client.pem: key, cert, CA)
+    parties/<CODE>/tls.key, tls.pem, client.pem   TLS client identity (client.pem: key, cert, CA);
+                                   its subject names the party's key generation (a revocation
+                                   issues a new one with the next generation)
     parties/<CODE>/retired/        keys replaced by a rotation, kept to read old data until
                                    their destruction date (then ``shred_keys`` destroys them)
     parties/AUDIT/pseudonym.key    the audit pseudonym key (see ``sigex.identity.audit_files``)
@@ -40,6 +42,7 @@ from sigex.identity.audit_files import (
     write_audit_pseudonym_key,
 )
 from sigex.identity.directory import (
+    FIRST_GENERATION,
     PartyDirectory,
     PartyEntry,
     PublicKeyRecord,
@@ -252,7 +255,9 @@ def init_federation(
         _make_dir(folder.parent)
         _make_dir(folder)
         signing, encryption = _write_party_keys(folder)
-        _write_tls_identity(folder, spec.code, spec.name, spec.oin, ca_key, ca_cert, now)
+        _write_tls_identity(
+            folder, spec.code, spec.name, spec.oin, ca_key, ca_cert, now, FIRST_GENERATION
+        )
         entries.append(
             PartyEntry(
                 code=spec.code,
@@ -261,6 +266,7 @@ def init_federation(
                 kind=spec.kind,
                 signing_keys=(_record(primitives.raw_public_signing(signing), now),),
                 encryption_keys=(_record(primitives.raw_public_encryption(encryption), now),),
+                generation=FIRST_GENERATION,
             )
         )
     _make_dir(root / "admin")
@@ -328,13 +334,15 @@ def _write_tls_identity(
     ca_key: primitives.TlsPrivateKey,
     ca_cert: primitives.Certificate,
     now: datetime,
+    generation: int | None = None,
 ) -> None:
+    """A TLS client identity; a party's names its key generation, the ADMIN one none."""
     key = primitives.new_tls_key()
     cert = primitives.leaf_certificate(
         ca_key=ca_key,
         ca_cert=ca_cert,
         key=key,
-        name=primitives.party_name(code, name, oin),
+        name=primitives.party_name(code, name, oin, generation),
         not_before=now - BACKDATE,
         not_after=now + TLS_VALIDITY,
     )
@@ -461,6 +469,10 @@ def rotate_party(
     data stays readable until their destruction date: the end of their period
     plus ``retention`` (the longest retention of data sealed to them), recorded
     in the directory for :func:`shred_keys`.
+
+    A revocation also issues a new TLS certificate with the next key generation
+    and lists that generation in the directory; the old certificate's broker
+    principal loses its ACLs at the next ``sigex provision``.
     """
     root = federation_dir(state_dir)
     operator = _load_operator(root)
@@ -468,6 +480,10 @@ def rotate_party(
     entry = directory.party(code)
     folder = root / "parties" / code
     now = clock.now()
+    generation = entry.generation
+    if revoke:
+        generation += 1
+        _reissue_tls_identity(root, folder, entry, now, generation)
     old_signing = primitives.load_signing_key(read_private(folder / "signing.key"))
     old_encryption = primitives.load_encryption_key(read_private(folder / "encryption.key"))
     _make_dir(folder / "retired")
@@ -490,6 +506,7 @@ def rotate_party(
 
     new_entry = replace(
         entry,
+        generation=generation,
         signing_keys=(
             *(ended(r) for r in entry.signing_keys),
             _record_from(primitives.raw_public_signing(signing), now),
@@ -576,6 +593,22 @@ def _current_encryption_key_id(folder: Path) -> bytes | None:
     except primitives.CryptoFailure as error:
         raise IdentityError(f"the encryption key {path} cannot be read") from error
     return primitives.key_id(primitives.raw_public_encryption(key))
+
+
+def _reissue_tls_identity(
+    root: Path, folder: Path, entry: PartyEntry, now: datetime, generation: int
+) -> None:
+    """Replace the party's TLS key and certificate with new ones of ``generation``.
+
+    The old key is not kept: nothing needs it, and whoever holds a copy is who
+    the revocation is against.
+    """
+    try:
+        ca_key = primitives.load_tls_key(read_private(root / "ca.key"))
+        ca_cert = primitives.load_certificate((root / "ca.pem").read_bytes())
+    except (OSError, primitives.CryptoFailure) as error:
+        raise IdentityError("the federation CA cannot be read") from error
+    _write_tls_identity(folder, entry.code, entry.name, entry.oin, ca_key, ca_cert, now, generation)
 
 
 def _record_from(raw_public: bytes, now: datetime) -> PublicKeyRecord:

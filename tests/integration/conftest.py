@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -11,14 +12,18 @@ from kafka.admin import KafkaAdminClient
 
 from broker import local
 from broker.provision import provision
-from broker.topology import ProvisioningDefaults, compile_topology
+from broker.topology import ProvisioningDefaults, Topology, compile_topology
+from policies.compiled import CompiledPolicy
 from policies.compiler import load_policy
 from sigex.clock import SystemClock
-from sigex.identity import init_federation, read_parties
+from sigex.identity import init_federation, load_directory, read_parties
 from sigex.transport import ADMIN, KafkaConnection
 from tests.conftest import free_port
 
 REPO = Path(__file__).resolve().parents[2]
+#: the moment the exchange's ACLs are compiled for: the gateway clock of the exchange tests
+#: (``exchange_kit.EXCHANGE_TIME``), when the agreements they use are in force
+PROVISIONED_AT = datetime(2027, 2, 1, 10, 0, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,17 @@ class SecureExchange:
 
     def admin(self) -> KafkaAdminClient:
         return KafkaAdminClient(**self.connection(ADMIN).options())
+
+    def topology(
+        self, policy: CompiledPolicy | None = None, at: datetime = PROVISIONED_AT
+    ) -> Topology:
+        """The topics and ACLs at ``at``, for the key generations the federation lists now."""
+        return compile_topology(
+            policy or load_policy(),
+            ProvisioningDefaults(partitions=3),
+            at=at,
+            generations=load_directory(self.state_dir).generations(),
+        )
 
 
 @pytest.fixture(scope="session")
@@ -58,7 +74,7 @@ def running_exchange(state: Path) -> Iterator[SecureExchange]:
     exchange = SecureExchange(settings.bootstrap, state)
     admin = exchange.admin()
     try:
-        provision(admin, compile_topology(load_policy(), ProvisioningDefaults(partitions=3)))
+        provision(admin, exchange.topology())
     finally:
         admin.close()
     try:

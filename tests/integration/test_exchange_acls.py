@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -12,14 +13,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 
 from broker.provision import provision, stray_acls
-from broker.topology import (
-    AclSpec,
-    Operation,
-    Pattern,
-    ProvisioningDefaults,
-    Resource,
-    compile_topology,
-)
+from broker.topology import AclSpec, Operation, Pattern, Resource, principal
 from policies.compiler import load_policy
 from tests.integration.conftest import REPO, SecureExchange
 
@@ -99,24 +93,23 @@ def test_an_agreement_removed_removes_its_acls(
     reduced = tmp_path / "policies"
     shutil.copytree(REPO / "policies", reduced)
     (reduced / "agreements" / "waadi.yaml").unlink()
-    defaults = ProvisioningDefaults(partitions=3)
     nla_writes_waadi = AclSpec(
-        "User:NLA", Resource.TOPIC, WAADI_IN_NLA, Pattern.LITERAL, Operation.WRITE
+        principal("NLA"), Resource.TOPIC, WAADI_IN_NLA, Pattern.LITERAL, Operation.WRITE
     )
     admin = secure_exchange.admin()
     try:
-        report = provision(admin, compile_topology(load_policy(reduced), defaults))
+        report = provision(admin, secure_exchange.topology(load_policy(reduced)))
         assert nla_writes_waadi in report.acls_deleted
         with pytest.raises(KafkaError) as refused:
             _produce(secure_exchange, "NLA", WAADI_IN_NLA)
         assert _refused(refused.value)
 
-        restored = provision(admin, compile_topology(load_policy(), defaults))
+        restored = provision(admin, secure_exchange.topology())
         assert nla_writes_waadi in restored.acls_created
-        again = provision(admin, compile_topology(load_policy(), defaults))
+        again = provision(admin, secure_exchange.topology())
         assert not again.changed, "provisioning twice must change nothing"
     finally:
-        provision(admin, compile_topology(load_policy(), defaults))
+        provision(admin, secure_exchange.topology())
         admin.close()
     _produce(secure_exchange, "NLA", WAADI_IN_NLA)
 
@@ -127,7 +120,7 @@ def test_provisioning_removes_stray_acls_on_sigex_resources(
     from kafka.admin import ACL, ACLOperation, ACLPermissionType, ResourcePattern, ResourceType
 
     stray = ACL(
-        "User:NLA",
+        principal("NLA"),
         "*",
         ACLOperation.ALL,
         ACLPermissionType.ALLOW,
@@ -140,12 +133,46 @@ def test_provisioning_removes_stray_acls_on_sigex_resources(
             if stray_acls(admin):
                 break
             time.sleep(0.2)
-        report = provision(
-            admin, compile_topology(load_policy(), ProvisioningDefaults(partitions=3))
-        )
+        report = provision(admin, secure_exchange.topology())
         assert report.stray_acls_deleted == 1
         with pytest.raises(KafkaError) as refused:
             _read(secure_exchange, "NLA", PAYROLL_OUT_NLA.replace("NLA", "BD"))
         assert _refused(refused.value)
+    finally:
+        admin.close()
+
+
+JUSTIS_IN = "sigex.waadi.admission-violation.in.JUSTIS"
+RVIG_PAYROLL_OUT = "sigex.payroll.bsn-mismatch.out.RVIG"
+
+
+def test_justis_cannot_write_its_ingress_before_its_agreements_start(
+    secure_exchange: SecureExchange,
+) -> None:
+    """Its agreements start on 2027-01-01: provisioned for a moment before, JUSTIS is refused."""
+    admin = secure_exchange.admin()
+    try:
+        # today as this is written; a fixed moment, so the test means the same next year
+        before = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
+        provision(admin, secure_exchange.topology(at=before))
+        with pytest.raises(KafkaError) as refused:
+            _produce(secure_exchange, "JUSTIS", JUSTIS_IN)
+        assert _refused(refused.value)
+    finally:
+        provision(admin, secure_exchange.topology())  # back to the exchange's moment
+        admin.close()
+    _produce(secure_exchange, "JUSTIS", JUSTIS_IN)  # in force at the exchange's moment
+
+
+def test_rvig_cannot_read_a_delivery_topic_only_a_basis_under_review_backs(
+    secure_exchange: SecureExchange,
+) -> None:
+    """The topic exists (the gateway's subscription does not follow the calendar); no ACL."""
+    with pytest.raises(KafkaError) as refused:
+        _read(secure_exchange, "RVIG", RVIG_PAYROLL_OUT)
+    assert _refused(refused.value)
+    admin = secure_exchange.admin()
+    try:
+        assert RVIG_PAYROLL_OUT in {t["name"] for t in admin.describe_topics([RVIG_PAYROLL_OUT])}
     finally:
         admin.close()

@@ -23,7 +23,10 @@ REPO = Path(__file__).resolve().parents[3]
 DOCKER = REPO / "docker"
 COMPOSE_FILE = DOCKER / "compose.yaml"
 
-PRINCIPAL_RULE = "RULE:^CN=([A-Z0-9]+),.*$/$1/,DEFAULT"
+PRINCIPAL_RULE = (
+    "RULE:^CN=([A-Z0-9]+),OU=key-generation-([0-9]+),.*$/$1.g$2/,"
+    "RULE:^CN=([A-Z0-9]+),.*$/$1/,DEFAULT"
+)
 ONE_SHOT = frozenset({"init"})
 SIGEX_IMAGE = re.compile(r"^sigex:")
 
@@ -290,10 +293,33 @@ def test_kafka_speaks_only_mutual_tls_with_acls(compose: dict[str, Any]) -> None
     assert f"LOCAL://localhost:{published[0]}" in env["KAFKA_ADVERTISED_LISTENERS"]
 
 
-def test_principal_rule_maps_a_certificate_name_to_the_party() -> None:
-    pattern = PRINCIPAL_RULE.removeprefix("RULE:").split("/")[0]
-    assert re.match(pattern, "CN=GM0363,O=Gemeente Amsterdam,C=NL").group(1) == "GM0363"  # type: ignore[union-attr]
-    assert re.match(pattern, "CN=gm0363,O=x") is None
+def _map_principal(rules: str, name: str) -> str:
+    """What Kafka's SslPrincipalMapper makes of ``name``: the first RULE that matches, else
+    DEFAULT (the name itself)."""
+    for rule in re.findall(r"RULE:([^/]+)/([^/]*)/", rules):
+        pattern, replacement = rule
+        found = re.match(pattern, name)
+        if found:
+            return found.expand(re.sub(r"\$(\d)", r"\\\1", replacement))
+    return name
+
+
+def test_principal_rule_maps_a_certificate_name_to_the_party_and_its_generation() -> None:
+    party = "CN=GM0363,OU=key-generation-2,2.5.4.5=#1314,O=Gemeente Amsterdam,C=NL"
+    assert _map_principal(PRINCIPAL_RULE, party) == "GM0363.g2"
+    assert _map_principal(PRINCIPAL_RULE, "CN=ADMIN,O=sigex administration,C=NL") == "ADMIN"
+    assert _map_principal(PRINCIPAL_RULE, "CN=gm0363,O=x") == "CN=gm0363,O=x"
+
+
+def test_compose_maps_principals_as_the_local_broker_does() -> None:
+    from broker.local import PRINCIPAL_MAPPING_RULES
+
+    for name in (
+        "CN=NLA,OU=key-generation-7,2.5.4.5=#1314,O=Nederlandse Arbeidsinspectie,C=NL",
+        "CN=BROKER,O=sigex broker,C=NL",
+        "CN=NLA,2.5.4.5=#1314,O=Nederlandse Arbeidsinspectie,C=NL",
+    ):
+        assert _map_principal(PRINCIPAL_RULE, name) == _map_principal(PRINCIPAL_MAPPING_RULES, name)
 
 
 # --- commands: what each container runs exists in the sigex command line --------------------

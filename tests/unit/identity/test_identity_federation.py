@@ -90,9 +90,9 @@ def test_client_certificate_subject_order_and_chain(state_dir: Path) -> None:
     ca = _certificates(root / "ca.pem")[0]
     for spec in SPECS:
         cert = _certificates(root / "parties" / spec.code / "tls.pem")[0]
-        assert cert.subject.rfc4514_string().startswith(f"CN={spec.code},")
+        assert cert.subject.rfc4514_string().startswith(f"CN={spec.code},OU=key-generation-1,")
         assert cert.subject.rfc4514_string() == (
-            f"CN={spec.code},2.5.4.5={spec.oin},O={spec.name},C=NL"
+            f"CN={spec.code},OU=key-generation-1,2.5.4.5={spec.oin},O={spec.name},C=NL"
         )
         serial = cert.subject.get_attributes_for_oid(NameOID.SERIAL_NUMBER)[0].value
         assert serial == spec.oin
@@ -125,7 +125,7 @@ def test_broker_keystore_is_kafka_pem_form(state_dir: Path) -> None:
     usage = server.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     assert ExtendedKeyUsageOID.SERVER_AUTH in usage
     admin = _certificates(root / "admin" / "tls.pem")[0]
-    assert admin.subject.rfc4514_string().startswith("CN=ADMIN,")
+    assert admin.subject.rfc4514_string() == "CN=ADMIN,O=sigex administration,C=NL"
 
 
 def test_load_party_and_directory_agree(state_dir: Path) -> None:
