@@ -266,15 +266,34 @@ def body_length(headers: Any) -> int:
     return length
 
 
-def principal_of(peer_certificate: Mapping[str, Any] | None) -> str | None:
-    """The CN of a verified peer certificate (as ``ssl.SSLSocket.getpeercert`` gives it)."""
+GENERATION_PREFIX = "key-generation-"
+
+
+def principal_of(
+    peer_certificate: Mapping[str, Any] | None,
+    generations: Mapping[str, int] | None = None,
+) -> str | None:
+    """The CN of a verified peer certificate (as ``ssl.SSLSocket.getpeercert`` gives it).
+
+    With ``generations`` (each party's current key generation, from the signed
+    directory), a party's certificate counts only when it carries that
+    generation (``OU=key-generation-<N>``): a certificate of a revoked
+    generation authenticates nobody, as it does at the broker.
+    """
     if not peer_certificate:
         return None
+    attributes: dict[str, str] = {}
     for rdn in peer_certificate.get("subject", ()):
         for name, value in rdn:
-            if name == "commonName":
-                return str(value)
-    return None
+            attributes.setdefault(str(name), str(value))
+    common_name = attributes.get("commonName")
+    if common_name is None or generations is None or common_name not in generations:
+        return common_name
+    unit = attributes.get("organizationalUnitName", "")
+    if unit != f"{GENERATION_PREFIX}{generations[common_name]}":
+        _log.warning("audit_api_stale_certificate", principal=common_name)
+        return None
+    return common_name
 
 
 class _QuietServer(ThreadingHTTPServer):
@@ -297,8 +316,12 @@ def make_server(
     context: ssl.SSLContext,
     *,
     body_timeout: float = BODY_TIMEOUT,
+    generations: Callable[[], Mapping[str, int]] | None = None,
 ) -> ThreadingHTTPServer:
     """An HTTPS server for the API; call ``serve_forever()`` on it (``port=0`` picks one).
+
+    ``generations`` gives each party's current key generation (asked per request, so a
+    revocation counts at once); a certificate of an older generation is not authenticated.
 
     A POST body must declare its length (at most ``MAX_BODY``) and arrive in full within
     ``body_timeout`` seconds of the headers, however it is trickled; otherwise the client gets
@@ -347,7 +370,7 @@ def make_server(
                     return
             connection = self.connection
             peer = connection.getpeercert() if isinstance(connection, ssl.SSLSocket) else None
-            principal = principal_of(peer)
+            principal = principal_of(peer, generations() if generations is not None else None)
             response = api.handle(principal, method, self.path, body)
             _log.info(
                 "audit_api_request",

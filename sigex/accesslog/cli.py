@@ -509,7 +509,9 @@ def serve(
         {p.code: p.kind for p in _directory_parties(state_dir)},
         pseudonymiser,
     )
-    server = make_server(api, host, port, context)
+    server = make_server(
+        api, host, port, context, generations=lambda: load_directory(state_dir).generations()
+    )
     click.echo(f"serving the access log on https://{host}:{server.server_address[1]}", err=True)
     try:
         server.serve_forever()

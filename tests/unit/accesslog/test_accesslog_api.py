@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from sigex.accesslog.api import AuditApi, make_server, server_tls_context
+from sigex.accesslog.api import AuditApi, make_server, principal_of, server_tls_context
 from sigex.accesslog.checkpoint import Checkpoint
 from sigex.accesslog.merkle import leaf_hash, verify_inclusion
 from sigex.accesslog.pseudonym import SubjectPseudonymiser
@@ -264,3 +264,52 @@ def test_a_stalled_body_is_dropped(impatient_server: int, federation_state: Path
         connection.settimeout(20)  # the server's own socket timeout (30 s) must not be needed
         answer = _read_answer(connection)
     assert _status_of(answer) == 408
+
+
+def _peer(common_name: str, unit: str | None) -> dict[str, object]:
+    subject = [(("commonName", common_name),)]
+    if unit is not None:
+        subject.append((("organizationalUnitName", unit),))
+    return {"subject": tuple(subject)}
+
+
+def test_a_certificate_of_a_revoked_key_generation_authenticates_nobody() -> None:
+    generations = {"NLA": 2}
+    assert principal_of(_peer("NLA", "key-generation-2"), generations) == "NLA"
+    assert principal_of(_peer("NLA", "key-generation-1"), generations) is None  # revoked
+    assert principal_of(_peer("NLA", None), generations) is None  # from before generations
+    assert principal_of(_peer("ADMIN", None), generations) == "ADMIN"  # not a listed party
+    assert principal_of(_peer("NLA", "key-generation-1")) == "NLA"  # no directory given
+
+
+def test_the_server_asks_the_current_generations_for_every_request(
+    api: AuditApi, federation_state: Path
+) -> None:
+    """The federation's own client certificates carry generation 1; the API refuses them as
+    soon as the directory says a party moved on, without a restart."""
+    current = {"NLA": 1}
+    certificate, key = api_identity(federation_state)
+    context = server_tls_context(certificate, key, federation_state / "federation" / "ca.pem")
+    server = make_server(api, "127.0.0.1", 0, context, generations=lambda: current)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    port = int(server.server_address[1])
+    try:
+        assert _get_as(federation_state, port, "NLA") == 200
+        current["NLA"] = 2  # NLA was revoked: its certificate is of generation 1
+        assert _get_as(federation_state, port, "NLA") == 403  # "unknown principal"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _get_as(state: Path, port: int, party: str) -> int:
+    folder = state / "federation" / "parties" / party
+    client = ssl.create_default_context(cafile=str(state / "federation" / "ca.pem"))
+    client.load_cert_chain(str(folder / "tls.pem"), str(folder / "tls.key"))
+    connection = http.client.HTTPSConnection("127.0.0.1", port, context=client, timeout=10)
+    try:
+        connection.request("GET", "/v1/checkpoints")
+        return connection.getresponse().status
+    finally:
+        connection.close()
