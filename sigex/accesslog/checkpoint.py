@@ -30,10 +30,10 @@ from cryptography import x509
 from sigex.accesslog import _keys
 from sigex.accesslog._keys import Ed25519PrivateKey, Ed25519PublicKey
 from sigex.accesslog.errors import CheckpointError, RecordFormatError
-from sigex.accesslog.merkle import HASH_BYTES
 from sigex.accesslog.record import format_time, parse_time
 from sigex.clock import Clock
 from sigex.identity.keyfiles import check_private
+from sigex.merkle import HASH_BYTES
 
 ORIGIN = "sigex.audit.checkpoint/v1"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sigex.errors import SigexError
+from sigex.merkle import MerkleError
 
 
 class AccessLogError(SigexError):
@@ -25,7 +26,7 @@ class LogCorrupted(StoreError):
     """The database is damaged, truncated or holds values of the wrong type: not a readable log."""
 
 
-class ProofError(AccessLogError):
+class ProofError(AccessLogError, MerkleError):
     """A proof could not be built or does not verify."""
 
 

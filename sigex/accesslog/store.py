@@ -24,7 +24,9 @@ from sigex.accesslog._keys import Ed25519PrivateKey
 from sigex.accesslog.backends import Backend, Row, open_backend
 from sigex.accesslog.checkpoint import Checkpoint, sign_checkpoint
 from sigex.accesslog.errors import LogCorrupted, ProofError, StoreError
-from sigex.accesslog.merkle import (
+from sigex.accesslog.record import AccessRecord, EventKind, Outcome, format_time, parse_time
+from sigex.clock import Clock
+from sigex.merkle import (
     EMPTY_ROOT,
     TreeBuilder,
     consistency_proof,
@@ -36,8 +38,6 @@ from sigex.accesslog.merkle import (
     root_of_leaf_hashes,
     split_point,
 )
-from sigex.accesslog.record import AccessRecord, EventKind, Outcome, format_time, parse_time
-from sigex.clock import Clock
 
 #: Perfect subtrees at this level and above are stored; below it they are recomputed.
 STORED_LEVEL = 4

@@ -37,7 +37,6 @@ from typing import Any
 from sigex.accesslog._keys import Ed25519PublicKey
 from sigex.accesslog.checkpoint import Checkpoint, TrustedKeys, load_public_key, public_key_pem
 from sigex.accesslog.errors import AccessLogError, ExportFormatError, RecordFormatError
-from sigex.accesslog.merkle import TreeBuilder, leaf_hash, verify_inclusion
 from sigex.accesslog.record import RECORD_KEYS, AccessRecord, format_time
 from sigex.accesslog.store import (
     RECORD_COLUMNS,
@@ -46,6 +45,7 @@ from sigex.accesslog.store import (
     RecordFilter,
     stored_bytes,
 )
+from sigex.merkle import TreeBuilder, leaf_hash, verify_inclusion
 
 EXPORT_FORMAT = "sigex.accesslog.export/v1"
 _CHECKED_COLUMNS = RECORD_COLUMNS[1:-2]

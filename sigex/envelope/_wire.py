@@ -12,6 +12,8 @@ import hashlib
 import struct
 from collections.abc import Sequence
 
+from sigex import merkle
+
 MAGIC = b"SGX"
 VERSION_1 = 1
 KIND_SUBMISSION = 1
@@ -132,50 +134,17 @@ def wrap_info(sealer_text: bytes, recipient_text: bytes, period: bytes, key_id: 
     return WRAP_TAG + sealer_text + recipient_text + period + key_id
 
 
-# --- Merkle tree (RFC 9162 section 2.1 hashing) -----------------------------------------------
+# --- Merkle tree: sigex.merkle (RFC 9162 section 2.1 hashing) ---------------------------------
 
-
-def _node(left: bytes, right: bytes) -> bytes:
-    return _sha256(b"\x01" + left + right).digest()
-
-
-def merkle_tree(leaves: Sequence[bytes]) -> tuple[bytes, list[list[bytes]]]:
-    """The root over ``leaves`` and every leaf's inclusion path (RFC 9162 order)."""
-    count = len(leaves)
-    if count == 1:
-        return leaves[0], [[]]
-    split = 1 << ((count - 1).bit_length() - 1)
-    left_root, left_paths = merkle_tree(leaves[:split])
-    right_root, right_paths = merkle_tree(leaves[split:])
-    for path in left_paths:
-        path.append(right_root)
-    for path in right_paths:
-        path.append(left_root)
-    return _node(left_root, right_root), left_paths + right_paths
+merkle_tree = merkle.root_and_paths
 
 
 def root_from_path(leaf: bytes, index: int, size: int, path: Sequence[bytes]) -> bytes:
     """The root implied by an inclusion path (RFC 9162 section 2.1.3.2); raises WireError."""
-    if index >= size:
-        raise WireError("leaf index outside the tree")
-    fn = index
-    sn = size - 1
-    result = leaf
-    for sibling in path:
-        if sn == 0:
-            raise WireError("inclusion path too long")
-        if fn & 1 or fn == sn:
-            result = _sha256(b"\x01" + sibling + result).digest()
-            while not fn & 1 and fn != 0:
-                fn >>= 1
-                sn >>= 1
-        else:
-            result = _sha256(b"\x01" + result + sibling).digest()
-        fn >>= 1
-        sn >>= 1
-    if sn != 0:
-        raise WireError("inclusion path too short")
-    return result
+    root = merkle.root_from_inclusion(leaf, index, size, path)
+    if root is None:
+        raise WireError("inclusion path does not fit the tree (index, size or length)")
+    return root
 
 
 # --- proofs -----------------------------------------------------------------------------------

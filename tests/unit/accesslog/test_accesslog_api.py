@@ -14,11 +14,11 @@ import pytest
 
 from sigex.accesslog.api import AuditApi, make_server, principal_of, server_tls_context
 from sigex.accesslog.checkpoint import Checkpoint
-from sigex.accesslog.merkle import leaf_hash, verify_inclusion
 from sigex.accesslog.pseudonym import SubjectPseudonymiser
 from sigex.accesslog.store import AccessLogStore
 from sigex.accesslog.tls import api_identity
 from sigex.clock import FixedClock
+from sigex.merkle import leaf_hash, verify_inclusion
 
 from .conftest import PEOPLE, RecordFactory
 

@@ -15,7 +15,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sigex.accesslog.errors import AccessLogError, PseudonymKeyMissing, RecordFormatError
-from sigex.accesslog.merkle import leaf_hash
 from sigex.accesslog.pseudonym import (
     SubjectPseudonymiser,
     load_pseudonym_key,
@@ -24,6 +23,7 @@ from sigex.accesslog.pseudonym import (
 from sigex.accesslog.record import AccessRecord, EventKind, Outcome
 from sigex.errors import InvalidIdentifier
 from sigex.identity import InsecureKeyFile
+from sigex.merkle import leaf_hash
 
 from .conftest import PEOPLE, RecordFactory
 

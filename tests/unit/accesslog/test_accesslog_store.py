@@ -8,17 +8,17 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from sigex.accesslog.merkle import (
-    leaf_hash,
-    root_of_leaf_hashes,
-    verify_consistency,
-    verify_inclusion,
-)
 from sigex.accesslog.pseudonym import SubjectPseudonymiser
 from sigex.accesslog.record import EventKind, Outcome
 from sigex.accesslog.store import AccessLogStore, RecordFilter
 from sigex.accesslog.verify import verify_store
 from sigex.clock import FixedClock
+from sigex.merkle import (
+    leaf_hash,
+    root_of_leaf_hashes,
+    verify_consistency,
+    verify_inclusion,
+)
 
 from .conftest import BACKENDS, PEOPLE, RecordFactory
 

@@ -21,11 +21,11 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from sigex.accesslog.checkpoint import Checkpoint
-from sigex.accesslog.merkle import TreeBuilder, leaf_hash
 from sigex.accesslog.record import AccessRecord
 from sigex.accesslog.store import STORED_LEVEL, AccessLogStore, record_row
 from sigex.accesslog.verify import VerificationReport, verify_store
 from sigex.clock import FixedClock
+from sigex.merkle import TreeBuilder, leaf_hash
 
 from .conftest import BACKENDS, RecordFactory
 

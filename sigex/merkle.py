@@ -1,5 +1,10 @@
 """RFC 9162 Merkle tree hashing, proofs and their verification; pure functions.
 
+The one Merkle tree in sigex: the envelope's field commitments (``sigex.envelope``)
+and the access log (``sigex.accesslog``) both hash, prove and verify with it, and
+``tests/unit/platform/test_merkle.py`` checks it against RFC 6962's published
+test vectors as well as against the RFC's recursive definition.
+
 A leaf hash is SHA-256(0x00 || entry), an interior node SHA-256(0x01 || left ||
 right), the empty tree's root SHA-256 of nothing. A tree of n > 1 leaves splits
 at k, the largest power of two below n. Proof construction works over any
@@ -13,10 +18,15 @@ import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from sigex.accesslog.errors import ProofError
+from sigex.errors import SigexError
 
 HASH_BYTES = 32
 EMPTY_ROOT = hashlib.sha256(b"").digest()
+
+
+class MerkleError(SigexError):
+    """A proof asked for leaves or sizes that are not in the tree."""
+
 
 #: The root of leaves [start, end) of the tree.
 RangeHasher = Callable[[int, int], bytes]
@@ -98,7 +108,7 @@ def right_edge(size: int) -> list[tuple[int, int]]:
 def inclusion_proof(index: int, size: int, range_hash: RangeHasher) -> list[bytes]:
     """RFC 9162 PATH(index, D[0:size]), leaf side first."""
     if not 0 <= index < size:
-        raise ProofError("inclusion proof: leaf index outside the tree")
+        raise MerkleError("inclusion proof: leaf index outside the tree")
     path: list[bytes] = []
     start, end = 0, size
     while end - start > 1:
@@ -116,7 +126,7 @@ def inclusion_proof(index: int, size: int, range_hash: RangeHasher) -> list[byte
 def consistency_proof(old_size: int, new_size: int, range_hash: RangeHasher) -> list[bytes]:
     """RFC 9162 PROOF(old_size, D[0:new_size])."""
     if not 0 <= old_size <= new_size:
-        raise ProofError("consistency proof: sizes out of order")
+        raise MerkleError("consistency proof: sizes out of order")
     if old_size in (0, new_size):
         return []
     proof: list[bytes] = []
@@ -138,16 +148,16 @@ def consistency_proof(old_size: int, new_size: int, range_hash: RangeHasher) -> 
     return proof
 
 
-def verify_inclusion(
-    entry_hash: bytes, index: int, size: int, path: Sequence[bytes], root: bytes
-) -> bool:
-    """RFC 9162 section 2.1.3.2."""
+def root_from_inclusion(
+    entry_hash: bytes, index: int, size: int, path: Sequence[bytes]
+) -> bytes | None:
+    """The root an inclusion path implies (RFC 9162 section 2.1.3.2), None if it is malformed."""
     if not 0 <= index < size:
-        return False
+        return None
     fn, sn, current = index, size - 1, entry_hash
     for sibling in path:
         if sn == 0:
-            return False
+            return None  # longer than the tree is deep
         if fn & 1 or fn == sn:
             current = node_hash(sibling, current)
             if not fn & 1:
@@ -158,7 +168,14 @@ def verify_inclusion(
             current = node_hash(current, sibling)
         fn >>= 1
         sn >>= 1
-    return sn == 0 and current == root
+    return current if sn == 0 else None  # not shorter than the tree is deep either
+
+
+def verify_inclusion(
+    entry_hash: bytes, index: int, size: int, path: Sequence[bytes], root: bytes
+) -> bool:
+    """RFC 9162 section 2.1.3.2: ``entry_hash`` is leaf ``index`` of the tree with ``root``."""
+    return root_from_inclusion(entry_hash, index, size, path) == root
 
 
 def verify_consistency(
@@ -196,6 +213,27 @@ def verify_consistency(
         fn >>= 1
         sn >>= 1
     return sn == 0 and first_root == old_root and second_root == new_root
+
+
+def root_and_paths(leaf_hashes: Sequence[bytes]) -> tuple[bytes, list[list[bytes]]]:
+    """The root over ``leaf_hashes`` (at least one) and every leaf's inclusion path at once.
+
+    For a sealer that proves every leaf of a small tree: one pass, each interior
+    node hashed once, paths in RFC 9162 order (leaf side first).
+    """
+    count = len(leaf_hashes)
+    if count == 0:
+        raise MerkleError("a tree to prove leaves of needs at least one leaf")
+    if count == 1:
+        return leaf_hashes[0], [[]]
+    split = split_point(count)
+    left_root, left_paths = root_and_paths(leaf_hashes[:split])
+    right_root, right_paths = root_and_paths(leaf_hashes[split:])
+    for path in left_paths:
+        path.append(right_root)
+    for path in right_paths:
+        path.append(left_root)
+    return node_hash(left_root, right_root), left_paths + right_paths
 
 
 def hasher_over(leaf_hashes: Sequence[bytes]) -> RangeHasher:
