@@ -18,6 +18,7 @@ from typing import Any
 from broker.audit_events import operation_id
 from sigex.accesslog.pseudonym import SubjectPseudonyms, load_pseudonym_key
 from sigex.accesslog.record import AccessRecord, EventKind
+from sigex.canonical import canonical_json
 from sigex.clock import Clock
 from sigex.envelope import Opener, OutgoingRecord, SealContext, Sealer
 from sigex.identity import load_directory, load_party
@@ -52,7 +53,7 @@ def seal_party_events(
         OutgoingRecord.of(
             context,
             {
-                "event": json.dumps(event, sort_keys=True).encode(),
+                "event": canonical_json(event),
                 "subjects": json.dumps(sorted(subjects)).encode(),
             },
         )

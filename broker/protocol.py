@@ -23,6 +23,7 @@ from datetime import date, datetime
 from typing import Any
 
 from schemas.catalogue import SignalSpec
+from sigex.canonical import canonical_json
 from sigex.errors import SigexError
 
 BSN_CLASSIFICATION = "identifier.bsn"
@@ -130,7 +131,7 @@ class DeliveryDecision:
             "retention_days": self.retention_days,
             "subjects": sorted(self.subjects),
         }
-        return json.dumps(body, sort_keys=True, separators=(",", ":")).encode("utf-8")
+        return canonical_json(body)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> DeliveryDecision:

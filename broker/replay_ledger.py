@@ -40,6 +40,7 @@ from kafka.errors import KafkaError
 
 from broker.errors import GatewayError
 from broker.topology import LEDGER_TOPIC
+from sigex.canonical import canonical_json
 from sigex.envelope import ReplayGuard
 from sigex.logs import get_logger
 from sigex.transport import KafkaConnection
@@ -67,16 +68,14 @@ class LedgerEntry:
         return self.message_id.bytes
 
     def value(self) -> bytes:
-        return json.dumps(
+        return canonical_json(
             {
                 "v": 1,
                 "signed_at_ms": int(self.signed_at.timestamp() * 1000),
                 "digest": self.digest.hex(),
                 "source": self.source,
-            },
-            sort_keys=True,
-            separators=(",", ":"),
-        ).encode()
+            }
+        )
 
     @classmethod
     def parse(cls, key: bytes | None, value: bytes | None) -> LedgerEntry:

@@ -31,6 +31,7 @@ from sigex.accesslog import _keys
 from sigex.accesslog._keys import Ed25519PrivateKey, Ed25519PublicKey
 from sigex.accesslog.errors import CheckpointError, RecordFormatError
 from sigex.accesslog.record import format_time, parse_time
+from sigex.canonical import canonical_json
 from sigex.clock import Clock
 from sigex.identity.keyfiles import check_private
 from sigex.merkle import HASH_BYTES
@@ -95,7 +96,7 @@ class Checkpoint:
         }
 
     def to_bytes(self) -> bytes:
-        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":")).encode("utf-8")
+        return canonical_json(self.to_dict())
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> Checkpoint:

@@ -23,6 +23,7 @@ from enum import Enum
 from typing import Any
 
 from sigex.accesslog.errors import RecordFormatError
+from sigex.canonical import canonical_json
 
 FORMAT_VERSION = 1
 
@@ -287,6 +288,4 @@ class AccessRecord:
 
 
 def _encode(values: dict[str, Any]) -> bytes:
-    return json.dumps(values, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(
-        "utf-8"
-    )
+    return canonical_json(values)

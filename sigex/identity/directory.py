@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from sigex.canonical import canonical_json
 from sigex.identity import _primitives as primitives
 from sigex.identity.errors import DirectoryError, NoValidKey, UnknownParty
 
@@ -225,7 +226,7 @@ def _directory_body(directory: PartyDirectory) -> dict[str, Any]:
 
 
 def _canonical(body: Mapping[str, Any]) -> bytes:
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+    return canonical_json(body)
 
 
 def sign_directory(directory: PartyDirectory, operator_key: primitives.Ed25519PrivateKey) -> bytes:
