@@ -74,17 +74,17 @@ from kafka.admin import (
 )
 from kafka.errors import KafkaError
 
-from broker import local
-from broker.jars import kafka_version
-from broker.provision import provision
-from broker.topology import (
+from sigex.broker import local
+from sigex.broker.jars import kafka_version
+from sigex.broker.provision import provision
+from sigex.exchange.topology import (
     ProvisioningDefaults,
     compile_topology,
     delivery_topic,
     subscriber_group_prefix,
 )
-from broker.topology import principal as party_principal
-from policies.compiler import load_policy
+from sigex.exchange.topology import principal as party_principal
+from sigex.policies.compiler import load_policy
 from sigex.clock import SystemClock
 from sigex.identity import init_federation, read_parties
 from sigex.transport import ADMIN, KafkaConnection

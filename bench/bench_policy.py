@@ -33,10 +33,10 @@ from pathlib import Path
 
 import casbin
 
-from policies.compiled import CompiledPolicy
-from policies.compiler import POLICY_DIRECTORY, load_policy
-from policies.decide import DecisionRequest, decide
-from schemas.catalogue import load_catalogue
+from sigex.policies.compiled import CompiledPolicy
+from sigex.policies.compiler import POLICY_DIRECTORY, load_policy
+from sigex.policies.decide import DecisionRequest, decide
+from sigex.schemas.catalogue import load_catalogue
 
 RESULTS = Path(__file__).parent / "results"
 AGREEMENTS = 500

@@ -35,9 +35,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from producers.reference.finders import finder_named
-from producers.reference.stamps import Progress
-from producers.synthetic import DEFAULT_RATES, generate_dataset
+from sigex.partners.producers.finders import finder_named
+from sigex.partners.producers.stamps import Progress
+from sigex.partners.synthetic import DEFAULT_RATES, generate_dataset
 from sigex.clock import FixedClock
 
 RESULTS = Path(__file__).parent / "results"

@@ -13,7 +13,7 @@ For each record:
 2. the envelope is opened and the sender's signature checked; the signer
    must be that same party (a forged sender is dead-lettered);
 3. the fields are decoded and validated against the schema the envelope names;
-4. every candidate recipient is decided with :func:`~broker.routing.route`;
+4. every candidate recipient is decided with :func:`~sigex.exchange.routing.route`;
 5. for each allowed recipient the message is projected to the agreed fields
    and re-sealed for that recipient with the gateway's signed decision;
 6. every decision is recorded in the access log, one record per data subject;
@@ -33,8 +33,8 @@ from typing import Any
 from kafka import KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
 from kafka.errors import KafkaError, ProducerFencedError
 
-from broker.audit_events import access_records, operation_id
-from broker.protocol import (
+from sigex.exchange.audit_events import access_records, operation_id
+from sigex.exchange.protocol import (
     ENVELOPE_VERSION,
     ENVELOPE_VERSION_HEADER,
     REASONS_HEADER,
@@ -47,9 +47,9 @@ from broker.protocol import (
     header_value,
     pack_access_records,
 )
-from broker.replay_ledger import LedgerEntry, ReplayLedger
-from broker.routing import disclosed_fields, route
-from broker.topology import (
+from sigex.broker.replay_ledger import LedgerEntry, ReplayLedger
+from sigex.exchange.routing import disclosed_fields, route
+from sigex.exchange.topology import (
     AUDIT_TOPIC,
     DEAD_LETTER_TOPIC,
     GATEWAY,
@@ -59,12 +59,12 @@ from broker.topology import (
     TOPIC_PREFIX,
     delivery_topic,
 )
-from policies.compiled import CompiledPolicy
-from schemas.catalogue import Catalogue, SignalSpec
-from schemas.codec import decode_fields, validate_record
-from schemas.errors import SchemaError
-from sigex.accesslog.pseudonym import SubjectPseudonyms
-from sigex.accesslog.record import AccessRecord, EventKind, Outcome
+from sigex.policies.compiled import CompiledPolicy
+from sigex.schemas.catalogue import Catalogue, SignalSpec
+from sigex.schemas.codec import decode_fields, validate_record
+from sigex.schemas.errors import SchemaError
+from sigex.exchange.pseudonyms import SubjectPseudonyms
+from sigex.exchange.access_record import AccessRecord, EventKind, Outcome
 from sigex.clock import Clock, SystemClock
 from sigex.envelope import (
     EnvelopeError,

@@ -14,7 +14,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from broker.errors import DownloadFailed, MavenMissing
+from sigex.broker.errors import DownloadFailed, MavenMissing
 
 DEFAULT_KAFKA_VERSION = "4.3.1"
 LOG4J_VERSION = "2.24.3"

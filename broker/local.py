@@ -24,14 +24,14 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
-from broker.errors import BrokerStartFailed, JavaMissing, PortInUse
-from broker.jars import ensure_jars, kafka_version
+from sigex.broker.errors import BrokerStartFailed, JavaMissing, PortInUse
+from sigex.broker.jars import ensure_jars, kafka_version
 from sigex.identity import default_state_dir
 
 MIN_JAVA_MAJOR = 17
 STARTED_MARKER = "Kafka Server started"
 #: party certificates: ``CN=<CODE>,OU=key-generation-<N>,...`` -> ``<CODE>.g<N>`` (see
-#: ``broker.topology.principal``); then certificates without a generation -> ``<CN>``. No
+#: ``sigex.exchange.topology.principal``); then certificates without a generation -> ``<CN>``. No
 #: second rule can make a principal with a dot, so only the first makes generation principals.
 GENERATION_PRINCIPAL_RULE = "RULE:^CN=([A-Za-z0-9_-]+),OU=key-generation-([0-9]+),.*$/$1.g$2/"
 PRINCIPAL_MAPPING_RULES = f"{GENERATION_PRINCIPAL_RULE},RULE:^CN=([A-Za-z0-9_-]+),.*$/$1/,DEFAULT"

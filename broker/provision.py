@@ -1,4 +1,4 @@
-"""Apply a compiled :class:`~broker.topology.Topology` to a Kafka cluster, idempotently.
+"""Apply a compiled :class:`~sigex.exchange.topology.Topology` to a Kafka cluster, idempotently.
 
 Topics are created when missing, grown when they have fewer partitions than
 asked, and their retention is set to what the agreements say. ACLs on sigex's
@@ -27,8 +27,8 @@ from kafka.admin import (
 )
 from kafka.errors import KafkaError, SecurityDisabledError
 
-from broker.errors import BrokerError
-from broker.topology import AclSpec, Operation, Pattern, Resource, Topology, is_managed
+from sigex.broker.errors import BrokerError
+from sigex.exchange.topology import AclSpec, Operation, Pattern, Resource, Topology, is_managed
 from sigex.logs import get_logger
 from sigex.transport import KafkaConnection
 

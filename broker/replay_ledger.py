@@ -38,8 +38,8 @@ from typing import Any
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
-from broker.errors import GatewayError
-from broker.topology import LEDGER_TOPIC
+from sigex.broker.errors import GatewayError
+from sigex.exchange.topology import LEDGER_TOPIC
 from sigex.canonical import canonical_json
 from sigex.envelope import ReplayGuard
 from sigex.logs import get_logger

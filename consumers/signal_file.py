@@ -17,7 +17,7 @@ from collections import deque
 from pathlib import Path
 from typing import BinaryIO
 
-from consumers.errors import ConsumerError
+from sigex.consumers.errors import ConsumerError
 from sigex.identity.keyfiles import create_private_file
 from sigex.logs import get_logger
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from policies.decision import Decision
-from policies.model import (
+from sigex.policies.decision import Decision
+from sigex.policies.model import (
     Agreement,
     Classification,
     Cooperation,
@@ -18,7 +18,7 @@ from policies.model import (
     Route,
     Window,
 )
-from schemas.catalogue import Catalogue
+from sigex.schemas.catalogue import Catalogue
 
 EARLIEST = datetime.min.replace(tzinfo=UTC)
 LATEST = datetime.max.replace(tzinfo=UTC)

@@ -19,11 +19,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
-from policies.compiled import CompiledPolicy, RouteEntry, RouteKey, window_moments
-from policies.decide import refusal_for, time_reasons
-from policies.decision import Decision, Reason, ReasonCode
-from policies.errors import PolicyInvalid, PolicyProblem
-from policies.model import (
+from sigex.policies.compiled import CompiledPolicy, RouteEntry, RouteKey, window_moments
+from sigex.policies.decide import refusal_for, time_reasons
+from sigex.policies.decision import Decision, Reason, ReasonCode
+from sigex.policies.errors import PolicyInvalid, PolicyProblem
+from sigex.policies.model import (
     Agreement,
     BasisStatus,
     Classification,
@@ -34,9 +34,9 @@ from policies.model import (
     RecipientRule,
     Window,
 )
-from policies.source import LineDict, LineList, load_yaml
-from schemas.catalogue import Catalogue, load_catalogue
-from schemas.errors import SchemaError
+from sigex.policies.source import LineDict, LineList, load_yaml
+from sigex.schemas.catalogue import Catalogue, load_catalogue
+from sigex.schemas.errors import SchemaError
 from sigex.errors import InvalidIdentifier
 from sigex.identifiers import check_oin
 

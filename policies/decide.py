@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from policies.compiled import CompiledPolicy, RouteEntry
-from policies.decision import Decision, DecisionRequest, Reason, ReasonCode
-from policies.errors import PolicyError
-from policies.model import Agreement, BasisStatus, Cooperation, LegalBasis
+from sigex.policies.compiled import CompiledPolicy, RouteEntry
+from sigex.policies.decision import Decision, DecisionRequest, Reason, ReasonCode
+from sigex.policies.errors import PolicyError
+from sigex.policies.model import Agreement, BasisStatus, Cooperation, LegalBasis
 
 __all__ = ["Decision", "DecisionRequest", "Reason", "ReasonCode", "decide"]
 

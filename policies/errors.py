@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from sigex.errors import SigexError
 
 if TYPE_CHECKING:
-    from policies.decide import Decision
+    from sigex.policies.decide import Decision
 
 
 class PolicyError(SigexError):

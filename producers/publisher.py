@@ -32,9 +32,9 @@ from typing import Any
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
-from broker.audit_events import operation_id
-from broker.party_events import SEALED_EVENT, SEALED_EVENT_HEADER, seal_party_events
-from broker.protocol import (
+from sigex.exchange.audit_events import operation_id
+from sigex.exchange.party_events import SEALED_EVENT, SEALED_EVENT_HEADER, seal_party_events
+from sigex.exchange.protocol import (
     ENVELOPE_VERSION,
     ENVELOPE_VERSION_HEADER,
     TRACEPARENT,
@@ -42,15 +42,15 @@ from broker.protocol import (
     data_subjects,
     record_key_subject,
 )
-from broker.routing import Routing, route
-from broker.topology import GATEWAY, ingress_topic, receipts_topic
-from policies.compiled import CompiledPolicy
-from policies.decide import Reason
-from producers.errors import ProducerError
-from schemas.catalogue import Catalogue, SignalSpec
-from schemas.codec import encode_fields, validate_record
-from schemas.errors import SchemaError
-from sigex.accesslog.record import EventKind, Outcome, format_time
+from sigex.exchange.routing import Routing, route
+from sigex.exchange.topology import GATEWAY, ingress_topic, receipts_topic
+from sigex.policies.compiled import CompiledPolicy
+from sigex.policies.decide import Reason
+from sigex.producers.errors import ProducerError
+from sigex.schemas.catalogue import Catalogue, SignalSpec
+from sigex.schemas.codec import encode_fields, validate_record
+from sigex.schemas.errors import SchemaError
+from sigex.exchange.access_record import EventKind, Outcome, format_time
 from sigex.clock import Clock, SystemClock
 from sigex.envelope import (
     OutgoingRecord,
@@ -185,7 +185,7 @@ def checked_fields(
 ) -> dict[str, bytes]:
     """Validate ``record`` (exact types), encode its fields and check its sealed size.
 
-    Raises :class:`~schemas.errors.SchemaError` or :class:`RecordTooLarge`;
+    Raises :class:`~sigex.schemas.errors.SchemaError` or :class:`RecordTooLarge`;
     sends nothing. The size is the envelope's exact length in the largest
     batch, plus room for Kafka's own record overhead.
     """

@@ -8,7 +8,7 @@ line stops it with an error that names the file and the line, never a value;
 nothing has been sent at that point.
 
 :func:`publish_file` is the second pass: it reads the file again and hands it
-to a :class:`~producers.publisher.Publisher` in batches. Every record goes out
+to a :class:`~sigex.producers.publisher.Publisher` in batches. Every record goes out
 under a message id derived from its ``signal_id``, so if the broker fails
 half-way, running the same command again delivers only what was missing.
 """
@@ -21,10 +21,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from broker.protocol import from_json_record
-from policies.decide import Reason
-from producers.errors import ProducerError
-from producers.publisher import (
+from sigex.exchange.protocol import from_json_record
+from sigex.policies.decide import Reason
+from sigex.producers.errors import ProducerError
+from sigex.producers.publisher import (
     DEFAULT_MAX_MESSAGE_BYTES,
     InvalidRecord,
     Publisher,
@@ -32,7 +32,7 @@ from producers.publisher import (
     checked_fields,
     signal_uuid,
 )
-from schemas.catalogue import SignalSpec
+from sigex.schemas.catalogue import SignalSpec
 from sigex.errors import SigexError
 
 
@@ -108,7 +108,7 @@ def read_records(path: Path, spec: SignalSpec) -> Iterator[tuple[int, dict[str, 
     """(line number, typed record) for every non-empty line; InvalidInput names a bad line.
 
     A line must be UTF-8 and one JSON object; dates and timestamps in it are
-    ISO 8601 strings (:func:`broker.protocol.from_json_record`).
+    ISO 8601 strings (:func:`sigex.exchange.protocol.from_json_record`).
     """
     try:
         handle = path.open("rb")

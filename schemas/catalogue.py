@@ -31,8 +31,8 @@ from fastavro.schema import (
     to_parsing_canonical_form,
 )
 
-from schemas.compatibility import check_compatible, named_types
-from schemas.errors import CatalogueError, IncompatibleSchema, UnknownSchema
+from sigex.schemas.compatibility import check_compatible, named_types
+from sigex.schemas.errors import CatalogueError, IncompatibleSchema, UnknownSchema
 from sigex.identifiers import CHECKS
 
 SCHEMA_DIRECTORY = Path(__file__).resolve().parent

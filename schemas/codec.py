@@ -22,9 +22,9 @@ from typing import Any
 from fastavro import schemaless_reader, schemaless_writer
 from fastavro.validation import validate
 
-from schemas.catalogue import SignalSpec
-from schemas.errors import FieldIdentifierInvalid, SchemaViolation
-from schemas.typecheck import type_problem
+from sigex.schemas.catalogue import SignalSpec
+from sigex.schemas.errors import FieldIdentifierInvalid, SchemaViolation
+from sigex.schemas.typecheck import type_problem
 from sigex.errors import InvalidIdentifier
 from sigex.identifiers import CHECKS
 
@@ -97,7 +97,7 @@ def _find_bad_field(spec: SignalSpec, record: Mapping[str, object]) -> SchemaVio
 def validate_record(spec: SignalSpec, record: Mapping[str, object]) -> None:
     """Check field names, required fields, exact Avro types and identifier checks of ``record``.
 
-    Types are checked exactly, logical types included (see :mod:`schemas.typecheck`):
+    Types are checked exactly, logical types included (see :mod:`sigex.schemas.typecheck`):
     stricter than what fastavro would coerce while encoding.
     """
     _check_shape(spec, record)

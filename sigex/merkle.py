@@ -1,7 +1,7 @@
 """RFC 9162 Merkle tree hashing, proofs and their verification; pure functions.
 
 The one Merkle tree in sigex: the envelope's field commitments (``sigex.envelope``)
-and the access log (``sigex.accesslog``) both hash, prove and verify with it, and
+and the access log (``sigex.audit``) both hash, prove and verify with it, and
 ``tests/unit/platform/test_merkle.py`` checks it against RFC 6962's published
 test vectors as well as against the RFC's recursive definition.
 

@@ -57,7 +57,7 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         with KafkaContainer("apache/kafka:4.1.1").with_kraft() as container:
             yield container.get_bootstrap_server()
         return
-    from broker import local
+    from sigex.broker import local
 
     settings = local.BrokerSettings(
         home=tmp_path_factory.mktemp("kafka"),

@@ -12,24 +12,24 @@ from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from broker.gateway import GatewayRunner, PolicyGateway
-from broker.party_events import SEALED_EVENT_HEADER
-from broker.protocol import (
+from sigex.broker.gateway import GatewayRunner, PolicyGateway
+from sigex.exchange.party_events import SEALED_EVENT_HEADER
+from sigex.exchange.protocol import (
     TRACEPARENT,
     TraceContext,
     data_subjects,
     header_value,
     unpack_access_records,
 )
-from broker.topology import GATEWAY, ingress_topic, ingress_topics
-from consumers.subscriber import ReceivedSignal, Subscriber
-from policies.compiled import CompiledPolicy
-from policies.compiler import load_policy
-from producers.publisher import Publisher, load_or_create_record_key
-from schemas.catalogue import Catalogue, load_catalogue
-from schemas.codec import encode_fields
-from sigex.accesslog.pseudonym import SubjectPseudonyms, load_pseudonym_key
-from sigex.accesslog.record import AccessRecord
+from sigex.exchange.topology import GATEWAY, ingress_topic, ingress_topics
+from sigex.consumers.subscriber import ReceivedSignal, Subscriber
+from sigex.policies.compiled import CompiledPolicy
+from sigex.policies.compiler import load_policy
+from sigex.producers.publisher import Publisher, load_or_create_record_key
+from sigex.schemas.catalogue import Catalogue, load_catalogue
+from sigex.schemas.codec import encode_fields
+from sigex.exchange.pseudonyms import SubjectPseudonyms, load_pseudonym_key
+from sigex.exchange.access_record import AccessRecord
 from sigex.clock import FixedClock
 from sigex.envelope import OutgoingRecord, SealContext, Sealer, pseudonym
 from sigex.identity import load_directory, load_party

@@ -21,13 +21,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 
-from broker.audit_events import operation_id
-from broker.audit_indexer import IndexerSettings, IndexerStats, run_indexer
-from broker.checkpoints import read_published_checkpoints
-from sigex.accesslog.pseudonym import SubjectPseudonymiser
-from sigex.accesslog.record import AccessRecord, EventKind, Outcome
-from sigex.accesslog.store import AccessLogStore, RecordFilter
-from sigex.accesslog.verify import verify_store
+from sigex.exchange.audit_events import operation_id
+from sigex.audit.indexer import IndexerSettings, IndexerStats, run_indexer
+from sigex.audit.checkpoint_topic import read_published_checkpoints
+from sigex.exchange.pseudonyms import SubjectPseudonymiser
+from sigex.exchange.access_record import AccessRecord, EventKind, Outcome
+from sigex.audit.store import AccessLogStore, RecordFilter
+from sigex.audit.verify import verify_store
 from sigex.clock import FixedClock
 from sigex.transport import KafkaConnection
 

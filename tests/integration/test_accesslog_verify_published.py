@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from sigex.accesslog.pseudonym import SubjectPseudonymiser
-from sigex.accesslog.record import AccessRecord, EventKind, Outcome
-from sigex.accesslog.store import AccessLogStore
+from sigex.exchange.pseudonyms import SubjectPseudonymiser
+from sigex.exchange.access_record import AccessRecord, EventKind, Outcome
+from sigex.audit.store import AccessLogStore
 from sigex.cli import main
 from tests.integration.conftest import SecureExchange, running_exchange
 

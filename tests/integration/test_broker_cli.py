@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from broker.jars import cache_dir, is_cached, kafka_version
+from sigex.broker.jars import cache_dir, is_cached, kafka_version
 
 SIGEX = str(Path(sys.executable).parent / "sigex")
 

@@ -25,7 +25,7 @@ from kafka.admin import (
 )
 from kafka.errors import KafkaError
 
-from broker import local
+from sigex.broker import local
 
 
 def free_port() -> int:

@@ -27,22 +27,22 @@ from typing import Any
 import pytest
 from kafka import KafkaProducer
 
-from broker.audit_indexer import subscription
-from broker.checkpoints import read_published_checkpoints
-from broker.topology import (
+from sigex.audit.indexer import subscription
+from sigex.audit.checkpoint_topic import read_published_checkpoints
+from sigex.exchange.topology import (
     AUDIT_TOPIC,
     GATEWAY,
     RECEIPTS_PREFIX,
     delivery_topic,
     subscriber_group_prefix,
 )
-from consumers.subscriber import Subscriber
-from policies.compiler import load_policy
-from producers.publisher import Publisher, load_or_create_record_key
-from schemas.catalogue import load_catalogue
-from sigex.accesslog.pseudonym import SubjectPseudonymiser
-from sigex.accesslog.record import AccessRecord, EventKind, Outcome
-from sigex.accesslog.store import AccessLogStore
+from sigex.consumers.subscriber import Subscriber
+from sigex.policies.compiler import load_policy
+from sigex.producers.publisher import Publisher, load_or_create_record_key
+from sigex.schemas.catalogue import load_catalogue
+from sigex.exchange.pseudonyms import SubjectPseudonymiser
+from sigex.exchange.access_record import AccessRecord, EventKind, Outcome
+from sigex.audit.store import AccessLogStore
 from sigex.identity import load_directory, load_party
 from tests.integration.conftest import SecureExchange
 from tests.unit.schemas.conftest import LHN_A, make_bsn

@@ -23,15 +23,15 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from broker.audit_events import operation_id
-from broker.audit_indexer import IndexerSettings, run_indexer
-from broker.party_events import PartyEventReader
-from broker.protocol import TRACEPARENT, TraceContext, data_subjects
-from broker.topology import AUDIT_TOPIC, delivery_topic, ingress_topic, receipts_topic
-from schemas.codec import encode_fields
-from sigex.accesslog.record import AccessRecord, EventKind, Outcome
-from sigex.accesslog.report import build_report
-from sigex.accesslog.store import AccessLogStore, RecordFilter
+from sigex.exchange.audit_events import operation_id
+from sigex.audit.indexer import IndexerSettings, run_indexer
+from sigex.exchange.party_events import PartyEventReader
+from sigex.exchange.protocol import TRACEPARENT, TraceContext, data_subjects
+from sigex.exchange.topology import AUDIT_TOPIC, delivery_topic, ingress_topic, receipts_topic
+from sigex.schemas.codec import encode_fields
+from sigex.exchange.access_record import AccessRecord, EventKind, Outcome
+from sigex.audit.report import build_report
+from sigex.audit.store import AccessLogStore, RecordFilter
 from sigex.clock import FixedClock
 from sigex.envelope import OutgoingRecord, SealContext, Sealer
 from sigex.envelope.sealing import uuid7

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from broker.topology import delivery_topic
-from policies.compiler import load_policy
-from producers.publisher import Publisher, load_or_create_record_key
-from schemas.catalogue import load_catalogue
-from sigex.accesslog.pseudonym import SubjectPseudonyms, load_pseudonym_key
+from sigex.exchange.topology import delivery_topic
+from sigex.policies.compiler import load_policy
+from sigex.producers.publisher import Publisher, load_or_create_record_key
+from sigex.schemas.catalogue import load_catalogue
+from sigex.exchange.pseudonyms import SubjectPseudonyms, load_pseudonym_key
 from sigex.identity import load_directory, load_party
 from tests.integration.conftest import SecureExchange, running_exchange
 from tests.integration.exchange_kit import ExchangeKit, start_kit

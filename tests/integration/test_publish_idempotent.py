@@ -25,11 +25,11 @@ from click.testing import CliRunner
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType
 
-from broker.protocol import REASONS_HEADER, header_value
-from broker.topology import DEAD_LETTER_TOPIC, delivery_topic, ingress_topic
-from policies.compiler import load_policy
-from producers.publisher import Publisher, load_or_create_record_key
-from producers.records_file import PartlySent, check_file, publish_file
+from sigex.exchange.protocol import REASONS_HEADER, header_value
+from sigex.exchange.topology import DEAD_LETTER_TOPIC, delivery_topic, ingress_topic
+from sigex.policies.compiler import load_policy
+from sigex.producers.publisher import Publisher, load_or_create_record_key
+from sigex.producers.records_file import PartlySent, check_file, publish_file
 from sigex.cli import main
 from sigex.envelope import derived_message_id
 from sigex.identity import load_directory, load_party

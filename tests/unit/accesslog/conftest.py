@@ -13,9 +13,9 @@ from urllib.parse import quote
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from sigex.accesslog.pseudonym import SubjectPseudonymiser
-from sigex.accesslog.record import AccessRecord, EventKind, Outcome
-from sigex.accesslog.store import AccessLogStore
+from sigex.exchange.pseudonyms import SubjectPseudonymiser
+from sigex.exchange.access_record import AccessRecord, EventKind, Outcome
+from sigex.audit.store import AccessLogStore
 from sigex.clock import FixedClock, SystemClock
 
 BACKENDS = [

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from sigex.accesslog.api import AuditApi, make_server, principal_of, server_tls_context
-from sigex.accesslog.checkpoint import Checkpoint
-from sigex.accesslog.pseudonym import SubjectPseudonymiser
-from sigex.accesslog.store import AccessLogStore
-from sigex.accesslog.tls import api_identity
+from sigex.audit.api import AuditApi, make_server, principal_of, server_tls_context
+from sigex.audit.checkpoint import Checkpoint
+from sigex.exchange.pseudonyms import SubjectPseudonymiser
+from sigex.audit.store import AccessLogStore
+from sigex.audit.tls import api_identity
 from sigex.clock import FixedClock
 from sigex.merkle import leaf_hash, verify_inclusion
 

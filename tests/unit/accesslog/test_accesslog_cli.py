@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from sigex.accesslog.cli import audit
-from sigex.accesslog.pseudonym import SubjectPseudonymiser, load_pseudonym_key
-from sigex.accesslog.record import AccessRecord, EventKind
-from sigex.accesslog.store import AccessLogStore
+from sigex.cli.audit import audit
+from sigex.exchange.pseudonyms import SubjectPseudonymiser, load_pseudonym_key
+from sigex.exchange.access_record import AccessRecord, EventKind
+from sigex.audit.store import AccessLogStore
 
 from .conftest import PEOPLE, RecordFactory
 
@@ -149,7 +149,7 @@ def test_export_verifies_offline_and_a_changed_export_does_not(
 def test_the_database_location_comes_from_the_option_the_environment_or_the_state(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from sigex.accesslog.cli import resolve_db
+    from sigex.cli.audit import resolve_db
 
     monkeypatch.delenv("SIGEX_AUDIT_DB", raising=False)
     monkeypatch.delenv("SIGEX_AUDIT_DB_PASSWORD_FILE", raising=False)

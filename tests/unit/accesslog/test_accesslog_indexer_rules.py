@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from broker.audit_events import operation_id
-from broker.audit_indexer import (
+from sigex.exchange.audit_events import operation_id
+from sigex.audit.indexer import (
     FORGED_OPERATION_ID,
     NOT_ITS_OWN,
     receipt_allowed,
     receipt_refusal,
     subscription,
 )
-from sigex.accesslog.record import AccessRecord, EventKind, Outcome
+from sigex.exchange.access_record import AccessRecord, EventKind, Outcome
 
 from .conftest import RecordFactory
 

@@ -14,13 +14,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sigex.accesslog.errors import AccessLogError, PseudonymKeyMissing, RecordFormatError
-from sigex.accesslog.pseudonym import (
+from sigex.audit.errors import AccessLogError, PseudonymKeyMissing, RecordFormatError
+from sigex.exchange.pseudonyms import (
     SubjectPseudonymiser,
     load_pseudonym_key,
     pseudonym_key_path,
 )
-from sigex.accesslog.record import AccessRecord, EventKind, Outcome
+from sigex.exchange.access_record import AccessRecord, EventKind, Outcome
 from sigex.errors import InvalidIdentifier
 from sigex.identity import InsecureKeyFile
 from sigex.merkle import leaf_hash

@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from sigex.accesslog.pseudonym import SubjectPseudonymiser
-from sigex.accesslog.record import EventKind, Outcome
-from sigex.accesslog.store import AccessLogStore, RecordFilter
-from sigex.accesslog.verify import verify_store
+from sigex.exchange.pseudonyms import SubjectPseudonymiser
+from sigex.exchange.access_record import EventKind, Outcome
+from sigex.audit.store import AccessLogStore, RecordFilter
+from sigex.audit.verify import verify_store
 from sigex.clock import FixedClock
 from sigex.merkle import (
     leaf_hash,

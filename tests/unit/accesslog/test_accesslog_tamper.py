@@ -20,10 +20,10 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from sigex.accesslog.checkpoint import Checkpoint
-from sigex.accesslog.record import AccessRecord
-from sigex.accesslog.store import STORED_LEVEL, AccessLogStore, record_row
-from sigex.accesslog.verify import VerificationReport, verify_store
+from sigex.audit.checkpoint import Checkpoint
+from sigex.exchange.access_record import AccessRecord
+from sigex.audit.store import STORED_LEVEL, AccessLogStore, record_row
+from sigex.audit.verify import VerificationReport, verify_store
 from sigex.clock import FixedClock
 from sigex.merkle import TreeBuilder, leaf_hash
 

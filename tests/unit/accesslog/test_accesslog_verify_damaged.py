@@ -15,8 +15,8 @@ import psycopg
 import pytest
 from click.testing import CliRunner
 
-from sigex.accesslog.errors import LogCorrupted, LogNotFound
-from sigex.accesslog.store import AccessLogStore
+from sigex.audit.errors import LogCorrupted, LogNotFound
+from sigex.audit.store import AccessLogStore
 from sigex.cli import main
 
 from .conftest import RecordFactory

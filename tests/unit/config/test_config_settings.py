@@ -19,7 +19,7 @@ from sigex.config import (
     check_settings,
     load_settings,
 )
-from sigex.config_cli import config
+from sigex.cli.config import config
 from sigex.errors import ConfigurationError
 
 HOME = Path("/home/operator")

@@ -312,7 +312,7 @@ def test_principal_rule_maps_a_certificate_name_to_the_party_and_its_generation(
 
 
 def test_compose_maps_principals_as_the_local_broker_does() -> None:
-    from broker.local import PRINCIPAL_MAPPING_RULES
+    from sigex.broker.local import PRINCIPAL_MAPPING_RULES
 
     for name in (
         "CN=NLA,OU=key-generation-7,2.5.4.5=#1314,O=Nederlandse Arbeidsinspectie,C=NL",

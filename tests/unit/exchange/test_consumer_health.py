@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from broker.consumer_health import ConsumerWatch, Step, assess
+from sigex.exchange.consumer_health import ConsumerWatch, Step, assess
 
 
 class Ticker:

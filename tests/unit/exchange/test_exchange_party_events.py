@@ -7,15 +7,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from broker.audit_indexer import parse_batch
-from broker.party_events import (
+from sigex.audit.indexer import parse_batch
+from sigex.exchange.party_events import (
     SEALED_EVENT,
     SEALED_EVENT_HEADER,
     PartyEventReader,
     seal_party_events,
 )
-from sigex.accesslog.pseudonym import SubjectPseudonyms
-from sigex.accesslog.record import EventKind, Outcome, format_time
+from sigex.exchange.pseudonyms import SubjectPseudonyms
+from sigex.exchange.access_record import EventKind, Outcome, format_time
 from sigex.clock import FixedClock
 from sigex.envelope import EnvelopeError, Opener, Sealer
 from sigex.identity.testing import directory_for, fixed_identity

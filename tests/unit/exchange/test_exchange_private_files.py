@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from consumers.reference.inbox import Inbox
-from consumers.signal_file import SignalFile
-from sigex.accesslog.pseudonym import pseudonym_key_path
+from sigex.partners.consumers.inbox import Inbox
+from sigex.consumers.signal_file import SignalFile
+from sigex.exchange.pseudonyms import pseudonym_key_path
 from sigex.cli import main
 from sigex.clock import FixedClock
 from sigex.identity import init_federation, read_parties

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from broker.provision_cli import provision, seconds_until_next_round
-from broker.topology import Topology
+from sigex.cli.provision import provision, seconds_until_next_round
+from sigex.exchange.topology import Topology
 from sigex.clock import FixedClock
 from sigex.identity import init_federation, read_parties, rotate_party
 

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from broker.topology import (
+from sigex.exchange.topology import (
     GATEWAY,
     AclSpec,
     Operation,
@@ -19,9 +19,9 @@ from broker.topology import (
     is_managed,
     principal,
 )
-from policies.compiled import CompiledPolicy, day_start
-from policies.compiler import load_policy
-from policies.errors import PolicyError
+from sigex.policies.compiled import CompiledPolicy, day_start
+from sigex.policies.compiler import load_policy
+from sigex.policies.errors import PolicyError
 
 BEFORE_WTTA = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
 AFTER_WTTA = datetime(2027, 2, 1, 10, 0, tzinfo=UTC)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from consumers.signal_file import SignalFile, SignalFileError
+from sigex.consumers.signal_file import SignalFile, SignalFileError
 
 
 def line(message_id: str) -> str:

@@ -24,7 +24,7 @@ from sigex.identity import (
     load_pseudonym_key,
     read_parties,
 )
-from sigex.identity.cli import keys
+from sigex.cli.keys import keys
 
 REPOSITORY = Path(__file__).resolve().parents[3]
 PARTIES_FILE = REPOSITORY / "policies" / "parties.yaml"

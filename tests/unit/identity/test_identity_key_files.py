@@ -16,11 +16,11 @@ from click.testing import CliRunner
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from producers.publisher import RECORD_KEY_FILE, load_or_create_record_key
-from sigex.accesslog.checkpoint import generate_signing_key, load_private_key
-from sigex.accesslog.errors import ApiIdentityMissing
-from sigex.accesslog.pseudonym import load_pseudonym_key, pseudonym_key_path
-from sigex.accesslog.tls import api_identity, api_identity_paths
+from sigex.producers.publisher import RECORD_KEY_FILE, load_or_create_record_key
+from sigex.audit.checkpoint import generate_signing_key, load_private_key
+from sigex.audit.errors import ApiIdentityMissing
+from sigex.exchange.pseudonyms import load_pseudonym_key, pseudonym_key_path
+from sigex.audit.tls import api_identity, api_identity_paths
 from sigex.cli import main
 from sigex.clock import FixedClock
 from sigex.identity import (

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from policies.compiler import load_policy
-from sigex.accesslog.pseudonym import SubjectPseudonymiser, load_pseudonym_key
-from sigex.accesslog.record import AccessRecord, EventKind, Outcome
-from sigex.accesslog.store import AccessLogStore, RecordFilter
-from sigex.accesslog.verify import verify_store
+from sigex.policies.compiler import load_policy
+from sigex.exchange.pseudonyms import SubjectPseudonymiser, load_pseudonym_key
+from sigex.exchange.access_record import AccessRecord, EventKind, Outcome
+from sigex.audit.store import AccessLogStore, RecordFilter
+from sigex.audit.verify import verify_store
 from sigex.cli import main
 from sigex.clock import FixedClock, SystemClock
 from sigex.envelope import (

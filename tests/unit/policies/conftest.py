@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from policies.compiled import CompiledPolicy
-from policies.compiler import POLICY_DIRECTORY, load_policy
+from sigex.policies.compiled import CompiledPolicy
+from sigex.policies.compiler import POLICY_DIRECTORY, load_policy
 
 ALLOWED = "ALLOWED"
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from policies.cli import policy as policy_group
+from sigex.cli.policy import policy as policy_group
 from sigex.cli import main
 
 from .conftest import ALLOWED, SHIPPED  # type: ignore[import-not-found]

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from policies.cli import policy as policy_group
-from policies.compiled import CompiledPolicy
-from policies.compiler import check_policy, load_policy
-from policies.errors import PolicyInvalid, PolicyProblem
+from sigex.cli.policy import policy as policy_group
+from sigex.policies.compiled import CompiledPolicy
+from sigex.policies.compiler import check_policy, load_policy
+from sigex.policies.errors import PolicyInvalid, PolicyProblem
 
 
 def line_of(path: Path, text: str, occurrence: int = 1) -> int:

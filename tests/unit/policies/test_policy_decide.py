@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from policies.compiled import CompiledPolicy
-from policies.compiler import load_policy
-from policies.decide import Decision, DecisionRequest, Reason, ReasonCode, decide
-from policies.errors import PolicyDenied, PolicyError
+from sigex.policies.compiled import CompiledPolicy
+from sigex.policies.compiler import load_policy
+from sigex.policies.decide import Decision, DecisionRequest, Reason, ReasonCode, decide
+from sigex.policies.errors import PolicyDenied, PolicyError
 
 from .conftest import ALLOWED, SHIPPED  # type: ignore[import-not-found]
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, date, datetime
 
-from broker.routing import route
-from policies.compiled import CompiledPolicy
-from policies.decision import ReasonCode
-from schemas.catalogue import load_catalogue
+from sigex.exchange.routing import route
+from sigex.policies.compiled import CompiledPolicy
+from sigex.policies.decision import ReasonCode
+from sigex.schemas.catalogue import load_catalogue
 
 AT = datetime(2027, 2, 1, 10, 0, tzinfo=UTC)
 SIGNAL = "laa.investigation-outcome"

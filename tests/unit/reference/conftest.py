@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from producers.synthetic import GenerationSummary, generate_dataset
+from sigex.partners.synthetic import GenerationSummary, generate_dataset
 
 SMALL_PEOPLE = 6_000
 SMALL_SEED = 11

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from producers.synthetic.generator import MANIFEST
+from sigex.partners.synthetic.generator import MANIFEST
 from sigex.cli import main
 from sigex.identifiers import is_valid_bsn
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from producers.reference.external_sort import ExternalSorter
+from sigex.partners.producers.external_sort import ExternalSorter
 
 
 def test_many_runs_merge_in_order_and_clean_up(tmp_path: Path) -> None:

@@ -11,21 +11,21 @@ from typing import Any
 
 import pytest
 
-from producers.reference import admission
-from producers.reference.admission import find_admission_violations
-from producers.reference.bsn_mismatch import find_bsn_mismatches
-from producers.reference.finders import (
+from sigex.partners.producers import admission
+from sigex.partners.producers.admission import find_admission_violations
+from sigex.partners.producers.bsn_mismatch import find_bsn_mismatches
+from sigex.partners.producers.finders import (
     ADMISSION,
     BSN_MISMATCH,
     FINDERS,
     FREQUENT_MOVERS,
     ReferenceFinder,
 )
-from producers.reference.frequent_movers import find_frequent_movers
-from producers.reference.stamps import Progress
-from producers.synthetic import GenerationSummary, PatternRates, generate_dataset
-from schemas.catalogue import load_catalogue
-from schemas.codec import validate_record
+from sigex.partners.producers.frequent_movers import find_frequent_movers
+from sigex.partners.producers.stamps import Progress
+from sigex.partners.synthetic import GenerationSummary, PatternRates, generate_dataset
+from sigex.schemas.catalogue import load_catalogue
+from sigex.schemas.codec import validate_record
 from sigex.clock import FixedClock
 
 CLOCK = FixedClock(datetime(2027, 2, 1, 9, 30, 15, 123456, tzinfo=UTC))

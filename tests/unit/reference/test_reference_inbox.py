@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from consumers.reference.inbox import Inbox
-from consumers.subscriber import ReceivedSignal
+from sigex.partners.consumers.inbox import Inbox
+from sigex.consumers.subscriber import ReceivedSignal
 
 AT = datetime(2027, 2, 1, 10, 0, tzinfo=UTC)
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from producers.errors import InputMissing, MalformedInput
-from producers.reference.finders import FINDERS
-from producers.synthetic import GenerationSummary
+from sigex.producers.errors import InputMissing, MalformedInput
+from sigex.partners.producers.finders import FINDERS
+from sigex.partners.synthetic import GenerationSummary
 from sigex.clock import FixedClock
 from sigex.identifiers import is_valid_bsn
 

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from schemas.catalogue import Catalogue, load_catalogue
+from sigex.schemas.catalogue import Catalogue, load_catalogue
 from sigex.identifiers import synthetic_bsn, synthetic_loonheffingennummer
 
 

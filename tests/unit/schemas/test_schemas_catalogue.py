@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from fastavro.schema import fingerprint, parse_schema, to_parsing_canonical_form
 
-from schemas.catalogue import SCHEMA_DIRECTORY, Catalogue
-from schemas.errors import UnknownSchema
+from sigex.schemas.catalogue import SCHEMA_DIRECTORY, Catalogue
+from sigex.schemas.errors import UnknownSchema
 
 # The field contract shared with the other engineers: name -> classification.
 CONTRACT = {

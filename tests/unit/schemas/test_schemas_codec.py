@@ -9,15 +9,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas.catalogue import Catalogue, load_catalogue
-from schemas.codec import (
+from sigex.schemas.catalogue import Catalogue, load_catalogue
+from sigex.schemas.codec import (
     decode_fields,
     decode_record,
     encode_fields,
     encode_record,
     validate_record,
 )
-from schemas.errors import SchemaViolation
+from sigex.schemas.errors import SchemaViolation
 from sigex.errors import InvalidIdentifier
 from sigex.identifiers import bsn_check_digit, is_valid_bsn
 
@@ -215,7 +215,7 @@ def test_an_error_never_repeats_the_bsn(candidate: str) -> None:
 
 
 def test_rsin_and_oin_checks_apply_to_annotated_fields() -> None:
-    from schemas.catalogue import spec_from_schema
+    from sigex.schemas.catalogue import spec_from_schema
 
     raw = {
         "type": "record",
@@ -240,7 +240,7 @@ def test_rsin_and_oin_checks_apply_to_annotated_fields() -> None:
 
 
 def test_a_bad_identifier_is_also_a_schema_error(catalogue: Catalogue) -> None:
-    from schemas.errors import FieldIdentifierInvalid, SchemaError
+    from sigex.schemas.errors import FieldIdentifierInvalid, SchemaError
 
     spec = catalogue.signal("laa.frequent-mover")
     record = dict(example_records()["laa.frequent-mover"], bsn="123456789")

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from schemas.catalogue import SCHEMA_DIRECTORY, load_catalogue
-from schemas.codec import decode_record, encode_record
-from schemas.compatibility import check_compatible
-from schemas.errors import CatalogueError, IncompatibleSchema
+from sigex.schemas.catalogue import SCHEMA_DIRECTORY, load_catalogue
+from sigex.schemas.codec import decode_record, encode_record
+from sigex.schemas.compatibility import check_compatible
+from sigex.schemas.errors import CatalogueError, IncompatibleSchema
 
 from .conftest import example_records  # type: ignore[import-not-found]
 

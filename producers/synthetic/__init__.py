@@ -1,6 +1,0 @@
-"""A seeded generator of synthetic BRP, payroll, uitlener-register and hire files."""
-
-from producers.synthetic.generator import GenerationSummary, generate_dataset
-from producers.synthetic.rates import DEFAULT_RATES, PatternRates
-
-__all__ = ["DEFAULT_RATES", "GenerationSummary", "PatternRates", "generate_dataset"]

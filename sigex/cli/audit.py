@@ -1,0 +1,622 @@
+"""``sigex audit``: query, verify, report, export, serve, checkpoint and index the access log."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+from prometheus_client import CollectorRegistry
+
+from sigex.audit._keys import Ed25519PrivateKey, Ed25519PublicKey
+from sigex.audit.api import AuditApi, make_server, server_tls_context
+from sigex.audit.checkpoint import Checkpoint, load_private_key, load_public_key
+from sigex.audit.errors import AccessLogError, CheckpointError
+from sigex.exchange.pseudonyms import SubjectPseudonymiser, load_pseudonym_key
+from sigex.exchange.access_record import EventKind, Outcome, format_time
+from sigex.audit.report import build_report, render_text
+from sigex.audit.store import AccessLogStore, RecordFilter, StoredRecord
+from sigex.audit.tls import api_identity
+from sigex.audit.verify import (
+    VerificationReport,
+    export_log,
+    verify_export,
+    verify_record,
+    verify_store,
+)
+from sigex.clock import SystemClock
+from sigex.config import Security, load_settings
+from sigex.errors import SigexError
+from sigex.identity.directory import PartyEntry
+from sigex.identity.federation import load_directory, load_party
+from sigex.observability import AuditMetrics, Readiness, start_operations
+from sigex.transport import KafkaConnection
+
+AUDIT_PARTY = "AUDIT"
+TABLE_COLUMNS = (
+    "leaf_index",
+    "occurred_at",
+    "kind",
+    "sender",
+    "recipient",
+    "signal",
+    "purpose",
+    "legal_basis",
+    "agreement",
+    "outcome",
+    "reason_codes",
+    "disclosed_fields",
+)
+
+
+def _default_state_dir() -> Path:
+    configured = os.environ.get("SIGEX_STATE_DIR")
+    if configured:
+        return Path(configured)
+    return Path.home() / ".local" / "state" / "sigex"
+
+
+def resolve_db(db: str | None, state_dir: Path) -> str:
+    """``--db``, else ``$SIGEX_AUDIT_DB`` (with ``$SIGEX_AUDIT_DB_PASSWORD_FILE`` filled in),
+    else ``<state>/audit.sqlite``."""
+    if db:
+        return db
+    if os.environ.get("SIGEX_AUDIT_DB") and os.environ.get("SIGEX_AUDIT_DB_PASSWORD_FILE"):
+        return load_settings(os.environ).audit_dsn().reveal()
+    return os.environ.get("SIGEX_AUDIT_DB") or str(state_dir / "audit.sqlite")
+
+
+@contextmanager
+def _open(db: str | None, state_dir: Path, *, create: bool = True) -> Iterator[AccessLogStore]:
+    """The store; ``create=False`` (commands that only read) never makes a new database."""
+    store = AccessLogStore.open(resolve_db(db, state_dir), create=create)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def _audit_signing_key(state_dir: Path, key_file: Path | None) -> Ed25519PrivateKey:
+    if key_file is not None:
+        return load_private_key(key_file)
+    key = load_party(state_dir, AUDIT_PARTY).signing_key
+    if not isinstance(key, Ed25519PrivateKey):
+        raise CheckpointError("the AUDIT party's signing key is not Ed25519")
+    return key
+
+
+def _directory_parties(state_dir: Path) -> tuple[PartyEntry, ...]:
+    """The parties of the signed directory, or none when this state folder has no federation."""
+    try:
+        return load_directory(state_dir).parties
+    except SigexError:
+        return ()
+
+
+def _audit_public_key(state_dir: Path, key_file: Path | None) -> list[Ed25519PublicKey] | None:
+    """The keys checkpoints may be signed with: a PEM file, else the AUDIT party's signing keys
+    in the signed directory (current and rotated; revoked keys are not trusted)."""
+    if key_file is not None:
+        return [load_public_key(key_file.read_bytes())]
+    entry = next((p for p in _directory_parties(state_dir) if p.code == AUDIT_PARTY), None)
+    usable = [r for r in entry.signing_keys if r.revoked_at is None] if entry else []
+    if not usable:
+        return None  # the caller warns that signatures are not checked
+    return [Ed25519PublicKey.from_public_bytes(r.public_key) for r in usable]
+
+
+def _connection(bootstrap: str, state_dir: Path, plaintext: bool, party: str) -> KafkaConnection:
+    return KafkaConnection.for_party(bootstrap, None if plaintext else state_dir, party)
+
+
+plaintext_option = click.option(
+    "--plaintext", is_flag=True, help="Reach the broker without TLS (local development only)."
+)
+as_party_option = click.option(
+    "--as-party",
+    "as_party",
+    default=AUDIT_PARTY,
+    show_default=True,
+    help="Whose federation certificate to show the broker.",
+)
+
+
+def _pseudonymiser(state_dir: Path) -> SubjectPseudonymiser:
+    return SubjectPseudonymiser(load_pseudonym_key(state_dir))
+
+
+def _time(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _read_checkpoints(path: Path) -> list[Checkpoint]:
+    """Checkpoints kept outside the database: one JSON checkpoint per line."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return [Checkpoint.from_bytes(line.encode("utf-8")) for line in lines if line.strip()]
+
+
+db_option = click.option(
+    "--db",
+    "db",
+    default=None,
+    help="SQLite path or postgresql:// DSN (default $SIGEX_AUDIT_DB or <state>/audit.sqlite).",
+)
+state_option = click.option(
+    "--state-dir",
+    "state_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=_default_state_dir,
+    show_default="$SIGEX_STATE_DIR or ~/.local/state/sigex",
+    help="Folder with the federation keys and local state.",
+)
+
+
+@click.group()
+def audit() -> None:
+    """The access log: who received what about whom, when, why, on which legal basis."""
+
+
+def _filter_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option("--bsn", default=None, help="A person's BSN (pseudonymised, never stored)."),
+        click.option("--subject", default=None, help="A subject pseudonym (64 hex)."),
+        click.option("--party", default=None, help="Sender or recipient."),
+        click.option("--sender", default=None),
+        click.option("--recipient", default=None),
+        click.option("--purpose", default=None),
+        click.option("--agreement", "agreement_id", default=None, help="Agreement id."),
+        click.option("--signal", default=None),
+        click.option(
+            "--outcome", type=click.Choice([o.value for o in Outcome], case_sensitive=False)
+        ),
+        click.option(
+            "--kind", type=click.Choice([k.value for k in EventKind], case_sensitive=False)
+        ),
+        click.option("--trace-id", "trace_id", default=None),
+        click.option("--message-id", "message_id", default=None),
+        click.option("--since", type=click.DateTime(), default=None, help="From this time (UTC)."),
+        click.option("--until", type=click.DateTime(), default=None, help="Before this time."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _record_filter(state_dir: Path, values: Mapping[str, Any]) -> RecordFilter:
+    subject = values.get("subject")
+    if values.get("bsn"):
+        subject = _pseudonymiser(state_dir).pseudonym(str(values["bsn"]))
+    return RecordFilter(
+        subject=subject,
+        party=values.get("party"),
+        sender=values.get("sender"),
+        recipient=values.get("recipient"),
+        purpose=values.get("purpose"),
+        agreement_id=values.get("agreement_id"),
+        signal=values.get("signal"),
+        outcome=Outcome(values["outcome"].upper()) if values.get("outcome") else None,
+        kind=EventKind(values["kind"].upper()) if values.get("kind") else None,
+        trace_id=values.get("trace_id"),
+        message_id=values.get("message_id"),
+        since=_time(values.get("since")),
+        until=_time(values.get("until")),
+    )
+
+
+def _table_row(stored: StoredRecord) -> dict[str, str]:
+    record = stored.record
+    agreement = f"{record.agreement_id}@{record.agreement_version}" if record.agreement_id else ""
+    return {
+        "leaf_index": str(stored.leaf_index),
+        "occurred_at": format_time(record.occurred_at)[:19],
+        "kind": record.kind.value,
+        "sender": record.sender,
+        "recipient": record.recipient or "",
+        "signal": record.signal,
+        "purpose": record.purpose,
+        "legal_basis": record.legal_basis or "",
+        "agreement": agreement,
+        "outcome": record.outcome.value,
+        "reason_codes": " ".join(record.reason_codes),
+        "disclosed_fields": " ".join(record.disclosed_fields),
+    }
+
+
+def _render_table(rows: Sequence[dict[str, str]]) -> str:
+    widths = {c: max([len(c), *(len(r[c]) for r in rows)]) for c in TABLE_COLUMNS}
+    lines = ["  ".join(c.ljust(widths[c]) for c in TABLE_COLUMNS)]
+    lines += ["  ".join(r[c].ljust(widths[c]) for c in TABLE_COLUMNS).rstrip() for r in rows]
+    return "\n".join(lines)
+
+
+@audit.command()
+@db_option
+@state_option
+@_filter_options
+@click.option("--limit", type=click.IntRange(1, 100000), default=100, show_default=True)
+@click.option("--after", type=int, default=None, help="Page on: the last leaf index seen.")
+@click.option("--format", "output", type=click.Choice(["table", "json", "csv"]), default="table")
+def query(
+    db: str | None, state_dir: Path, limit: int, after: int | None, output: str, **filters: Any
+) -> None:
+    """List records by person, party, purpose, agreement, signal, outcome and time."""
+    record_filter = _record_filter(state_dir, filters)
+    with _open(db, state_dir, create=False) as store:
+        page = store.query(record_filter, limit=limit, after=after)
+    if output == "json":
+        document = {
+            "records": [
+                {"leaf_index": s.leaf_index, "record": s.record.to_dict()} for s in page.records
+            ],
+            "next_after": page.next_after,
+        }
+        click.echo(json.dumps(document, indent=2, sort_keys=True))
+        return
+    rows = [_table_row(s) for s in page.records]
+    if output == "csv":
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=TABLE_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        click.echo(buffer.getvalue(), nl=False)
+        return
+    click.echo(_render_table(rows))
+    if page.next_after is not None:
+        click.echo(f"(more: --after {page.next_after})", err=True)
+
+
+def _published_checkpoints(connection: KafkaConnection) -> list[Checkpoint]:
+    """The checkpoints on sigex.audit.checkpoints; a broker that cannot be read is one line."""
+    from sigex.audit.checkpoint_topic import fetch_published_checkpoints  # noqa: PLC0415  # Kafka layer
+
+    return fetch_published_checkpoints(connection)
+
+
+def _print_report(report: VerificationReport) -> None:
+    for finding in report.findings[:200]:
+        click.echo(f"  {finding}")
+    if len(report.findings) > 200:
+        click.echo(f"  ... and {len(report.findings) - 200} more")
+    click.echo(report.summary())
+
+
+@audit.command()
+@db_option
+@state_option
+@click.option(
+    "--public-key",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    default=None,
+    help="PEM public key (or certificate) of the audit service; default from the directory.",
+)
+@click.option(
+    "--checkpoints",
+    "checkpoints_file",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    default=None,
+    help="Published checkpoints kept elsewhere (JSON lines).",
+)
+@click.option(
+    "--bootstrap",
+    envvar="SIGEX_BOOTSTRAP",
+    default=None,
+    help="Read published checkpoints from this broker (default: $SIGEX_BOOTSTRAP when set).",
+)
+@click.option(
+    "--offline",
+    is_flag=True,
+    help="Do not read published checkpoints from the broker, even when one is configured.",
+)
+@plaintext_option
+@as_party_option
+@click.option("--record", "leaf_index", type=int, default=None, help="Check one record's proof.")
+@click.option(
+    "--export",
+    "export_file",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    default=None,
+    help="Verify an export file offline instead of the database.",
+)
+@click.option(
+    "--allow-uncovered",
+    is_flag=True,
+    help="Do not fail on records newer than the last checkpoint.",
+)
+@click.option(
+    "--allow-empty",
+    is_flag=True,
+    help="Do not fail on a log without records (published checkpoints still must match).",
+)
+@click.pass_context
+def verify(
+    ctx: click.Context,
+    db: str | None,
+    state_dir: Path,
+    public_key: Path | None,
+    checkpoints_file: Path | None,
+    bootstrap: str | None,
+    offline: bool,
+    plaintext: bool,
+    as_party: str,
+    leaf_index: int | None,
+    export_file: Path | None,
+    allow_uncovered: bool,
+    allow_empty: bool,
+) -> None:
+    """Verify the whole log against its checkpoints, one record, or an export offline.
+
+    Opens the database read only and never creates one. When a broker is configured
+    (--bootstrap or $SIGEX_BOOTSTRAP) the checkpoints published on sigex.audit.checkpoints are
+    read back and must match, unless --offline. An empty log fails unless --allow-empty.
+    """
+    key = _audit_public_key(state_dir, public_key)
+    if key is None:
+        click.echo("warning: no audit public key found; signatures are NOT checked", err=True)
+    external = _read_checkpoints(checkpoints_file) if checkpoints_file else []
+    broker = None
+    if bootstrap and not offline:
+        # a broker configured in the environment is reached as the settings say (SIGEX_SECURITY)
+        plaintext = plaintext or load_settings(os.environ).security is Security.PLAINTEXT
+        broker = _connection(bootstrap, state_dir, plaintext, as_party)
+    if export_file is not None:
+        external += _published_checkpoints(broker) if broker else []
+        report = verify_export(export_file, public_key=key, external_checkpoints=external)
+        _print_report(report)
+        ctx.exit(0 if report.ok else 1)
+    with _open(db, state_dir, create=False) as store:  # no log: fail before asking the broker
+        external += _published_checkpoints(broker) if broker else []
+        if leaf_index is not None:
+            latest = store.latest_checkpoint()
+            if latest is None:
+                raise CheckpointError("no checkpoint in the store yet")
+            findings = verify_record(store, leaf_index, latest, key)
+            for finding in findings:
+                click.echo(f"  {finding}")
+            if findings:
+                click.echo(f"FAILED: record {leaf_index}")
+                ctx.exit(1)
+            click.echo(
+                f"ok: record {leaf_index} is in the log of the checkpoint at tree size "
+                f"{latest.tree_size} (issued {format_time(latest.issued_at)})"
+            )
+            return
+        report = verify_store(
+            store,
+            public_key=key,
+            external_checkpoints=external,
+            require_coverage=not allow_uncovered,
+            allow_empty=allow_empty,
+        )
+    _print_report(report)
+    ctx.exit(0 if report.ok else 1)
+
+
+@audit.command()
+@db_option
+@state_option
+@click.option("--bsn", required=True, help="The person's BSN (pseudonymised, never stored).")
+@click.option("--format", "output", type=click.Choice(["text", "json"]), default="text")
+def report(db: str | None, state_dir: Path, bsn: str, output: str) -> None:
+    """The GDPR article 15 answer for one person: every recipient, purpose, basis and date."""
+    subject = _pseudonymiser(state_dir).pseudonym(bsn)
+    with _open(db, state_dir, create=False) as store:
+        records = list(store.query_all(RecordFilter(subject=subject)))
+        latest = store.latest_checkpoint()
+    answer = build_report(records, SystemClock().now(), latest.tree_size if latest else None)
+    if output == "json":
+        click.echo(json.dumps(answer.to_dict(), indent=2, sort_keys=True))
+    else:
+        click.echo(
+            render_text(answer, {p.code: p.name for p in _directory_parties(state_dir)}), nl=False
+        )
+
+
+@audit.command()
+@db_option
+@state_option
+@click.option(
+    "--out", "destination", type=click.Path(path_type=Path, dir_okay=False), required=True
+)
+@click.option("--bsn", default=None, help="Export only this person's records, with proofs.")
+@click.option(
+    "--public-key",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    default=None,
+    help="PEM public key to embed (default: the AUDIT key from the directory).",
+)
+def export(
+    db: str | None, state_dir: Path, destination: Path, bsn: str | None, public_key: Path | None
+) -> None:
+    """Write the log (or one person's records with inclusion proofs) for offline verification."""
+    key = _audit_public_key(state_dir, public_key)
+    record_filter = None
+    if bsn:
+        record_filter = RecordFilter(subject=_pseudonymiser(state_dir).pseudonym(bsn))
+    with _open(db, state_dir, create=False) as store:
+        count = export_log(store, destination, public_key=key, record_filter=record_filter)
+    click.echo(f"exported {count} records to {destination}")
+
+
+@audit.command()
+@db_option
+@state_option
+@click.option(
+    "--signing-key",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    default=None,
+    help="PEM Ed25519 key (default: the AUDIT party's signing key).",
+)
+@click.option("--bootstrap", default=None, help="Also publish it to sigex.audit.checkpoints.")
+@plaintext_option
+def checkpoint(
+    db: str | None,
+    state_dir: Path,
+    signing_key: Path | None,
+    bootstrap: str | None,
+    plaintext: bool,
+) -> None:
+    """Sign the log's current size and root, keep the checkpoint, and publish it."""
+    key = _audit_signing_key(state_dir, signing_key)
+    with _open(db, state_dir) as store:
+        signed = store.checkpoint(key, SystemClock())
+    if bootstrap:
+        from sigex.audit.checkpoint_topic import publish_checkpoint  # noqa: PLC0415  # Kafka layer, lazily
+
+        publish_checkpoint(_connection(bootstrap, state_dir, plaintext, AUDIT_PARTY), signed)
+    click.echo(signed.to_bytes().decode("utf-8"))
+
+
+@audit.command()
+@db_option
+@state_option
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8443, show_default=True)
+@click.option("--cert", type=click.Path(path_type=Path, dir_okay=False), default=None)
+@click.option("--key", type=click.Path(path_type=Path, dir_okay=False), default=None)
+@click.option("--ca", type=click.Path(path_type=Path, dir_okay=False), default=None)
+def serve(
+    db: str | None,
+    state_dir: Path,
+    host: str,
+    port: int,
+    cert: Path | None,
+    key: Path | None,
+    ca: Path | None,
+) -> None:
+    """A read-only HTTP JSON API over TLS; clients authenticate with federation certificates."""
+
+    cert, key = api_identity(state_dir, cert, key)
+    context = server_tls_context(cert, key, ca or state_dir / "federation" / "ca.pem")
+    location = resolve_db(db, state_dir)
+    try:
+        pseudonymiser: SubjectPseudonymiser | None = _pseudonymiser(state_dir)
+    except AccessLogError:
+        pseudonymiser = None
+    api = AuditApi(
+        lambda: AccessLogStore.open(location),
+        {p.code: p.kind for p in _directory_parties(state_dir)},
+        pseudonymiser,
+    )
+    server = make_server(
+        api, host, port, context, generations=lambda: load_directory(state_dir).generations()
+    )
+    click.echo(f"serving the access log on https://{host}:{server.server_address[1]}", err=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+@audit.command()
+@db_option
+@state_option
+@click.option(
+    "--bootstrap", envvar="SIGEX_BOOTSTRAP", required=True, help="Kafka bootstrap servers."
+)
+@plaintext_option
+@click.option("--group-id", default="sigex-audit-indexer", show_default=True)
+@click.option(
+    "--signing-key",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    default=None,
+    help="PEM Ed25519 key (default: the AUDIT party's signing key).",
+)
+@click.option(
+    "--publish-every",
+    type=click.IntRange(1),
+    default=1000,
+    show_default=True,
+    help="Publish a checkpoint after this many new records.",
+)
+@click.option(
+    "--idle-exit",
+    type=float,
+    default=None,
+    help="Stop once nothing waits and no event came for this many seconds, counted from "
+    "when the group assigned the partitions (default: run until stopped). Exits non-zero "
+    "rather than stop with events waiting that it could not read.",
+)
+@click.option("--no-metrics", is_flag=True, help="Do not serve /metrics, /livez and /readyz.")
+def index(
+    db: str | None,
+    state_dir: Path,
+    bootstrap: str,
+    plaintext: bool,
+    group_id: str,
+    signing_key: Path | None,
+    publish_every: int,
+    idle_exit: float | None,
+    no_metrics: bool,
+) -> None:
+    """Consume sigex.audit and sigex.receipts into the log, checkpointing as it goes.
+
+    Serves /metrics, /livez and /readyz on SIGEX_METRICS_PORT (SIGEX_HEALTH_PORT);
+    SIGTERM or SIGINT finishes the batch in hand, then stops.
+    """
+    from sigex.audit.indexer import IndexerSettings, run_indexer  # noqa: PLC0415  # lazily
+    from sigex.exchange.party_events import PartyEventReader  # noqa: PLC0415  # lazily
+
+    key = _audit_signing_key(state_dir, signing_key)
+    reader = PartyEventReader.for_audit_service(state_dir, SystemClock())  # the pseudonym key
+    settings = IndexerSettings(
+        connection=_connection(bootstrap, state_dir, plaintext, AUDIT_PARTY),
+        group_id=group_id,
+        publish_every=publish_every,
+        idle_exit_seconds=idle_exit,
+    )
+    stop = threading.Event()
+    ready = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda _signum, _frame: stop.set())
+    metrics = AuditMetrics(CollectorRegistry(), SystemClock())
+    servers = None
+    if not no_metrics:
+        process = load_settings(os.environ)
+        servers = start_operations(
+            registry=metrics.registry,
+            readiness=lambda: Readiness.yes() if ready.is_set() else Readiness.no(("joining",)),
+            metrics_port=process.metrics_port,
+            health_port=process.health_port,
+        )
+    try:
+        with _open(db, state_dir) as store:
+            stats = run_indexer(
+                store,
+                key,
+                SystemClock(),
+                settings,
+                stop=stop,
+                party_events=reader,
+                metrics=metrics,
+                on_ready=ready.set,
+            )
+    finally:
+        if servers is not None:
+            servers.stop()
+    click.echo(
+        f"indexed {stats.appended} new records ({stats.skipped} replayed, "
+        f"{stats.rejected} rejected), tree size {stats.tree_size}, "
+        f"{stats.published} checkpoint(s) published",
+        err=True,
+    )
+    if stats.conflicts:
+        click.echo(
+            f"ALARM: {stats.conflicts} record(s) conflict with a different record under the same "
+            "key; the first stands (see the indexer log: audit_record_conflict)",
+            err=True,
+        )
+    sys.stdout.flush()

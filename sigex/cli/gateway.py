@@ -1,0 +1,99 @@
+"""``sigex gateway run``: the policy gateway as a long-running service."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from pathlib import Path
+from types import FrameType
+
+import click
+from prometheus_client import CollectorRegistry
+
+from sigex.broker.gateway import GatewayRunner, PolicyGateway
+from sigex.exchange.topology import GATEWAY, ingress_topics
+from sigex.policies.compiler import load_policy
+from sigex.schemas.catalogue import load_catalogue
+from sigex.exchange.pseudonyms import SubjectPseudonyms, load_pseudonym_key
+from sigex.cli.options import settings_with
+from sigex.identity import load_directory, load_party
+from sigex.observability import GatewayMetrics, Readiness, start_operations
+from sigex.transport import connection_for
+
+
+@click.group()
+def gateway() -> None:
+    """The policy gateway: decide, minimise, re-seal, deliver, audit."""
+
+
+@gateway.command()
+@click.option(
+    "--instance",
+    default=lambda: os.environ.get("HOSTNAME", "1"),
+    help="Stable id of this instance (its transactional id); reuse it after a restart.",
+)
+@click.option(
+    "--state-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Federation state folder [default: SIGEX_STATE_DIR].",
+)
+@click.option("--bootstrap", default=None, help="Broker address [default: SIGEX_BOOTSTRAP].")
+@click.option("--plaintext", is_flag=True, help="No TLS (local development only).")
+@click.option("--no-metrics", is_flag=True, help="Do not serve /metrics, /livez and /readyz.")
+def run(
+    instance: str,
+    state_dir: Path | None,
+    bootstrap: str | None,
+    plaintext: bool,
+    no_metrics: bool,
+) -> None:
+    """Run the gateway until SIGTERM or SIGINT; the batch in hand is finished first."""
+    settings = settings_with(state_dir, bootstrap)
+    # first: without the audit pseudonym key the gateway must not start at all
+    pseudonyms = SubjectPseudonyms(load_pseudonym_key(settings.state_dir))
+    policy = load_policy(settings.policy_dir)
+    metrics = GatewayMetrics(CollectorRegistry())
+    core = PolicyGateway(
+        identity=load_party(settings.state_dir, GATEWAY),
+        directory=load_directory(settings.state_dir),
+        policy=policy,
+        catalogue=load_catalogue(),
+        pseudonymiser=pseudonyms,
+        metrics=metrics,
+    )
+    runner = GatewayRunner(
+        core,
+        connection_for(settings, GATEWAY, plaintext=plaintext),
+        ingress_topics(policy),
+        instance=instance,
+        group=settings.gateway_group,
+        metrics=metrics,
+    )
+    stop = threading.Event()
+
+    def request_stop(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    servers = None
+    if not no_metrics:
+        servers = start_operations(
+            registry=metrics.registry,
+            readiness=lambda: Readiness.yes() if runner.ready else Readiness.no(("no assignment",)),
+            metrics_port=settings.metrics_port,
+            health_port=settings.health_port,
+        )
+    click.echo(
+        f"gateway {instance}: policy {policy.version}, "
+        f"{len(ingress_topics(policy))} ingress topics",
+        err=True,
+    )
+    try:
+        runner.run(stop)
+    finally:
+        if servers is not None:
+            servers.stop()
+    click.echo(f"gateway {instance}: stopped after {runner.processed} records", err=True)

@@ -1,0 +1,1 @@
+"""Reference partners, synthetic data and the demo: users of the libraries, not part of them."""
