@@ -25,7 +25,9 @@ test: install lint
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/python tools/typecheck_tree.py >/dev/null
 	$(BIN)/mypy
+	cd .typecheck && $(abspath $(BIN))/lint-imports ../pyproject.toml
 
 ## Unit tests only: no broker, no database.
 unit: install

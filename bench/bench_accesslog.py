@@ -38,11 +38,11 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from sigex.audit.backends import schema_statements
-from sigex.exchange.pseudonyms import SubjectPseudonymiser
-from sigex.exchange.access_record import AccessRecord, EventKind, Outcome
 from sigex.audit.store import RECORD_COLUMNS, AccessLogStore, RecordFilter, record_row
 from sigex.audit.verify import verify_store
 from sigex.clock import FixedClock
+from sigex.exchange.access_record import AccessRecord, EventKind, Outcome
+from sigex.exchange.pseudonyms import SubjectPseudonymiser
 from sigex.identifiers import is_valid_bsn
 
 RESULTS = Path(__file__).parent / "results"

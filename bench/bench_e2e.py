@@ -73,10 +73,12 @@ from kafka.admin import (
     ResourceType,
 )
 from kafka.errors import KafkaError
-
 from sigex.broker import local
 from sigex.broker.jars import kafka_version
 from sigex.broker.provision import provision
+from sigex.policies.compiler import load_policy
+
+from sigex.clock import SystemClock
 from sigex.exchange.topology import (
     ProvisioningDefaults,
     compile_topology,
@@ -84,8 +86,6 @@ from sigex.exchange.topology import (
     subscriber_group_prefix,
 )
 from sigex.exchange.topology import principal as party_principal
-from sigex.policies.compiler import load_policy
-from sigex.clock import SystemClock
 from sigex.identity import init_federation, read_parties
 from sigex.transport import ADMIN, KafkaConnection
 

@@ -32,7 +32,6 @@ from importlib.metadata import version as package_version
 from pathlib import Path
 
 import casbin
-
 from sigex.policies.compiled import CompiledPolicy
 from sigex.policies.compiler import POLICY_DIRECTORY, load_policy
 from sigex.policies.decide import DecisionRequest, decide

@@ -35,10 +35,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sigex.clock import FixedClock
 from sigex.partners.producers.finders import finder_named
 from sigex.partners.producers.stamps import Progress
 from sigex.partners.synthetic import DEFAULT_RATES, generate_dataset
-from sigex.clock import FixedClock
 
 RESULTS = Path(__file__).parent / "results"
 NOTES = (

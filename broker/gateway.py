@@ -32,7 +32,26 @@ from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
 from kafka.errors import KafkaError, ProducerFencedError
+from sigex.broker.replay_ledger import LedgerEntry, ReplayLedger
+from sigex.policies.compiled import CompiledPolicy
+from sigex.schemas.catalogue import Catalogue, SignalSpec
+from sigex.schemas.codec import decode_fields, validate_record
+from sigex.schemas.errors import SchemaError
 
+from sigex.clock import Clock, SystemClock
+from sigex.envelope import (
+    EnvelopeError,
+    Forwarding,
+    OpenedMessage,
+    Opener,
+    ReplayedMessage,
+    ReplayGuard,
+    ReusedMessageId,
+    SealContext,
+    Sealer,
+)
+from sigex.envelope import project as project_fields
+from sigex.exchange.access_record import AccessRecord, EventKind, Outcome
 from sigex.exchange.audit_events import access_records, operation_id
 from sigex.exchange.protocol import (
     ENVELOPE_VERSION,
@@ -47,7 +66,7 @@ from sigex.exchange.protocol import (
     header_value,
     pack_access_records,
 )
-from sigex.broker.replay_ledger import LedgerEntry, ReplayLedger
+from sigex.exchange.pseudonyms import SubjectPseudonyms
 from sigex.exchange.routing import disclosed_fields, route
 from sigex.exchange.topology import (
     AUDIT_TOPIC,
@@ -59,25 +78,6 @@ from sigex.exchange.topology import (
     TOPIC_PREFIX,
     delivery_topic,
 )
-from sigex.policies.compiled import CompiledPolicy
-from sigex.schemas.catalogue import Catalogue, SignalSpec
-from sigex.schemas.codec import decode_fields, validate_record
-from sigex.schemas.errors import SchemaError
-from sigex.exchange.pseudonyms import SubjectPseudonyms
-from sigex.exchange.access_record import AccessRecord, EventKind, Outcome
-from sigex.clock import Clock, SystemClock
-from sigex.envelope import (
-    EnvelopeError,
-    Forwarding,
-    OpenedMessage,
-    Opener,
-    ReplayedMessage,
-    ReplayGuard,
-    ReusedMessageId,
-    SealContext,
-    Sealer,
-)
-from sigex.envelope import project as project_fields
 from sigex.identity import PartyDirectory, PartyIdentity
 from sigex.logs import get_logger
 from sigex.observability import GatewayMetrics

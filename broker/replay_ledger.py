@@ -37,11 +37,11 @@ from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
-
 from sigex.broker.errors import GatewayError
-from sigex.exchange.topology import LEDGER_TOPIC
+
 from sigex.canonical import canonical_json
 from sigex.envelope import ReplayGuard
+from sigex.exchange.topology import LEDGER_TOPIC
 from sigex.logs import get_logger
 from sigex.transport import KafkaConnection
 

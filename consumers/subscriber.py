@@ -13,7 +13,7 @@ least once, and a duplicate message id is dropped before it reaches it.
 The message ids an application already holds (read back from its store after a
 restart, ``already_handed``) count as handed over, so a crash between handing
 over and committing does not hand a signal over twice. The subscriber watches
-its own lag (:mod:`sigex.exchange.consumer_health`): holding partitions with signals
+its own lag (:mod:`sigex.consumers.health`): holding partitions with signals
 waiting and nothing fetched for ``stall_seconds``, or no partitions for
 ``join_seconds``, it rejoins its group with a new consumer; asked to drain
 (:meth:`Subscriber.drain`), it returns only when nothing is left to take, and
@@ -36,9 +36,8 @@ from kafka.errors import (
     RebalanceInProgressError,
     TopicAuthorizationFailedError,
 )
-
-from sigex.exchange.audit_events import access_records
-from sigex.exchange.consumer_health import (
+from sigex.consumers.errors import DeliveryRefused, SubscriberStalled
+from sigex.consumers.health import (
     COMMIT_FAILURES_BEFORE_REJOIN,
     GROUP_OPTIONS,
     ConsumerWatch,
@@ -46,18 +45,24 @@ from sigex.exchange.consumer_health import (
     assess,
     partition_lag,
 )
-from sigex.exchange.party_events import SEALED_EVENT, SEALED_EVENT_HEADER, seal_party_events
-from sigex.exchange.protocol import DeliveryDecision, ProtocolError, TraceContext, pack_access_records
-from sigex.exchange.topology import delivery_topic, receipts_topic, subscriber_group_prefix
-from sigex.consumers.errors import DeliveryRefused, SubscriberStalled
 from sigex.policies.compiled import CompiledPolicy
 from sigex.policies.decide import DecisionRequest, decide
 from sigex.schemas.catalogue import Catalogue
 from sigex.schemas.codec import decode_fields
 from sigex.schemas.errors import SchemaError
-from sigex.exchange.access_record import AccessRecord, EventKind, Outcome, format_time
+
 from sigex.clock import Clock, SystemClock
 from sigex.envelope import DeliveredMessage, EnvelopeError, Opener, Sealer
+from sigex.exchange.access_record import AccessRecord, EventKind, Outcome, format_time
+from sigex.exchange.audit_events import access_records
+from sigex.exchange.party_events import SEALED_EVENT, SEALED_EVENT_HEADER, seal_party_events
+from sigex.exchange.protocol import (
+    DeliveryDecision,
+    ProtocolError,
+    TraceContext,
+    pack_access_records,
+)
+from sigex.exchange.topology import delivery_topic, receipts_topic, subscriber_group_prefix
 from sigex.identity import PartyDirectory, PartyIdentity
 from sigex.logs import get_logger
 from sigex.observability import SubscriberMetrics

@@ -31,7 +31,23 @@ from typing import Any
 
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
+from sigex.policies.compiled import CompiledPolicy
+from sigex.policies.decide import Reason
+from sigex.producers.errors import ProducerError
+from sigex.schemas.catalogue import Catalogue, SignalSpec
+from sigex.schemas.codec import encode_fields, validate_record
+from sigex.schemas.errors import SchemaError
 
+from sigex.clock import Clock, SystemClock
+from sigex.envelope import (
+    OutgoingRecord,
+    SealContext,
+    Sealer,
+    derived_message_id,
+    pseudonym,
+    submission_size,
+)
+from sigex.exchange.access_record import EventKind, Outcome, format_time
 from sigex.exchange.audit_events import operation_id
 from sigex.exchange.party_events import SEALED_EVENT, SEALED_EVENT_HEADER, seal_party_events
 from sigex.exchange.protocol import (
@@ -44,22 +60,6 @@ from sigex.exchange.protocol import (
 )
 from sigex.exchange.routing import Routing, route
 from sigex.exchange.topology import GATEWAY, ingress_topic, receipts_topic
-from sigex.policies.compiled import CompiledPolicy
-from sigex.policies.decide import Reason
-from sigex.producers.errors import ProducerError
-from sigex.schemas.catalogue import Catalogue, SignalSpec
-from sigex.schemas.codec import encode_fields, validate_record
-from sigex.schemas.errors import SchemaError
-from sigex.exchange.access_record import EventKind, Outcome, format_time
-from sigex.clock import Clock, SystemClock
-from sigex.envelope import (
-    OutgoingRecord,
-    SealContext,
-    Sealer,
-    derived_message_id,
-    pseudonym,
-    submission_size,
-)
 from sigex.identity import PartyDirectory, PartyIdentity
 from sigex.identity.keyfiles import read_private
 from sigex.logs import get_logger

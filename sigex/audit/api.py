@@ -37,10 +37,10 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from sigex.audit.errors import AccessLogError
-from sigex.exchange.pseudonyms import SubjectPseudonymiser
-from sigex.exchange.access_record import EventKind, Outcome
 from sigex.audit.store import AccessLogStore, RecordFilter
 from sigex.errors import InvalidIdentifier, SigexError
+from sigex.exchange.access_record import EventKind, Outcome
+from sigex.exchange.pseudonyms import SubjectPseudonymiser
 from sigex.logs import get_logger
 
 AUDITOR_KIND = "auditor"

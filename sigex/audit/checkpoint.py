@@ -30,9 +30,9 @@ from cryptography import x509
 from sigex.audit import _keys
 from sigex.audit._keys import Ed25519PrivateKey, Ed25519PublicKey
 from sigex.audit.errors import CheckpointError, RecordFormatError
-from sigex.exchange.access_record import format_time, parse_time
 from sigex.canonical import canonical_json
 from sigex.clock import Clock
+from sigex.exchange.access_record import format_time, parse_time
 from sigex.identity.keyfiles import check_private
 from sigex.merkle import HASH_BYTES
 

@@ -15,9 +15,9 @@ from collections.abc import Iterable
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 
-from sigex.exchange.topology import CHECKPOINT_TOPIC
 from sigex.audit.checkpoint import ORIGIN, Checkpoint
 from sigex.audit.errors import CheckpointError
+from sigex.exchange.topology import CHECKPOINT_TOPIC
 from sigex.logs import get_logger
 from sigex.transport import KafkaConnection
 

@@ -1,17 +1,13 @@
-"""Errors of the access log. Messages name fields, rows and rules, never personal data."""
+"""Errors of the audit service. Messages name fields, rows and rules, never personal data.
+
+The root, :class:`AccessLogError`, and the errors of the access record itself live in
+:mod:`sigex.exchange.errors`, beside the record; they are re-exported here.
+"""
 
 from __future__ import annotations
 
-from sigex.errors import SigexError
+from sigex.exchange.errors import AccessLogError, PseudonymKeyMissing, RecordFormatError
 from sigex.merkle import MerkleError
-
-
-class AccessLogError(SigexError):
-    """The access log refused or could not do something."""
-
-
-class RecordFormatError(AccessLogError):
-    """Bytes or fields do not form a valid, canonical access record."""
 
 
 class StoreError(AccessLogError):
@@ -42,18 +38,6 @@ class ExportFormatError(AccessLogError):
     """An export file is not in the expected format."""
 
 
-class PseudonymKeyMissing(AccessLogError):
-    """The audit pseudonym key is missing; a new one would split every person's records."""
-
-    def __init__(self, path: object) -> None:
-        self.path = path
-        super().__init__(
-            f"audit pseudonym key {path} is missing: restore it from the federation backup"
-            " (or, for a new federation, run 'sigex keys init'); a new key would give every"
-            " person new pseudonyms and split the access log"
-        )
-
-
 class ApiIdentityMissing(AccessLogError):
     """The audit API's TLS server certificate or key is missing."""
 
@@ -63,3 +47,18 @@ class ApiIdentityMissing(AccessLogError):
             f"audit API TLS file {path} is missing: run 'sigex keys init' (it adds it to an"
             " existing federation) or pass --cert and --key"
         )
+
+
+__all__ = [
+    "AccessLogError",
+    "ApiIdentityMissing",
+    "CheckpointError",
+    "ExportFormatError",
+    "LogCorrupted",
+    "LogNotFound",
+    "ProofError",
+    "PseudonymKeyMissing",
+    "QueryRefused",
+    "RecordFormatError",
+    "StoreError",
+]

@@ -19,7 +19,7 @@ holds more than that checkpoint covers (a run that crashed before publishing),
 signs and publishes one at once; when it stops, it publishes whenever the log
 grew beyond the last published checkpoint. The consumer is a static member of
 its group (a restart after a crash takes its partitions back at once) and is
-watched like the subscriber's (:mod:`sigex.exchange.consumer_health`): the idle clock
+watched like the subscriber's (:mod:`sigex.consumers.health`): the idle clock
 runs only while partitions are assigned, an ``idle_exit_seconds`` exit needs a
 lag of 0, and a stalled consumer rejoins; :class:`IndexerStalled` is raised
 rather than returning with records waiting.
@@ -37,9 +37,13 @@ from typing import Any
 from kafka import KafkaConsumer
 from kafka.errors import CommitFailedError, RebalanceInProgressError
 
-from sigex.exchange.audit_events import operation_id, writer_of
+from sigex.audit._keys import Ed25519PrivateKey
+from sigex.audit.checkpoint import Checkpoint
 from sigex.audit.checkpoint_topic import CheckpointPublisher, last_published_checkpoint
-from sigex.exchange.consumer_health import (
+from sigex.audit.errors import AccessLogError, RecordFormatError
+from sigex.audit.store import AccessLogStore, AppendResult
+from sigex.clock import Clock
+from sigex.consumers.health import (
     COMMIT_FAILURES_BEFORE_REJOIN,
     GROUP_OPTIONS,
     ConsumerWatch,
@@ -47,6 +51,8 @@ from sigex.exchange.consumer_health import (
     assess,
     partition_lag,
 )
+from sigex.exchange.access_record import AccessRecord, EventKind, Outcome
+from sigex.exchange.audit_events import operation_id, writer_of
 from sigex.exchange.party_events import SEALED_EVENT, SEALED_EVENT_HEADER, PartyEventReader
 from sigex.exchange.protocol import unpack_access_records
 from sigex.exchange.topology import (
@@ -56,12 +62,6 @@ from sigex.exchange.topology import (
     GATEWAY,
     RECEIPTS_PREFIX,
 )
-from sigex.audit._keys import Ed25519PrivateKey
-from sigex.audit.checkpoint import Checkpoint
-from sigex.audit.errors import AccessLogError, RecordFormatError
-from sigex.exchange.access_record import AccessRecord, EventKind, Outcome
-from sigex.audit.store import AccessLogStore, AppendResult
-from sigex.clock import Clock
 from sigex.logs import get_logger
 from sigex.observability import AuditMetrics
 from sigex.transport import KafkaConnection

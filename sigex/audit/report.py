@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sigex.exchange.access_record import AccessRecord, EventKind, format_time
 from sigex.audit.store import StoredRecord
+from sigex.exchange.access_record import AccessRecord, EventKind, format_time
 
 _REFUSALS = frozenset(
     {EventKind.REFUSED_AT_PUBLISH, EventKind.REFUSED_FOR_RECIPIENT, EventKind.DEAD_LETTERED}

@@ -24,8 +24,8 @@ from sigex.audit._keys import Ed25519PrivateKey
 from sigex.audit.backends import Backend, Row, open_backend
 from sigex.audit.checkpoint import Checkpoint, sign_checkpoint
 from sigex.audit.errors import LogCorrupted, ProofError, StoreError
-from sigex.exchange.access_record import AccessRecord, EventKind, Outcome, format_time, parse_time
 from sigex.clock import Clock
+from sigex.exchange.access_record import AccessRecord, EventKind, Outcome, format_time, parse_time
 from sigex.merkle import (
     EMPTY_ROOT,
     TreeBuilder,

@@ -37,7 +37,6 @@ from typing import Any
 from sigex.audit._keys import Ed25519PublicKey
 from sigex.audit.checkpoint import Checkpoint, TrustedKeys, load_public_key, public_key_pem
 from sigex.audit.errors import AccessLogError, ExportFormatError, RecordFormatError
-from sigex.exchange.access_record import RECORD_KEYS, AccessRecord, format_time
 from sigex.audit.store import (
     RECORD_COLUMNS,
     STORED_LEVEL,
@@ -45,6 +44,7 @@ from sigex.audit.store import (
     RecordFilter,
     stored_bytes,
 )
+from sigex.exchange.access_record import RECORD_KEYS, AccessRecord, format_time
 from sigex.merkle import TreeBuilder, leaf_hash, verify_inclusion
 
 EXPORT_FORMAT = "sigex.audit.export/v1"

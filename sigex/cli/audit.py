@@ -22,8 +22,6 @@ from sigex.audit._keys import Ed25519PrivateKey, Ed25519PublicKey
 from sigex.audit.api import AuditApi, make_server, server_tls_context
 from sigex.audit.checkpoint import Checkpoint, load_private_key, load_public_key
 from sigex.audit.errors import AccessLogError, CheckpointError
-from sigex.exchange.pseudonyms import SubjectPseudonymiser, load_pseudonym_key
-from sigex.exchange.access_record import EventKind, Outcome, format_time
 from sigex.audit.report import build_report, render_text
 from sigex.audit.store import AccessLogStore, RecordFilter, StoredRecord
 from sigex.audit.tls import api_identity
@@ -37,6 +35,8 @@ from sigex.audit.verify import (
 from sigex.clock import SystemClock
 from sigex.config import Security, load_settings
 from sigex.errors import SigexError
+from sigex.exchange.access_record import EventKind, Outcome, format_time
+from sigex.exchange.pseudonyms import SubjectPseudonymiser, load_pseudonym_key
 from sigex.identity.directory import PartyEntry
 from sigex.identity.federation import load_directory, load_party
 from sigex.observability import AuditMetrics, Readiness, start_operations

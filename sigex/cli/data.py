@@ -9,16 +9,16 @@ from pathlib import Path
 
 import click
 
-from sigex.policies.compiler import load_policy
-from sigex.producers.publisher import Publisher, load_or_create_record_key
+from sigex.cli.options import settings_with
+from sigex.clock import SystemClock
+from sigex.identity import load_directory, load_party
 from sigex.partners.producers.finders import FINDERS, finder_named, write_jsonl
 from sigex.partners.producers.publishing import PublicationReport, publish_findings
 from sigex.partners.producers.stamps import Progress
 from sigex.partners.synthetic.generator import DEFAULT_AS_OF, DEFAULT_MONTHS, generate_dataset
+from sigex.policies.compiler import load_policy
+from sigex.producers.publisher import Publisher, load_or_create_record_key
 from sigex.schemas.catalogue import load_catalogue
-from sigex.cli.options import settings_with
-from sigex.clock import SystemClock
-from sigex.identity import load_directory, load_party
 from sigex.transport import connection_for
 
 

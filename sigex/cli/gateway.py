@@ -12,13 +12,13 @@ import click
 from prometheus_client import CollectorRegistry
 
 from sigex.broker.gateway import GatewayRunner, PolicyGateway
-from sigex.exchange.topology import GATEWAY, ingress_topics
-from sigex.policies.compiler import load_policy
-from sigex.schemas.catalogue import load_catalogue
-from sigex.exchange.pseudonyms import SubjectPseudonyms, load_pseudonym_key
 from sigex.cli.options import settings_with
+from sigex.exchange.pseudonyms import SubjectPseudonyms, load_pseudonym_key
+from sigex.exchange.topology import GATEWAY, ingress_topics
 from sigex.identity import load_directory, load_party
 from sigex.observability import GatewayMetrics, Readiness, start_operations
+from sigex.policies.compiler import load_policy
+from sigex.schemas.catalogue import load_catalogue
 from sigex.transport import connection_for
 
 

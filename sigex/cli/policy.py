@@ -12,11 +12,11 @@ from pathlib import Path
 
 import click
 
+from sigex.clock import SystemClock
 from sigex.policies.compiled import CompiledPolicy
 from sigex.policies.compiler import check_policy, load_policy
 from sigex.policies.decide import Decision, DecisionRequest, decide
 from sigex.policies.errors import PolicyError
-from sigex.clock import SystemClock
 
 _DIRECTORY = click.option(
     "--directory",

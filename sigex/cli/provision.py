@@ -9,12 +9,12 @@ from pathlib import Path
 import click
 
 from sigex.broker.provision import ProvisionReport, provision_cluster
-from sigex.exchange.topology import ProvisioningDefaults, Topology, compile_topology
-from sigex.policies.compiled import CompiledPolicy
-from sigex.policies.compiler import load_policy
 from sigex.clock import Clock, SystemClock
+from sigex.exchange.topology import ProvisioningDefaults, Topology, compile_topology
 from sigex.identity import default_state_dir, load_directory
 from sigex.identity.federation import federation_dir
+from sigex.policies.compiled import CompiledPolicy
+from sigex.policies.compiler import load_policy
 from sigex.transport import ADMIN, KafkaConnection
 
 #: how often ``--watch`` compiles again at most (a revocation is picked up within this)

@@ -7,12 +7,16 @@ from pathlib import Path
 
 import click
 
-from sigex.policies.compiler import load_policy
-from sigex.producers.publisher import DEFAULT_MAX_MESSAGE_BYTES, Publisher, load_or_create_record_key
-from sigex.producers.records_file import check_file, publish_file
-from sigex.schemas.catalogue import load_catalogue
 from sigex.cli.options import settings_with
 from sigex.identity import load_directory, load_party
+from sigex.policies.compiler import load_policy
+from sigex.producers.publisher import (
+    DEFAULT_MAX_MESSAGE_BYTES,
+    Publisher,
+    load_or_create_record_key,
+)
+from sigex.producers.records_file import check_file, publish_file
+from sigex.schemas.catalogue import load_catalogue
 from sigex.transport import connection_for
 
 

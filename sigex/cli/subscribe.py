@@ -13,14 +13,12 @@ from types import FrameType
 import click
 from prometheus_client import CollectorRegistry
 
-from sigex.exchange.protocol import to_json_value
-from sigex.exchange.topology import subscriber_group_prefix
+from sigex.cli.options import settings_with
 from sigex.consumers.errors import ConsumerError
 from sigex.consumers.signal_file import SignalFile
 from sigex.consumers.subscriber import ReceivedSignal, Subscriber
-from sigex.policies.compiler import load_policy
-from sigex.schemas.catalogue import load_catalogue
-from sigex.cli.options import settings_with
+from sigex.exchange.protocol import to_json_value
+from sigex.exchange.topology import subscriber_group_prefix
 from sigex.identity import load_directory, load_party
 from sigex.observability import (
     OperationsServers,
@@ -28,6 +26,8 @@ from sigex.observability import (
     SubscriberMetrics,
     start_operations,
 )
+from sigex.policies.compiler import load_policy
+from sigex.schemas.catalogue import load_catalogue
 from sigex.transport import connection_for
 
 

@@ -22,8 +22,8 @@ from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
-from sigex.audit.errors import RecordFormatError
 from sigex.canonical import canonical_json
+from sigex.exchange.errors import RecordFormatError
 
 FORMAT_VERSION = 1
 

@@ -25,9 +25,9 @@ import json
 from collections.abc import Iterable
 from datetime import datetime
 
+from sigex.exchange.access_record import AccessRecord, EventKind, Outcome
 from sigex.exchange.topology import GATEWAY
 from sigex.policies.decide import Decision
-from sigex.exchange.access_record import AccessRecord, EventKind, Outcome
 
 #: kinds a party writes about itself; every other kind is the gateway's
 _RECIPIENT_SIDE = frozenset({EventKind.RECEIVED, EventKind.ACKNOWLEDGED})

@@ -15,12 +15,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sigex.exchange.audit_events import operation_id
-from sigex.exchange.pseudonyms import SubjectPseudonyms, load_pseudonym_key
-from sigex.exchange.access_record import AccessRecord, EventKind
 from sigex.canonical import canonical_json
 from sigex.clock import Clock
 from sigex.envelope import Opener, OutgoingRecord, SealContext, Sealer
+from sigex.exchange.access_record import AccessRecord, EventKind
+from sigex.exchange.audit_events import operation_id
+from sigex.exchange.pseudonyms import SubjectPseudonyms, load_pseudonym_key
 from sigex.identity import load_directory, load_party
 
 AUDIT = "AUDIT"

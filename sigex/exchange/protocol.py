@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sigex.schemas.catalogue import SignalSpec
 from sigex.canonical import canonical_json
 from sigex.errors import SigexError
+from sigex.schemas.catalogue import SignalSpec
 
 BSN_CLASSIFICATION = "identifier.bsn"
 TRACEPARENT = "traceparent"

@@ -15,7 +15,7 @@ import hmac
 from collections.abc import Sequence
 from pathlib import Path
 
-from sigex.audit.errors import AccessLogError, PseudonymKeyMissing
+from sigex.exchange.errors import AccessLogError, PseudonymKeyMissing
 from sigex.identifiers import check_bsn, is_valid_bsn
 from sigex.identity.audit_files import AUDIT_PSEUDONYM_KEY, AUDIT_PSEUDONYM_KEY_BYTES
 from sigex.identity.errors import MissingKeyFile

@@ -29,25 +29,16 @@ from pathlib import Path
 
 import click
 
-from sigex.broker import local
 from sigex.audit.indexer import IndexerSettings, run_indexer
-from sigex.broker.gateway import GatewayRunner, PolicyGateway
-from sigex.exchange.party_events import PartyEventReader
-from sigex.broker.provision import provision_cluster
-from sigex.exchange.topology import GATEWAY, ProvisioningDefaults, compile_topology, ingress_topics
-from sigex.partners.consumers.inbox import Inbox
-from sigex.partners.consumers.outcomes import answer_frequent_movers
-from sigex.consumers.subscriber import Subscriber
-from sigex.policies.compiled import CompiledPolicy
-from sigex.policies.compiler import load_policy
-from sigex.producers.publisher import Publisher, RefusedSignal, load_or_create_record_key
-from sigex.partners.producers.finders import ADMISSION, BSN_MISMATCH, FREQUENT_MOVERS, ReferenceFinder
-from sigex.partners.producers.publishing import publish_findings
-from sigex.partners.synthetic.generator import generate_dataset
-from sigex.schemas.catalogue import Catalogue, load_catalogue
-from sigex.exchange.pseudonyms import SubjectPseudonyms, load_pseudonym_key
 from sigex.audit.store import AccessLogStore
+from sigex.broker import local
+from sigex.broker.gateway import GatewayRunner, PolicyGateway
+from sigex.broker.provision import provision_cluster
 from sigex.clock import Clock, FixedClock, SystemClock
+from sigex.consumers.subscriber import Subscriber
+from sigex.exchange.party_events import PartyEventReader
+from sigex.exchange.pseudonyms import SubjectPseudonyms, load_pseudonym_key
+from sigex.exchange.topology import GATEWAY, ProvisioningDefaults, compile_topology, ingress_topics
 from sigex.identity import (
     default_state_dir,
     init_federation,
@@ -55,6 +46,20 @@ from sigex.identity import (
     load_party,
     read_parties,
 )
+from sigex.partners.consumers.inbox import Inbox
+from sigex.partners.consumers.outcomes import answer_frequent_movers
+from sigex.partners.producers.finders import (
+    ADMISSION,
+    BSN_MISMATCH,
+    FREQUENT_MOVERS,
+    ReferenceFinder,
+)
+from sigex.partners.producers.publishing import publish_findings
+from sigex.partners.synthetic.generator import generate_dataset
+from sigex.policies.compiled import CompiledPolicy
+from sigex.policies.compiler import load_policy
+from sigex.producers.publisher import Publisher, RefusedSignal, load_or_create_record_key
+from sigex.schemas.catalogue import Catalogue, load_catalogue
 from sigex.transport import KafkaConnection
 
 REPO_PARTIES = Path(__file__).resolve().parents[1] / "policies" / "parties.yaml"

@@ -11,8 +11,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-
 from sigex.broker.gateway import GatewayRunner, PolicyGateway
+from sigex.consumers.subscriber import ReceivedSignal, Subscriber
+from sigex.policies.compiled import CompiledPolicy
+from sigex.policies.compiler import load_policy
+from sigex.producers.publisher import Publisher, load_or_create_record_key
+from sigex.schemas.catalogue import Catalogue, load_catalogue
+from sigex.schemas.codec import encode_fields
+
+from sigex.clock import FixedClock
+from sigex.envelope import OutgoingRecord, SealContext, Sealer, pseudonym
+from sigex.exchange.access_record import AccessRecord
 from sigex.exchange.party_events import SEALED_EVENT_HEADER
 from sigex.exchange.protocol import (
     TRACEPARENT,
@@ -21,17 +30,8 @@ from sigex.exchange.protocol import (
     header_value,
     unpack_access_records,
 )
-from sigex.exchange.topology import GATEWAY, ingress_topic, ingress_topics
-from sigex.consumers.subscriber import ReceivedSignal, Subscriber
-from sigex.policies.compiled import CompiledPolicy
-from sigex.policies.compiler import load_policy
-from sigex.producers.publisher import Publisher, load_or_create_record_key
-from sigex.schemas.catalogue import Catalogue, load_catalogue
-from sigex.schemas.codec import encode_fields
 from sigex.exchange.pseudonyms import SubjectPseudonyms, load_pseudonym_key
-from sigex.exchange.access_record import AccessRecord
-from sigex.clock import FixedClock
-from sigex.envelope import OutgoingRecord, SealContext, Sealer, pseudonym
+from sigex.exchange.topology import GATEWAY, ingress_topic, ingress_topics
 from sigex.identity import load_directory, load_party
 from tests.integration.conftest import SecureExchange
 from tests.unit.schemas.conftest import make_bsn

@@ -21,14 +21,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 
-from sigex.exchange.audit_events import operation_id
-from sigex.audit.indexer import IndexerSettings, IndexerStats, run_indexer
 from sigex.audit.checkpoint_topic import read_published_checkpoints
-from sigex.exchange.pseudonyms import SubjectPseudonymiser
-from sigex.exchange.access_record import AccessRecord, EventKind, Outcome
+from sigex.audit.indexer import IndexerSettings, IndexerStats, run_indexer
 from sigex.audit.store import AccessLogStore, RecordFilter
 from sigex.audit.verify import verify_store
 from sigex.clock import FixedClock
+from sigex.exchange.access_record import AccessRecord, EventKind, Outcome
+from sigex.exchange.audit_events import operation_id
+from sigex.exchange.pseudonyms import SubjectPseudonymiser
 from sigex.transport import KafkaConnection
 
 PERSON = "111222333"

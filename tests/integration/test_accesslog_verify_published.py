@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from sigex.exchange.pseudonyms import SubjectPseudonymiser
-from sigex.exchange.access_record import AccessRecord, EventKind, Outcome
 from sigex.audit.store import AccessLogStore
 from sigex.cli import main
+from sigex.exchange.access_record import AccessRecord, EventKind, Outcome
+from sigex.exchange.pseudonyms import SubjectPseudonymiser
 from tests.integration.conftest import SecureExchange, running_exchange
 
 RECORDS = 40

@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from sigex.broker.jars import cache_dir, is_cached, kafka_version
 
 SIGEX = str(Path(sys.executable).parent / "sigex")

@@ -24,7 +24,6 @@ from kafka.admin import (
     ResourceType,
 )
 from kafka.errors import KafkaError
-
 from sigex.broker import local
 
 

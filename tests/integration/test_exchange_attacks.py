@@ -22,19 +22,19 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-
-from sigex.exchange.audit_events import operation_id
-from sigex.audit.indexer import IndexerSettings, run_indexer
-from sigex.exchange.party_events import PartyEventReader
-from sigex.exchange.protocol import TRACEPARENT, TraceContext, data_subjects
-from sigex.exchange.topology import AUDIT_TOPIC, delivery_topic, ingress_topic, receipts_topic
 from sigex.schemas.codec import encode_fields
-from sigex.exchange.access_record import AccessRecord, EventKind, Outcome
+
+from sigex.audit.indexer import IndexerSettings, run_indexer
 from sigex.audit.report import build_report
 from sigex.audit.store import AccessLogStore, RecordFilter
 from sigex.clock import FixedClock
 from sigex.envelope import OutgoingRecord, SealContext, Sealer
 from sigex.envelope.sealing import uuid7
+from sigex.exchange.access_record import AccessRecord, EventKind, Outcome
+from sigex.exchange.audit_events import operation_id
+from sigex.exchange.party_events import PartyEventReader
+from sigex.exchange.protocol import TRACEPARENT, TraceContext, data_subjects
+from sigex.exchange.topology import AUDIT_TOPIC, delivery_topic, ingress_topic, receipts_topic
 from sigex.identity import load_directory, load_party
 from tests.integration.conftest import SecureExchange
 from tests.integration.exchange_kit import EXCHANGE_TIME, ExchangeKit, fresh_bsn, launch_kit

@@ -14,8 +14,8 @@ import sqlite3
 from datetime import timedelta
 from pathlib import Path
 
-from sigex.exchange.protocol import to_json_value
 from sigex.consumers.subscriber import ReceivedSignal
+from sigex.exchange.protocol import to_json_value
 from sigex.identity.keyfiles import create_private_file
 
 _SCHEMA = """

@@ -31,6 +31,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Protocol
 
+from sigex.clock import Clock
 from sigex.partners.producers.external_sort import ExternalSorter, Row
 from sigex.partners.producers.files import (
     Admission,
@@ -47,7 +48,6 @@ from sigex.partners.producers.stamps import (
     SignalStamper,
     ignore_progress,
 )
-from sigex.clock import Clock
 
 FINDER_NAME = "admission"
 

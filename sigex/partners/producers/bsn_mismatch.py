@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
+from sigex.clock import Clock
 from sigex.partners.producers.files import (
     NON_RESIDENT,
     RESIDENTIAL,
@@ -45,7 +46,6 @@ from sigex.partners.producers.stamps import (
     SignalStamper,
     ignore_progress,
 )
-from sigex.clock import Clock
 
 FINDER_NAME = "bsn-mismatch"
 

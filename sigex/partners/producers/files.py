@@ -16,8 +16,8 @@ from datetime import date
 from pathlib import Path
 from typing import NoReturn
 
-from sigex.producers.errors import InputMissing, MalformedInput
 from sigex.identifiers import is_valid_bsn, is_valid_rsin
+from sigex.producers.errors import InputMissing, MalformedInput
 
 RESIDENT = "RESIDENT"
 NON_RESIDENT = "NON_RESIDENT"

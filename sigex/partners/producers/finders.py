@@ -10,6 +10,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import TextIO
 
+from sigex.clock import Clock
 from sigex.partners.producers.admission import find_admission_violations
 from sigex.partners.producers.bsn_mismatch import find_bsn_mismatches
 from sigex.partners.producers.files import (
@@ -23,7 +24,6 @@ from sigex.partners.producers.files import (
 )
 from sigex.partners.producers.frequent_movers import find_frequent_movers
 from sigex.partners.producers.stamps import ProgressCallback, SignalRecord, ignore_progress
-from sigex.clock import Clock
 
 #: A finder run over a dataset directory.
 FindInDataset = Callable[[Path, Clock, random.Random, ProgressCallback], Iterator[SignalRecord]]

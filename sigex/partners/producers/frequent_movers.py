@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
+from sigex.clock import Clock
 from sigex.partners.producers.files import RESIDENTIAL, AddressesFile, AddressHistory
 from sigex.partners.producers.stamps import (
     Progress,
@@ -23,7 +24,6 @@ from sigex.partners.producers.stamps import (
     SignalStamper,
     ignore_progress,
 )
-from sigex.clock import Clock
 
 FINDER_NAME = "frequent-movers"
 

@@ -12,8 +12,8 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-from sigex.producers.publisher import Publisher
 from sigex.partners.producers.stamps import SignalRecord
+from sigex.producers.publisher import Publisher
 
 Batch = list[SignalRecord]
 

@@ -22,7 +22,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
-from sigex.producers.errors import GeneratorSettingsInvalid
+from sigex.identifiers import bsn_check_digit
 from sigex.partners.producers.external_sort import ExternalSorter, Row
 from sigex.partners.producers.files import (
     ADDRESSES,
@@ -46,7 +46,7 @@ from sigex.partners.synthetic.reference_data import (
     load_municipalities,
     load_names,
 )
-from sigex.identifiers import bsn_check_digit
+from sigex.producers.errors import GeneratorSettingsInvalid
 
 MANIFEST = "manifest.json"
 DEFAULT_AS_OF = date(2027, 1, 31)

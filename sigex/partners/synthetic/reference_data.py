@@ -24,7 +24,9 @@ class NameLists:
 
 
 def _load(file_name: str) -> Any:
-    text = resources.files("sigex.partners.synthetic").joinpath(file_name).read_text(encoding="utf-8")
+    text = (
+        resources.files("sigex.partners.synthetic").joinpath(file_name).read_text(encoding="utf-8")
+    )
     return json.loads(text)
 
 

@@ -13,10 +13,10 @@ from urllib.parse import quote
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from sigex.exchange.pseudonyms import SubjectPseudonymiser
-from sigex.exchange.access_record import AccessRecord, EventKind, Outcome
 from sigex.audit.store import AccessLogStore
 from sigex.clock import FixedClock, SystemClock
+from sigex.exchange.access_record import AccessRecord, EventKind, Outcome
+from sigex.exchange.pseudonyms import SubjectPseudonymiser
 
 BACKENDS = [
     pytest.param("sqlite", id="sqlite"),

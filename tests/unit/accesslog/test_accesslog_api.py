@@ -14,10 +14,10 @@ import pytest
 
 from sigex.audit.api import AuditApi, make_server, principal_of, server_tls_context
 from sigex.audit.checkpoint import Checkpoint
-from sigex.exchange.pseudonyms import SubjectPseudonymiser
 from sigex.audit.store import AccessLogStore
 from sigex.audit.tls import api_identity
 from sigex.clock import FixedClock
+from sigex.exchange.pseudonyms import SubjectPseudonymiser
 from sigex.merkle import leaf_hash, verify_inclusion
 
 from .conftest import PEOPLE, RecordFactory

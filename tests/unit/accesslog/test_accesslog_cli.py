@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from sigex.cli.audit import audit
-from sigex.exchange.pseudonyms import SubjectPseudonymiser, load_pseudonym_key
-from sigex.exchange.access_record import AccessRecord, EventKind
 from sigex.audit.store import AccessLogStore
+from sigex.cli.audit import audit
+from sigex.exchange.access_record import AccessRecord, EventKind
+from sigex.exchange.pseudonyms import SubjectPseudonymiser, load_pseudonym_key
 
 from .conftest import PEOPLE, RecordFactory
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from sigex.exchange.audit_events import operation_id
 from sigex.audit.indexer import (
     FORGED_OPERATION_ID,
     NOT_ITS_OWN,
@@ -13,6 +12,7 @@ from sigex.audit.indexer import (
     subscription,
 )
 from sigex.exchange.access_record import AccessRecord, EventKind, Outcome
+from sigex.exchange.audit_events import operation_id
 
 from .conftest import RecordFactory
 

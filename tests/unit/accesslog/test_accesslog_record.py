@@ -15,13 +15,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sigex.audit.errors import AccessLogError, PseudonymKeyMissing, RecordFormatError
+from sigex.errors import InvalidIdentifier
+from sigex.exchange.access_record import AccessRecord, EventKind, Outcome
 from sigex.exchange.pseudonyms import (
     SubjectPseudonymiser,
     load_pseudonym_key,
     pseudonym_key_path,
 )
-from sigex.exchange.access_record import AccessRecord, EventKind, Outcome
-from sigex.errors import InvalidIdentifier
 from sigex.identity import InsecureKeyFile
 from sigex.merkle import leaf_hash
 

@@ -8,11 +8,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from sigex.exchange.pseudonyms import SubjectPseudonymiser
-from sigex.exchange.access_record import EventKind, Outcome
 from sigex.audit.store import AccessLogStore, RecordFilter
 from sigex.audit.verify import verify_store
 from sigex.clock import FixedClock
+from sigex.exchange.access_record import EventKind, Outcome
+from sigex.exchange.pseudonyms import SubjectPseudonymiser
 from sigex.merkle import (
     leaf_hash,
     root_of_leaf_hashes,

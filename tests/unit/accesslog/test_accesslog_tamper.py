@@ -21,10 +21,10 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from sigex.audit.checkpoint import Checkpoint
-from sigex.exchange.access_record import AccessRecord
 from sigex.audit.store import STORED_LEVEL, AccessLogStore, record_row
 from sigex.audit.verify import VerificationReport, verify_store
 from sigex.clock import FixedClock
+from sigex.exchange.access_record import AccessRecord
 from sigex.merkle import TreeBuilder, leaf_hash
 
 from .conftest import BACKENDS, RecordFactory

@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from sigex.cli import main
+from sigex.cli.config import config
 from sigex.config import (
     KNOWN_VARIABLES,
     SETTINGS,
@@ -19,7 +20,6 @@ from sigex.config import (
     check_settings,
     load_settings,
 )
-from sigex.cli.config import config
 from sigex.errors import ConfigurationError
 
 HOME = Path("/home/operator")

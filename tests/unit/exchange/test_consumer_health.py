@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sigex.exchange.consumer_health import ConsumerWatch, Step, assess
+from sigex.consumers.health import ConsumerWatch, Step, assess
 
 
 class Ticker:

@@ -8,6 +8,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from sigex.audit.indexer import parse_batch
+from sigex.clock import FixedClock
+from sigex.envelope import EnvelopeError, Opener, Sealer
+from sigex.exchange.access_record import EventKind, Outcome, format_time
 from sigex.exchange.party_events import (
     SEALED_EVENT,
     SEALED_EVENT_HEADER,
@@ -15,9 +18,6 @@ from sigex.exchange.party_events import (
     seal_party_events,
 )
 from sigex.exchange.pseudonyms import SubjectPseudonyms
-from sigex.exchange.access_record import EventKind, Outcome, format_time
-from sigex.clock import FixedClock
-from sigex.envelope import EnvelopeError, Opener, Sealer
 from sigex.identity.testing import directory_for, fixed_identity
 from tests.unit.schemas.conftest import BSN_A, BSN_B
 

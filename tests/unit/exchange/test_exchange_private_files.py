@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
-from sigex.partners.consumers.inbox import Inbox
 from sigex.consumers.signal_file import SignalFile
-from sigex.exchange.pseudonyms import pseudonym_key_path
+
 from sigex.cli import main
 from sigex.clock import FixedClock
+from sigex.exchange.pseudonyms import pseudonym_key_path
 from sigex.identity import init_federation, read_parties
+from sigex.partners.consumers.inbox import Inbox
 
 REPOSITORY = Path(__file__).resolve().parents[3]
 UNREACHABLE = "127.0.0.1:1"  # nothing listens: a command that got this far would fail anyway

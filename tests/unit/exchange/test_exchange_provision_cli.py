@@ -8,8 +8,8 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from sigex.cli.provision import provision, seconds_until_next_round
-from sigex.exchange.topology import Topology
 from sigex.clock import FixedClock
+from sigex.exchange.topology import Topology
 from sigex.identity import init_federation, read_parties, rotate_party
 
 REPO = Path(__file__).resolve().parents[3]

@@ -7,7 +7,6 @@ import stat
 from pathlib import Path
 
 import pytest
-
 from sigex.consumers.signal_file import SignalFile, SignalFileError
 
 

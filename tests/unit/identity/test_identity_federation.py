@@ -13,6 +13,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from sigex.cli.keys import keys
 from sigex.clock import FixedClock
 from sigex.identity import (
     DirectoryError,
@@ -24,7 +25,6 @@ from sigex.identity import (
     load_pseudonym_key,
     read_parties,
 )
-from sigex.cli.keys import keys
 
 REPOSITORY = Path(__file__).resolve().parents[3]
 PARTIES_FILE = REPOSITORY / "policies" / "parties.yaml"

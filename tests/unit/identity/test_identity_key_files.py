@@ -15,14 +15,14 @@ import pytest
 from click.testing import CliRunner
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
-
 from sigex.producers.publisher import RECORD_KEY_FILE, load_or_create_record_key
+
 from sigex.audit.checkpoint import generate_signing_key, load_private_key
 from sigex.audit.errors import ApiIdentityMissing
-from sigex.exchange.pseudonyms import load_pseudonym_key, pseudonym_key_path
 from sigex.audit.tls import api_identity, api_identity_paths
 from sigex.cli import main
 from sigex.clock import FixedClock
+from sigex.exchange.pseudonyms import load_pseudonym_key, pseudonym_key_path
 from sigex.identity import (
     InsecureKeyFile,
     PartySpec,

@@ -13,10 +13,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
 from sigex.policies.compiler import load_policy
-from sigex.exchange.pseudonyms import SubjectPseudonymiser, load_pseudonym_key
-from sigex.exchange.access_record import AccessRecord, EventKind, Outcome
+
 from sigex.audit.store import AccessLogStore, RecordFilter
 from sigex.audit.verify import verify_store
 from sigex.cli import main
@@ -37,6 +35,8 @@ from sigex.envelope.testing import (
     sample_fields,
     submission_context,
 )
+from sigex.exchange.access_record import AccessRecord, EventKind, Outcome
+from sigex.exchange.pseudonyms import SubjectPseudonymiser, load_pseudonym_key
 from sigex.identity import (
     PartyDirectory,
     init_federation,

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from sigex.cli.policy import policy as policy_group
 from sigex.cli import main
+from sigex.cli.policy import policy as policy_group
 
 from .conftest import ALLOWED, SHIPPED  # type: ignore[import-not-found]
 

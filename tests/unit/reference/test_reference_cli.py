@@ -7,9 +7,9 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from sigex.partners.synthetic.generator import MANIFEST
 from sigex.cli import main
 from sigex.identifiers import is_valid_bsn
+from sigex.partners.synthetic.generator import MANIFEST
 
 
 def test_generate_then_find_every_kind(tmp_path: Path) -> None:

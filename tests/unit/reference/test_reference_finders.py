@@ -10,7 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sigex.schemas.catalogue import load_catalogue
+from sigex.schemas.codec import validate_record
 
+from sigex.clock import FixedClock
 from sigex.partners.producers import admission
 from sigex.partners.producers.admission import find_admission_violations
 from sigex.partners.producers.bsn_mismatch import find_bsn_mismatches
@@ -24,9 +27,6 @@ from sigex.partners.producers.finders import (
 from sigex.partners.producers.frequent_movers import find_frequent_movers
 from sigex.partners.producers.stamps import Progress
 from sigex.partners.synthetic import GenerationSummary, PatternRates, generate_dataset
-from sigex.schemas.catalogue import load_catalogue
-from sigex.schemas.codec import validate_record
-from sigex.clock import FixedClock
 
 CLOCK = FixedClock(datetime(2027, 2, 1, 9, 30, 15, 123456, tzinfo=UTC))
 

@@ -9,13 +9,18 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-
 from sigex.producers.errors import GeneratorSettingsInvalid
+
+from sigex.identifiers import check_loonheffingennummer, is_valid_bsn
 from sigex.partners.producers.files import ALL_LAYOUTS
-from sigex.partners.synthetic import DEFAULT_RATES, GenerationSummary, PatternRates, generate_dataset
+from sigex.partners.synthetic import (
+    DEFAULT_RATES,
+    GenerationSummary,
+    PatternRates,
+    generate_dataset,
+)
 from sigex.partners.synthetic.generator import MANIFEST
 from sigex.partners.synthetic.reference_data import load_municipalities
-from sigex.identifiers import check_loonheffingennummer, is_valid_bsn
 
 PARTY_MUNICIPALITIES = {"GM0363", "GM0599", "GM0518", "GM0344", "GM0772", "GM1894"}
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sigex.partners.consumers.inbox import Inbox
 from sigex.consumers.subscriber import ReceivedSignal
+
+from sigex.partners.consumers.inbox import Inbox
 
 AT = datetime(2027, 2, 1, 10, 0, tzinfo=UTC)
 

@@ -8,7 +8,6 @@ from datetime import UTC, date, datetime
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from sigex.schemas.catalogue import Catalogue, load_catalogue
 from sigex.schemas.codec import (
     decode_fields,
@@ -18,6 +17,7 @@ from sigex.schemas.codec import (
     validate_record,
 )
 from sigex.schemas.errors import SchemaViolation
+
 from sigex.errors import InvalidIdentifier
 from sigex.identifiers import bsn_check_digit, is_valid_bsn
 
