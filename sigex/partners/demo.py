@@ -57,12 +57,12 @@ from sigex.partners.producers.finders import (
 from sigex.partners.producers.publishing import publish_findings
 from sigex.partners.synthetic.generator import generate_dataset
 from sigex.policies.compiled import CompiledPolicy
-from sigex.policies.compiler import load_policy
+from sigex.policies.compiler import POLICY_DIRECTORY, load_policy
 from sigex.producers.publisher import Publisher, RefusedSignal, load_or_create_record_key
 from sigex.schemas.catalogue import Catalogue, load_catalogue
 from sigex.transport import KafkaConnection
 
-REPO_PARTIES = Path(__file__).resolve().parents[1] / "policies" / "parties.yaml"
+REPO_PARTIES = POLICY_DIRECTORY / "parties.yaml"
 
 #: What each reference producer publishes, for which purposes.
 PUBLICATIONS: tuple[tuple[ReferenceFinder, tuple[str, ...]], ...] = (
