@@ -21,7 +21,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from sigex.accesslog.checkpoint import Checkpoint
-from sigex.accesslog.record import AccessRecord
+from sigex.accesslog.record import INDEXED_FIELDS, AccessRecord
 from sigex.accesslog.store import STORED_LEVEL, AccessLogStore, record_row
 from sigex.accesslog.verify import VerificationReport, verify_store
 from sigex.clock import FixedClock
@@ -94,22 +94,7 @@ def _swap(store: AccessLogStore, first: int, second: int) -> None:
         )
 
 
-TEXT_COLUMNS = (
-    "trace_id",
-    "operation_id",
-    "occurred_at",
-    "kind",
-    "sender",
-    "recipient",
-    "signal",
-    "purpose",
-    "legal_basis",
-    "agreement_id",
-    "policy_version",
-    "outcome",
-    "message_id",
-    "subject",
-)
+TEXT_COLUMNS = tuple(name for name in INDEXED_FIELDS if name != "agreement_version")
 
 
 def _mutate(
