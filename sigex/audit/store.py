@@ -25,7 +25,14 @@ from sigex.audit.backends import Backend, Row, open_backend
 from sigex.audit.checkpoint import Checkpoint, sign_checkpoint
 from sigex.audit.errors import LogCorrupted, ProofError, StoreError
 from sigex.clock import Clock
-from sigex.exchange.access_record import AccessRecord, EventKind, Outcome, format_time, parse_time
+from sigex.exchange.access_record import (
+    INDEXED_FIELDS,
+    AccessRecord,
+    EventKind,
+    Outcome,
+    format_time,
+    parse_time,
+)
 from sigex.merkle import (
     EMPTY_ROOT,
     TreeBuilder,
@@ -43,26 +50,7 @@ from sigex.merkle import (
 STORED_LEVEL = 4
 _KEY_CHUNK = 400
 
-RECORD_COLUMNS = (
-    "leaf_index",
-    "trace_id",
-    "operation_id",
-    "occurred_at",
-    "kind",
-    "sender",
-    "recipient",
-    "signal",
-    "purpose",
-    "legal_basis",
-    "agreement_id",
-    "agreement_version",
-    "policy_version",
-    "outcome",
-    "message_id",
-    "subject",
-    "entry",
-    "leaf_hash",
-)
+RECORD_COLUMNS = ("leaf_index", *INDEXED_FIELDS, "entry", "leaf_hash")
 INSERT_RECORD = (  # built from the constant column names above, no input
     f"INSERT INTO access_records ({', '.join(RECORD_COLUMNS)}) "  # noqa: S608
     f"VALUES ({', '.join('?' for _ in RECORD_COLUMNS)})"

@@ -58,28 +58,27 @@ class Outcome(Enum):
 
 _MUST_PERMIT = frozenset({EventKind.PUBLISHED, EventKind.DELIVERED})
 _MUST_DENY = frozenset({EventKind.REFUSED_AT_PUBLISH, EventKind.REFUSED_FOR_RECIPIENT})
-RECORD_KEYS = frozenset(
-    {
-        "v",
-        "trace_id",
-        "operation_id",
-        "occurred_at",
-        "kind",
-        "sender",
-        "recipient",
-        "signal",
-        "purpose",
-        "legal_basis",
-        "agreement_id",
-        "agreement_version",
-        "policy_version",
-        "outcome",
-        "reason_codes",
-        "disclosed_fields",
-        "message_id",
-        "subject",
-    }
+#: The fields of a record that the store keeps as columns of their own (to query by), in
+#: column order; the rest (``v``, ``reason_codes``, ``disclosed_fields``) live only in the
+#: record's canonical bytes. The store's columns are built from this one list.
+INDEXED_FIELDS: tuple[str, ...] = (
+    "trace_id",
+    "operation_id",
+    "occurred_at",
+    "kind",
+    "sender",
+    "recipient",
+    "signal",
+    "purpose",
+    "legal_basis",
+    "agreement_id",
+    "agreement_version",
+    "policy_version",
+    "outcome",
+    "message_id",
+    "subject",
 )
+RECORD_KEYS = frozenset({"v", *INDEXED_FIELDS, "reason_codes", "disclosed_fields"})
 
 
 def format_time(moment: datetime) -> str:

@@ -174,6 +174,15 @@ def read_parties(path: Path) -> tuple[PartySpec, ...]:
 # --- writing files ----------------------------------------------------------------------------
 
 
+def _empty(folder: Path) -> None:
+    """Remove what ``folder`` holds and keep the folder (it may be a mount point)."""
+    for entry in folder.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+
+
 def _make_dir(path: Path) -> None:
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
     path.chmod(0o700)
@@ -228,7 +237,7 @@ def init_federation(
         added = _add_missing_audit_files(root, clock.now(), broker_hosts, new_pseudonym_key)
         return InitResult(root, created=False, parties=codes, added=added)
     if root.exists():
-        shutil.rmtree(root)
+        _empty(root)  # not rmtree: in a container the folder is a volume's mount point
     _make_dir(state_dir)
     _make_dir(root)
     now = clock.now()

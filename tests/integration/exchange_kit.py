@@ -251,6 +251,10 @@ def launch_kit(
     thread = threading.Thread(target=runner.run, args=(stop,), daemon=True)
     thread.start()
     deadline = time.monotonic() + 60
-    while not runner.ready and time.monotonic() < deadline:
+    while not runner.ready and time.monotonic() < deadline and thread.is_alive():
         time.sleep(0.2)
+    if not runner.ready:  # a test against a gateway that never started proves nothing
+        stop.set()
+        thread.join(timeout=30)
+        raise AssertionError(f"the test gateway {runner!r} did not become ready within 60 s")
     return ExchangeKit(exchange, policy, catalogue, clock, runner, stop, thread)

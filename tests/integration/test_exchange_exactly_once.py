@@ -1,4 +1,9 @@
-"""10,000 signals through two gateway instances, one killed with SIGKILL twice: each once."""
+"""10,000 signals through two gateway instances, one killed with SIGKILL twice: each once.
+
+Each kill waits until the gateways' group has committed another 1,000 ingress records
+(offsets are committed in the transaction that writes the deliveries) and checks that
+at least 500 still wait, so it hits a gateway with work in flight, never an idle one.
+"""
 
 from __future__ import annotations
 
@@ -15,12 +20,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from kafka import KafkaConsumer, TopicPartition
+
+from sigex.exchange.pseudonyms import SubjectPseudonyms, load_pseudonym_key
+from sigex.exchange.topology import delivery_topic, ingress_topic
 from sigex.policies.compiler import load_policy
 from sigex.producers.publisher import Publisher, load_or_create_record_key
 from sigex.schemas.catalogue import load_catalogue
-
-from sigex.exchange.pseudonyms import SubjectPseudonyms, load_pseudonym_key
-from sigex.exchange.topology import delivery_topic
 from sigex.identity import load_directory, load_party
 from tests.integration.conftest import SecureExchange, running_exchange
 from tests.integration.exchange_kit import ExchangeKit, start_kit
@@ -30,6 +36,44 @@ SIGNALS = 10_000
 BATCH = 500
 MUNICIPALITIES = ("GM0363", "GM0599")
 SIGEX = str(Path(sys.executable).parent / "sigex")
+#: records the gateways' group must commit since the killed instance started, before a kill
+PROGRESS_BEFORE_KILL = 1_000
+#: records still waiting on ingress at the kill, so that it hits a gateway with work in flight
+IN_FLIGHT_AT_KILL = 500
+
+
+def ingress_progress(exchange: SecureExchange, group: str) -> tuple[int, int]:
+    """(records the group has committed, records still waiting) on UWV's ingress topic.
+
+    A gateway commits its consumed offsets in the transaction that writes the
+    deliveries, so the committed count grows only with committed transactions.
+    """
+    topic = ingress_topic("payroll.bsn-mismatch", "UWV")
+    admin = exchange.admin()
+    consumer = KafkaConsumer(group_id=None, **exchange.connection("ADMIN").options())
+    try:
+        committed = admin.list_group_offsets({group: None}).get(group, {})
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        ends = consumer.end_offsets(partitions)
+    finally:
+        consumer.close()
+        admin.close()
+    done = sum(offset.offset for tp, offset in committed.items() if tp.topic == topic)
+    return done, sum(ends.values()) - done
+
+
+def wait_for_progress(exchange: SecureExchange, group: str, since: int) -> int:
+    """Block until the group committed PROGRESS_BEFORE_KILL more records with work left."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        done, waiting = ingress_progress(exchange, group)
+        if done - since >= PROGRESS_BEFORE_KILL:
+            assert waiting >= IN_FLIGHT_AT_KILL, (
+                f"only {waiting} records left at the kill: it would hit an idle gateway"
+            )
+            return done
+        time.sleep(0.1)
+    raise AssertionError(f"the gateways did not commit {PROGRESS_BEFORE_KILL} records in 120 s")
 
 
 def start_gateway(
@@ -132,8 +176,9 @@ def test_two_gateways_deliver_every_signal_exactly_once_across_crashes(
     publishing = threading.Thread(target=publish_all)
     publishing.start()
     try:
-        for crash in range(2):
-            time.sleep(6 + 3 * crash)
+        done = 0
+        for _ in range(2):
+            done = wait_for_progress(secure_exchange, group, done)
             gateway.send_signal(signal.SIGKILL)
             gateway.wait(timeout=30)
             gateway = start_gateway(secure_exchange, group, f"{group}-a", log)

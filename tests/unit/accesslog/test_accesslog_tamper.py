@@ -24,7 +24,7 @@ from sigex.audit.checkpoint import Checkpoint
 from sigex.audit.store import STORED_LEVEL, AccessLogStore, record_row
 from sigex.audit.verify import VerificationReport, verify_store
 from sigex.clock import FixedClock
-from sigex.exchange.access_record import AccessRecord
+from sigex.exchange.access_record import INDEXED_FIELDS, AccessRecord
 from sigex.merkle import TreeBuilder, leaf_hash
 
 from .conftest import BACKENDS, RecordFactory
@@ -94,22 +94,7 @@ def _swap(store: AccessLogStore, first: int, second: int) -> None:
         )
 
 
-TEXT_COLUMNS = (
-    "trace_id",
-    "operation_id",
-    "occurred_at",
-    "kind",
-    "sender",
-    "recipient",
-    "signal",
-    "purpose",
-    "legal_basis",
-    "agreement_id",
-    "policy_version",
-    "outcome",
-    "message_id",
-    "subject",
-)
+TEXT_COLUMNS = tuple(name for name in INDEXED_FIELDS if name != "agreement_version")
 
 
 def _mutate(

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import stat
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -171,6 +174,31 @@ def test_init_is_idempotent_and_force_replaces(tmp_path: Path) -> None:
     third = init_federation(state, SPECS, FixedClock(NOW), force=True)
     assert third.created
     assert (state / "federation" / "ca.pem").read_bytes() != ca_before
+
+
+def test_init_works_in_a_folder_that_cannot_be_removed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In a container the federation folder is a volume's mount point: empty it, never remove it.
+
+    A fresh volume gives an empty, existing folder; ``--force`` on a used one must keep it too.
+    """
+    state = tmp_path / "state"
+    mount_point = state / "federation"
+    mount_point.mkdir(parents=True)
+    real_rmdir = os.rmdir
+
+    def rmdir(path: str, *args: Any, **kwargs: Any) -> None:
+        if Path(path) == mount_point:
+            raise OSError(errno.EBUSY, "Device or resource busy", str(path))
+        real_rmdir(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "rmdir", rmdir)
+    assert init_federation(state, SPECS, FixedClock(NOW)).created  # the fresh volume
+    ca_before = (mount_point / "ca.pem").read_bytes()
+    assert init_federation(state, SPECS, FixedClock(NOW), force=True).created  # a used one
+    assert (mount_point / "ca.pem").read_bytes() != ca_before
+    assert set(load_directory(state).codes) == {spec.code for spec in SPECS}
 
 
 def test_init_refuses_a_state_dir_inside_a_git_work_tree() -> None:
