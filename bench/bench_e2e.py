@@ -73,11 +73,10 @@ from kafka.admin import (
     ResourceType,
 )
 from kafka.errors import KafkaError
+
 from sigex.broker import local
 from sigex.broker.jars import kafka_version
 from sigex.broker.provision import provision
-from sigex.policies.compiler import load_policy
-
 from sigex.clock import SystemClock
 from sigex.exchange.topology import (
     ProvisioningDefaults,
@@ -87,6 +86,7 @@ from sigex.exchange.topology import (
 )
 from sigex.exchange.topology import principal as party_principal
 from sigex.identity import init_federation, read_parties
+from sigex.policies.compiler import load_policy
 from sigex.transport import ADMIN, KafkaConnection
 
 REPO = Path(__file__).resolve().parents[1]

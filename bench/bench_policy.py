@@ -32,6 +32,7 @@ from importlib.metadata import version as package_version
 from pathlib import Path
 
 import casbin
+
 from sigex.policies.compiled import CompiledPolicy
 from sigex.policies.compiler import POLICY_DIRECTORY, load_policy
 from sigex.policies.decide import DecisionRequest, decide

@@ -50,14 +50,14 @@ from kafka.errors import (
     ProducerFencedError,
     RebalanceInProgressError,
 )
-from sigex.consumers.subscriber import ReceivedSignal, Subscriber
-from sigex.policies.compiler import load_policy
-from sigex.producers.publisher import Publisher, load_or_create_record_key
-from sigex.schemas.catalogue import load_catalogue
 
+from sigex.consumers.subscriber import ReceivedSignal, Subscriber
 from sigex.identifiers import synthetic_bsn, synthetic_loonheffingennummer
 from sigex.identity import load_directory, load_party
 from sigex.logs import configure as configure_logs
+from sigex.policies.compiler import load_policy
+from sigex.producers.publisher import Publisher, load_or_create_record_key
+from sigex.schemas.catalogue import load_catalogue
 from sigex.transport import KafkaConnection
 
 SIGNAL = "payroll.bsn-mismatch"

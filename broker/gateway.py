@@ -32,12 +32,8 @@ from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
 from kafka.errors import KafkaError, ProducerFencedError
-from sigex.broker.replay_ledger import LedgerEntry, ReplayLedger
-from sigex.policies.compiled import CompiledPolicy
-from sigex.schemas.catalogue import Catalogue, SignalSpec
-from sigex.schemas.codec import decode_fields, validate_record
-from sigex.schemas.errors import SchemaError
 
+from sigex.broker.replay_ledger import LedgerEntry, ReplayLedger
 from sigex.clock import Clock, SystemClock
 from sigex.envelope import (
     EnvelopeError,
@@ -81,6 +77,10 @@ from sigex.exchange.topology import (
 from sigex.identity import PartyDirectory, PartyIdentity
 from sigex.logs import get_logger
 from sigex.observability import GatewayMetrics
+from sigex.policies.compiled import CompiledPolicy
+from sigex.schemas.catalogue import Catalogue, SignalSpec
+from sigex.schemas.codec import decode_fields, validate_record
+from sigex.schemas.errors import SchemaError
 from sigex.transport import KafkaConnection
 
 _log = get_logger(__name__)

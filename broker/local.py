@@ -26,7 +26,6 @@ from pathlib import Path
 
 from sigex.broker.errors import BrokerStartFailed, JavaMissing, PortInUse
 from sigex.broker.jars import ensure_jars, kafka_version
-
 from sigex.identity import default_state_dir
 
 MIN_JAVA_MAJOR = 17

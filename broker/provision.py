@@ -26,8 +26,8 @@ from kafka.admin import (
     ResourceType,
 )
 from kafka.errors import KafkaError, SecurityDisabledError
-from sigex.broker.errors import BrokerError
 
+from sigex.broker.errors import BrokerError
 from sigex.exchange.topology import AclSpec, Operation, Pattern, Resource, Topology, is_managed
 from sigex.logs import get_logger
 from sigex.transport import KafkaConnection

@@ -37,8 +37,8 @@ from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
-from sigex.broker.errors import GatewayError
 
+from sigex.broker.errors import GatewayError
 from sigex.canonical import canonical_json
 from sigex.envelope import ReplayGuard
 from sigex.exchange.topology import LEDGER_TOPIC

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import BinaryIO
 
 from sigex.consumers.errors import ConsumerError
-
 from sigex.identity.keyfiles import create_private_file
 from sigex.logs import get_logger
 

@@ -36,6 +36,8 @@ from kafka.errors import (
     RebalanceInProgressError,
     TopicAuthorizationFailedError,
 )
+
+from sigex.clock import Clock, SystemClock
 from sigex.consumers.errors import DeliveryRefused, SubscriberStalled
 from sigex.consumers.health import (
     COMMIT_FAILURES_BEFORE_REJOIN,
@@ -45,13 +47,6 @@ from sigex.consumers.health import (
     assess,
     partition_lag,
 )
-from sigex.policies.compiled import CompiledPolicy
-from sigex.policies.decide import DecisionRequest, decide
-from sigex.schemas.catalogue import Catalogue
-from sigex.schemas.codec import decode_fields
-from sigex.schemas.errors import SchemaError
-
-from sigex.clock import Clock, SystemClock
 from sigex.envelope import DeliveredMessage, EnvelopeError, Opener, Sealer
 from sigex.exchange.access_record import AccessRecord, EventKind, Outcome, format_time
 from sigex.exchange.audit_events import access_records
@@ -66,6 +61,11 @@ from sigex.exchange.topology import delivery_topic, receipts_topic, subscriber_g
 from sigex.identity import PartyDirectory, PartyIdentity
 from sigex.logs import get_logger
 from sigex.observability import SubscriberMetrics
+from sigex.policies.compiled import CompiledPolicy
+from sigex.policies.decide import DecisionRequest, decide
+from sigex.schemas.catalogue import Catalogue
+from sigex.schemas.codec import decode_fields
+from sigex.schemas.errors import SchemaError
 from sigex.transport import KafkaConnection
 
 _log = get_logger(__name__)

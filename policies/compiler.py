@@ -18,6 +18,9 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
+
+from sigex.errors import InvalidIdentifier
+from sigex.identifiers import check_oin
 from sigex.policies.compiled import CompiledPolicy, RouteEntry, RouteKey, window_moments
 from sigex.policies.decide import refusal_for, time_reasons
 from sigex.policies.decision import Decision, Reason, ReasonCode
@@ -36,9 +39,6 @@ from sigex.policies.model import (
 from sigex.policies.source import LineDict, LineList, load_yaml
 from sigex.schemas.catalogue import Catalogue, load_catalogue
 from sigex.schemas.errors import SchemaError
-
-from sigex.errors import InvalidIdentifier
-from sigex.identifiers import check_oin
 
 POLICY_DIRECTORY = Path(__file__).resolve().parent
 

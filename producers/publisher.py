@@ -31,12 +31,6 @@ from typing import Any
 
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
-from sigex.policies.compiled import CompiledPolicy
-from sigex.policies.decide import Reason
-from sigex.producers.errors import ProducerError
-from sigex.schemas.catalogue import Catalogue, SignalSpec
-from sigex.schemas.codec import encode_fields, validate_record
-from sigex.schemas.errors import SchemaError
 
 from sigex.clock import Clock, SystemClock
 from sigex.envelope import (
@@ -63,6 +57,12 @@ from sigex.exchange.topology import GATEWAY, ingress_topic, receipts_topic
 from sigex.identity import PartyDirectory, PartyIdentity
 from sigex.identity.keyfiles import read_private
 from sigex.logs import get_logger
+from sigex.policies.compiled import CompiledPolicy
+from sigex.policies.decide import Reason
+from sigex.producers.errors import ProducerError
+from sigex.schemas.catalogue import Catalogue, SignalSpec
+from sigex.schemas.codec import encode_fields, validate_record
+from sigex.schemas.errors import SchemaError
 from sigex.transport import KafkaConnection
 
 _log = get_logger(__name__)

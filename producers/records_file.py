@@ -21,6 +21,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from sigex.errors import SigexError
+from sigex.exchange.protocol import from_json_record
 from sigex.policies.decide import Reason
 from sigex.producers.errors import ProducerError
 from sigex.producers.publisher import (
@@ -32,9 +34,6 @@ from sigex.producers.publisher import (
     signal_uuid,
 )
 from sigex.schemas.catalogue import SignalSpec
-
-from sigex.errors import SigexError
-from sigex.exchange.protocol import from_json_record
 
 
 class InvalidInput(ProducerError):

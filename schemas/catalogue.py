@@ -30,10 +30,10 @@ from fastavro.schema import (
     parse_schema,
     to_parsing_canonical_form,
 )
-from sigex.schemas.compatibility import check_compatible, named_types
-from sigex.schemas.errors import CatalogueError, IncompatibleSchema, UnknownSchema
 
 from sigex.identifiers import CHECKS
+from sigex.schemas.compatibility import check_compatible, named_types
+from sigex.schemas.errors import CatalogueError, IncompatibleSchema, UnknownSchema
 
 SCHEMA_DIRECTORY = Path(__file__).resolve().parent
 TOPIC_PREFIX = "sigex"

@@ -21,12 +21,12 @@ from typing import Any
 
 from fastavro import schemaless_reader, schemaless_writer
 from fastavro.validation import validate
-from sigex.schemas.catalogue import SignalSpec
-from sigex.schemas.errors import FieldIdentifierInvalid, SchemaViolation
-from sigex.schemas.typecheck import type_problem
 
 from sigex.errors import InvalidIdentifier
 from sigex.identifiers import CHECKS
+from sigex.schemas.catalogue import SignalSpec
+from sigex.schemas.errors import FieldIdentifierInvalid, SchemaViolation
+from sigex.schemas.typecheck import type_problem
 
 # What fastavro raises on a datum that does not fit; caught and replaced by a
 # SchemaViolation that names the field but never repeats the datum.

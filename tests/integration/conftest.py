@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 from kafka.admin import KafkaAdminClient
+
 from sigex.broker import local
 from sigex.broker.provision import provision
-from sigex.policies.compiled import CompiledPolicy
-from sigex.policies.compiler import load_policy
-
 from sigex.clock import SystemClock
 from sigex.exchange.topology import ProvisioningDefaults, Topology, compile_topology
 from sigex.identity import init_federation, load_directory, read_parties
+from sigex.policies.compiled import CompiledPolicy
+from sigex.policies.compiler import load_policy
 from sigex.transport import ADMIN, KafkaConnection
 from tests.conftest import free_port
 

@@ -11,15 +11,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from sigex.broker.gateway import GatewayRunner, PolicyGateway
-from sigex.consumers.subscriber import ReceivedSignal, Subscriber
-from sigex.policies.compiled import CompiledPolicy
-from sigex.policies.compiler import load_policy
-from sigex.producers.publisher import Publisher, load_or_create_record_key
-from sigex.schemas.catalogue import Catalogue, load_catalogue
-from sigex.schemas.codec import encode_fields
 
+from sigex.broker.gateway import GatewayRunner, PolicyGateway
 from sigex.clock import FixedClock
+from sigex.consumers.subscriber import ReceivedSignal, Subscriber
 from sigex.envelope import OutgoingRecord, SealContext, Sealer, pseudonym
 from sigex.exchange.access_record import AccessRecord
 from sigex.exchange.party_events import SEALED_EVENT_HEADER
@@ -33,6 +28,11 @@ from sigex.exchange.protocol import (
 from sigex.exchange.pseudonyms import SubjectPseudonyms, load_pseudonym_key
 from sigex.exchange.topology import GATEWAY, ingress_topic, ingress_topics
 from sigex.identity import load_directory, load_party
+from sigex.policies.compiled import CompiledPolicy
+from sigex.policies.compiler import load_policy
+from sigex.producers.publisher import Publisher, load_or_create_record_key
+from sigex.schemas.catalogue import Catalogue, load_catalogue
+from sigex.schemas.codec import encode_fields
 from tests.integration.conftest import SecureExchange
 from tests.unit.schemas.conftest import make_bsn
 

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from sigex.broker.jars import cache_dir, is_cached, kafka_version
 
 SIGEX = str(Path(sys.executable).parent / "sigex")

@@ -24,6 +24,7 @@ from kafka.admin import (
     ResourceType,
 )
 from kafka.errors import KafkaError
+
 from sigex.broker import local
 
 

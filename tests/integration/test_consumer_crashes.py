@@ -26,14 +26,11 @@ from typing import Any
 
 import pytest
 from kafka import KafkaProducer
-from sigex.consumers.subscriber import Subscriber
-from sigex.policies.compiler import load_policy
-from sigex.producers.publisher import Publisher, load_or_create_record_key
-from sigex.schemas.catalogue import load_catalogue
 
 from sigex.audit.checkpoint_topic import read_published_checkpoints
 from sigex.audit.indexer import subscription
 from sigex.audit.store import AccessLogStore
+from sigex.consumers.subscriber import Subscriber
 from sigex.exchange.access_record import AccessRecord, EventKind, Outcome
 from sigex.exchange.pseudonyms import SubjectPseudonymiser
 from sigex.exchange.topology import (
@@ -44,6 +41,9 @@ from sigex.exchange.topology import (
     subscriber_group_prefix,
 )
 from sigex.identity import load_directory, load_party
+from sigex.policies.compiler import load_policy
+from sigex.producers.publisher import Publisher, load_or_create_record_key
+from sigex.schemas.catalogue import load_catalogue
 from tests.integration.conftest import SecureExchange
 from tests.unit.schemas.conftest import LHN_A, make_bsn
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
-from sigex.broker.provision import provision, stray_acls
-from sigex.policies.compiler import load_policy
 
+from sigex.broker.provision import provision, stray_acls
 from sigex.exchange.topology import AclSpec, Operation, Pattern, Resource, principal
+from sigex.policies.compiler import load_policy
 from tests.integration.conftest import REPO, SecureExchange
 
 PAYROLL_IN_UWV = "sigex.payroll.bsn-mismatch.in.UWV"

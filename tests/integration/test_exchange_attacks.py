@@ -22,7 +22,6 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from sigex.schemas.codec import encode_fields
 
 from sigex.audit.indexer import IndexerSettings, run_indexer
 from sigex.audit.report import build_report
@@ -36,6 +35,7 @@ from sigex.exchange.party_events import PartyEventReader
 from sigex.exchange.protocol import TRACEPARENT, TraceContext, data_subjects
 from sigex.exchange.topology import AUDIT_TOPIC, delivery_topic, ingress_topic, receipts_topic
 from sigex.identity import load_directory, load_party
+from sigex.schemas.codec import encode_fields
 from tests.integration.conftest import SecureExchange
 from tests.integration.exchange_kit import EXCHANGE_TIME, ExchangeKit, fresh_bsn, launch_kit
 from tests.integration.test_exchange_flow import assert_dead_lettered, record_of

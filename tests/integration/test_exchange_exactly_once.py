@@ -24,10 +24,10 @@ from kafka import KafkaConsumer, TopicPartition
 
 from sigex.exchange.pseudonyms import SubjectPseudonyms, load_pseudonym_key
 from sigex.exchange.topology import delivery_topic, ingress_topic
+from sigex.identity import load_directory, load_party
 from sigex.policies.compiler import load_policy
 from sigex.producers.publisher import Publisher, load_or_create_record_key
 from sigex.schemas.catalogue import load_catalogue
-from sigex.identity import load_directory, load_party
 from tests.integration.conftest import SecureExchange, running_exchange
 from tests.integration.exchange_kit import ExchangeKit, start_kit
 from tests.unit.schemas.conftest import LHN_A, make_bsn

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 from kafka import KafkaProducer
-from sigex.consumers.subscriber import ReceivedSignal
 
+from sigex.consumers.subscriber import ReceivedSignal
 from sigex.exchange.party_events import SEALED_EVENT, SEALED_EVENT_HEADER, PartyEventReader
 from sigex.exchange.protocol import REASONS_HEADER, header_value
 from sigex.exchange.topology import AUDIT_TOPIC, DEAD_LETTER_TOPIC, delivery_topic, ingress_topic

@@ -15,16 +15,16 @@ import pytest
 from click.testing import CliRunner
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
-from sigex.broker.provision import provision
-from sigex.consumers.subscriber import Subscriber
-from sigex.policies.compiler import load_policy
-from sigex.schemas.catalogue import load_catalogue
 
+from sigex.broker.provision import provision
 from sigex.cli.keys import keys
 from sigex.clock import FixedClock
 from sigex.config import TlsFiles
+from sigex.consumers.subscriber import Subscriber
 from sigex.exchange.topology import delivery_topic, principal, subscriber_group_prefix
 from sigex.identity import load_directory, load_party
+from sigex.policies.compiler import load_policy
+from sigex.schemas.catalogue import load_catalogue
 from sigex.transport import KafkaConnection
 from tests.integration.conftest import PROVISIONED_AT, SecureExchange
 

@@ -24,15 +24,15 @@ import pytest
 from click.testing import CliRunner
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType
-from sigex.policies.compiler import load_policy
-from sigex.producers.publisher import Publisher, load_or_create_record_key
-from sigex.producers.records_file import PartlySent, check_file, publish_file
 
 from sigex.cli import main
 from sigex.envelope import derived_message_id
 from sigex.exchange.protocol import REASONS_HEADER, SOURCE_HEADER, header_value
 from sigex.exchange.topology import DEAD_LETTER_TOPIC, delivery_topic, ingress_topic
 from sigex.identity import load_directory, load_party
+from sigex.policies.compiler import load_policy
+from sigex.producers.publisher import Publisher, load_or_create_record_key
+from sigex.producers.records_file import PartlySent, check_file, publish_file
 from tests.integration.conftest import SecureExchange
 from tests.integration.exchange_kit import EXCHANGE_TIME, ExchangeKit, fresh_bsn, start_kit
 

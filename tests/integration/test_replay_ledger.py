@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
-from sigex.broker.replay_ledger import LedgerEntry, LedgerUnavailable, ReplayLedger
 
+from sigex.broker.replay_ledger import LedgerEntry, LedgerUnavailable, ReplayLedger
 from sigex.clock import FixedClock
 from sigex.envelope import ReplayedMessage, ReplayGuard, ReusedMessageId
 from sigex.transport import KafkaConnection

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from sigex.consumers.signal_file import SignalFile
 
 from sigex.cli import main
 from sigex.clock import FixedClock
+from sigex.consumers.signal_file import SignalFile
 from sigex.exchange.pseudonyms import pseudonym_key_path
 from sigex.identity import init_federation, read_parties
 from sigex.partners.consumers.inbox import Inbox

@@ -5,9 +5,6 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from sigex.policies.compiled import CompiledPolicy, day_start
-from sigex.policies.compiler import load_policy
-from sigex.policies.errors import PolicyError
 
 from sigex.exchange.topology import (
     GATEWAY,
@@ -22,6 +19,9 @@ from sigex.exchange.topology import (
     is_managed,
     principal,
 )
+from sigex.policies.compiled import CompiledPolicy, day_start
+from sigex.policies.compiler import load_policy
+from sigex.policies.errors import PolicyError
 
 BEFORE_WTTA = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
 AFTER_WTTA = datetime(2027, 2, 1, 10, 0, tzinfo=UTC)

@@ -7,6 +7,7 @@ import stat
 from pathlib import Path
 
 import pytest
+
 from sigex.consumers.signal_file import SignalFile, SignalFileError
 
 

@@ -15,7 +15,6 @@ import pytest
 from click.testing import CliRunner
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
-from sigex.producers.publisher import RECORD_KEY_FILE, load_or_create_record_key
 
 from sigex.audit.checkpoint import generate_signing_key, load_private_key
 from sigex.audit.errors import ApiIdentityMissing
@@ -32,6 +31,7 @@ from sigex.identity import (
 )
 from sigex.identity import _primitives as primitives
 from sigex.identity import load_pseudonym_key as load_record_key_pseudonym_key
+from sigex.producers.publisher import RECORD_KEY_FILE, load_or_create_record_key
 from sigex.transport import KafkaConnection
 
 NOW = datetime(2027, 2, 1, tzinfo=UTC)

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from sigex.policies.compiler import load_policy
 
 from sigex.audit.store import AccessLogStore, RecordFilter
 from sigex.audit.verify import verify_store
@@ -48,6 +47,7 @@ from sigex.identity import (
 )
 from sigex.identity import _primitives as primitives
 from sigex.identity._primitives import Ed25519PublicKey
+from sigex.policies.compiler import load_policy
 
 REPOSITORY = Path(__file__).resolve().parents[3]
 PARTIES_FILE = REPOSITORY / "policies" / "parties.yaml"

@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 from sigex.policies.compiled import CompiledPolicy
 from sigex.policies.compiler import POLICY_DIRECTORY, load_policy
 

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+
+from sigex.cli.policy import policy as policy_group
 from sigex.policies.compiled import CompiledPolicy
 from sigex.policies.compiler import check_policy, load_policy
 from sigex.policies.errors import PolicyInvalid, PolicyProblem
-
-from sigex.cli.policy import policy as policy_group
 
 
 def line_of(path: Path, text: str, occurrence: int = 1) -> int:

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from sigex.policies.compiled import CompiledPolicy
 from sigex.policies.compiler import load_policy
 from sigex.policies.decide import Decision, DecisionRequest, Reason, ReasonCode, decide

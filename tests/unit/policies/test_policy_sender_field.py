@@ -5,11 +5,10 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, date, datetime
 
+from sigex.exchange.routing import route
 from sigex.policies.compiled import CompiledPolicy
 from sigex.policies.decision import ReasonCode
 from sigex.schemas.catalogue import load_catalogue
-
-from sigex.exchange.routing import route
 
 AT = datetime(2027, 2, 1, 10, 0, tzinfo=UTC)
 SIGNAL = "laa.investigation-outcome"

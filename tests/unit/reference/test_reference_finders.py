@@ -10,8 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sigex.schemas.catalogue import load_catalogue
-from sigex.schemas.codec import validate_record
 
 from sigex.clock import FixedClock
 from sigex.partners.producers import admission
@@ -27,6 +25,8 @@ from sigex.partners.producers.finders import (
 from sigex.partners.producers.frequent_movers import find_frequent_movers
 from sigex.partners.producers.stamps import Progress
 from sigex.partners.synthetic import GenerationSummary, PatternRates, generate_dataset
+from sigex.schemas.catalogue import load_catalogue
+from sigex.schemas.codec import validate_record
 
 CLOCK = FixedClock(datetime(2027, 2, 1, 9, 30, 15, 123456, tzinfo=UTC))
 

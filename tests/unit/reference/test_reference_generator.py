@@ -9,7 +9,6 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from sigex.producers.errors import GeneratorSettingsInvalid
 
 from sigex.identifiers import check_loonheffingennummer, is_valid_bsn
 from sigex.partners.producers.files import ALL_LAYOUTS
@@ -21,6 +20,7 @@ from sigex.partners.synthetic import (
 )
 from sigex.partners.synthetic.generator import MANIFEST
 from sigex.partners.synthetic.reference_data import load_municipalities
+from sigex.producers.errors import GeneratorSettingsInvalid
 
 PARTY_MUNICIPALITIES = {"GM0363", "GM0599", "GM0518", "GM0344", "GM0772", "GM1894"}
 

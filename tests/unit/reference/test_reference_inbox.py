@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from sigex.consumers.subscriber import ReceivedSignal
-
 from sigex.partners.consumers.inbox import Inbox
 
 AT = datetime(2027, 2, 1, 10, 0, tzinfo=UTC)

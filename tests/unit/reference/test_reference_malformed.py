@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from sigex.producers.errors import InputMissing, MalformedInput
 
 from sigex.clock import FixedClock
 from sigex.identifiers import is_valid_bsn
 from sigex.partners.producers.finders import FINDERS
 from sigex.partners.synthetic import GenerationSummary
+from sigex.producers.errors import InputMissing, MalformedInput
 
 NINE_DIGITS = re.compile(r"(?<!\d)\d{9}(?!\d)")
 

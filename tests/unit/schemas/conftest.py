@@ -6,9 +6,9 @@ import uuid
 from datetime import UTC, date, datetime
 
 import pytest
-from sigex.schemas.catalogue import Catalogue, load_catalogue
 
 from sigex.identifiers import synthetic_bsn, synthetic_loonheffingennummer
+from sigex.schemas.catalogue import Catalogue, load_catalogue
 
 
 def make_bsn(seed: int) -> str:

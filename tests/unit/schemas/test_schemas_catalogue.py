@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from fastavro.schema import fingerprint, parse_schema, to_parsing_canonical_form
+
 from sigex.schemas.catalogue import SCHEMA_DIRECTORY, Catalogue
 from sigex.schemas.errors import UnknownSchema
 

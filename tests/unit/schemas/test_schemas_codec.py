@@ -8,6 +8,9 @@ from datetime import UTC, date, datetime
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from sigex.errors import InvalidIdentifier
+from sigex.identifiers import bsn_check_digit, is_valid_bsn
 from sigex.schemas.catalogue import Catalogue, load_catalogue
 from sigex.schemas.codec import (
     decode_fields,
@@ -17,9 +20,6 @@ from sigex.schemas.codec import (
     validate_record,
 )
 from sigex.schemas.errors import SchemaViolation
-
-from sigex.errors import InvalidIdentifier
-from sigex.identifiers import bsn_check_digit, is_valid_bsn
 
 from .conftest import example_records  # type: ignore[import-not-found]
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from sigex.schemas.catalogue import SCHEMA_DIRECTORY, load_catalogue
 from sigex.schemas.codec import decode_record, encode_record
 from sigex.schemas.compatibility import check_compatible
