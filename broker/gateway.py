@@ -78,6 +78,7 @@ from sigex.identity import PartyDirectory, PartyIdentity
 from sigex.logs import get_logger
 from sigex.observability import GatewayMetrics
 from sigex.policies.compiled import CompiledPolicy
+from sigex.reasons import ReasonCode
 from sigex.schemas.catalogue import Catalogue, SignalSpec
 from sigex.schemas.codec import decode_fields, validate_record
 from sigex.schemas.errors import SchemaError
@@ -85,19 +86,6 @@ from sigex.transport import KafkaConnection
 
 _log = get_logger(__name__)
 
-# Reason codes of the gateway itself (decide() has its own).
-ENVELOPE_INVALID = "ENVELOPE_INVALID"
-SENDER_MISMATCH = "SENDER_MISMATCH"
-NOT_AN_INGRESS_TOPIC = "NOT_AN_INGRESS_TOPIC"
-UNKNOWN_SCHEMA = "UNKNOWN_SCHEMA"
-INVALID_RECORD = "INVALID_RECORD"
-TRACE_MISSING = "TRACE_MISSING"
-NO_LAWFUL_RECIPIENT = "NO_LAWFUL_RECIPIENT"
-REPLAYED = "REPLAYED"
-MESSAGE_ID_REUSED = "MESSAGE_ID_REUSED"
-UNKNOWN_PURPOSE = "UNKNOWN_PURPOSE"
-RECIPIENT_KEY_UNAVAILABLE = "RECIPIENT_KEY_UNAVAILABLE"
-GATEWAY_ERROR = "GATEWAY_ERROR"
 
 #: How long the gateway remembers message ids (the ingress topics' retention).
 DEFAULT_REPLAY_WINDOW = timedelta(days=7)
@@ -241,7 +229,7 @@ class PolicyGateway:
                     offset=record.offset,
                     error=type(error).__name__,
                 )
-                self._dead_letter(record, output, (GATEWAY_ERROR,))
+                self._dead_letter(record, output, (ReasonCode.GATEWAY_ERROR,))
         for item, envelope in self._seal(pending, output):
             output.audit += item.delivered
             output.deliveries.append(
@@ -276,7 +264,7 @@ class PolicyGateway:
                             record,
                             kind=EventKind.REFUSED_FOR_RECIPIENT,
                             outcome=Outcome.DENY,
-                            reason_codes=(RECIPIENT_KEY_UNAVAILABLE,),
+                            reason_codes=(ReasonCode.RECIPIENT_KEY_UNAVAILABLE,),
                             disclosed_fields=(),
                             operation_id=operation_id(
                                 record.message_id,
@@ -292,7 +280,7 @@ class PolicyGateway:
                     self._dead_letter(
                         item.source,
                         output,
-                        (RECIPIENT_KEY_UNAVAILABLE,),
+                        (ReasonCode.RECIPIENT_KEY_UNAVAILABLE,),
                         signal=item.forwarding.context.signal,
                         sender=item.forwarding.context.sender,
                         purpose=item.forwarding.context.purpose,
@@ -356,7 +344,7 @@ class PolicyGateway:
         try:
             signal, sender = parse_ingress_topic(record.topic)
         except ProtocolError:
-            return self._dead_letter(record, output, (NOT_AN_INGRESS_TOPIC,))
+            return self._dead_letter(record, output, (ReasonCode.NOT_AN_INGRESS_TOPIC,))
         if self._metrics is not None:
             self._metrics.signal_received(signal)
         try:
@@ -385,24 +373,24 @@ class PolicyGateway:
         try:
             opened = self._opener.open_submission(record.value, topic=record.topic)
         except EnvelopeError as error:
-            raise _Refused(ENVELOPE_INVALID) from error
+            raise _Refused(ReasonCode.ENVELOPE_INVALID) from error
         message_id = str(opened.message_id)
         context = opened.context
         if context.sender != sender or context.signal != signal or context.recipient != GATEWAY:
-            raise _Refused(SENDER_MISMATCH, message_id)
+            raise _Refused(ReasonCode.SENDER_MISMATCH, message_id)
         if context.purpose not in self._policy.purposes:
-            raise _Refused(UNKNOWN_PURPOSE, message_id)
+            raise _Refused(ReasonCode.UNKNOWN_PURPOSE, message_id)
         try:
             spec = self._catalogue.by_fingerprint(context.schema_fingerprint)
         except SchemaError as error:
-            raise _Refused(UNKNOWN_SCHEMA, message_id) from error
+            raise _Refused(ReasonCode.UNKNOWN_SCHEMA, message_id) from error
         try:
             if spec.name != signal:
                 raise ProtocolError("schema of another signal")
             fields = decode_fields(spec, opened.disclosed)
             validate_record(spec, fields)
         except (SchemaError, ProtocolError) as error:
-            raise _Refused(INVALID_RECORD, message_id) from error
+            raise _Refused(ReasonCode.INVALID_RECORD, message_id) from error
         self._admit(record, opened, output)
         return opened, spec, fields
 
@@ -423,9 +411,9 @@ class PolicyGateway:
             self._replay.admit(opened.message_id, opened.timestamp, digest)
         except ReusedMessageId as error:
             _log.error("gateway.message_id_reused", topic=record.topic, offset=record.offset)
-            raise _Refused(MESSAGE_ID_REUSED, str(opened.message_id)) from error
+            raise _Refused(ReasonCode.MESSAGE_ID_REUSED, str(opened.message_id)) from error
         except ReplayedMessage as error:
-            raise _Refused(REPLAYED, str(opened.message_id)) from error
+            raise _Refused(ReasonCode.REPLAYED, str(opened.message_id)) from error
         output.admitted.append(
             LedgerEntry(opened.message_id, opened.timestamp, digest, _source(record))
         )
@@ -542,7 +530,7 @@ class PolicyGateway:
             self._dead_letter(
                 record,
                 output,
-                (NO_LAWFUL_RECIPIENT, *routing.reason_codes),
+                (ReasonCode.NO_LAWFUL_RECIPIENT, *routing.reason_codes),
                 signal=signal,
                 sender=sender,
                 purpose=purpose,

@@ -63,18 +63,13 @@ from sigex.logs import get_logger
 from sigex.observability import SubscriberMetrics
 from sigex.policies.compiled import CompiledPolicy
 from sigex.policies.decide import DecisionRequest, decide
+from sigex.reasons import ReasonCode
 from sigex.schemas.catalogue import Catalogue
 from sigex.schemas.codec import decode_fields
 from sigex.schemas.errors import SchemaError
 from sigex.transport import KafkaConnection
 
 _log = get_logger(__name__)
-
-PURPOSE_NOT_DECLARED = "PURPOSE_NOT_DECLARED"
-NOT_FOR_THIS_PARTY = "NOT_FOR_THIS_PARTY"
-POLICY_DISAGREES = "POLICY_DISAGREES"
-ENVELOPE_INVALID = "ENVELOPE_INVALID"
-INVALID_RECORD = "INVALID_RECORD"
 
 
 @dataclass(frozen=True, slots=True)
@@ -476,18 +471,18 @@ class Subscriber:
     def _check(self, delivered: DeliveredMessage, decision: DeliveryDecision) -> ReceivedSignal:
         context = delivered.context
         if decision.recipient != self._party or context.recipient != self._party:
-            raise DeliveryRefused(NOT_FOR_THIS_PARTY)
+            raise DeliveryRefused(ReasonCode.NOT_FOR_THIS_PARTY)
         if decision.purpose != context.purpose or decision.purpose not in self._purposes:
-            raise DeliveryRefused(PURPOSE_NOT_DECLARED)
+            raise DeliveryRefused(ReasonCode.PURPOSE_NOT_DECLARED)
         if decision.message_id != str(delivered.message_id):
-            raise DeliveryRefused(ENVELOPE_INVALID)
+            raise DeliveryRefused(ReasonCode.ENVELOPE_INVALID)
         try:
             spec = self._catalogue.by_fingerprint(context.schema_fingerprint)
             fields = decode_fields(spec, delivered.disclosed)
         except SchemaError as error:
-            raise DeliveryRefused(INVALID_RECORD) from error
+            raise DeliveryRefused(ReasonCode.INVALID_RECORD) from error
         if set(fields) - set(decision.fields):
-            raise DeliveryRefused(POLICY_DISAGREES)
+            raise DeliveryRefused(ReasonCode.POLICY_DISAGREES)
         if self._policy is not None:
             carried = spec.classifications_of(frozenset(fields))
             check = decide(
@@ -498,7 +493,7 @@ class Subscriber:
                 delivered.decided_at,
             )
             if not check.allowed or not set(fields) <= check.fields:
-                raise DeliveryRefused(POLICY_DISAGREES)
+                raise DeliveryRefused(ReasonCode.POLICY_DISAGREES)
         return ReceivedSignal(
             message_id=decision.message_id,
             trace_id=decision.trace_id,
@@ -532,7 +527,7 @@ class Subscriber:
             policy_version=received.policy_version,
             subjects=decision.subjects,
             outcome=Outcome.PERMIT,
-            reason_codes=("ACCEPTED",),
+            reason_codes=(ReasonCode.ACCEPTED,),
             disclosed=received.fields.keys(),
         )
         return [
@@ -580,7 +575,10 @@ class Subscriber:
         """
         self.refused += 1
         _log.warning(
-            "subscriber.refused", party=self._party, topic=message.topic, reason=ENVELOPE_INVALID
+            "subscriber.refused",
+            party=self._party,
+            topic=message.topic,
+            reason=ReasonCode.ENVELOPE_INVALID,
         )
         signal = message.topic.removeprefix("sigex.").rsplit(".out.", 1)[0]
         trace = TraceContext.new()
@@ -599,7 +597,7 @@ class Subscriber:
             "agreement_version": None,
             "policy_version": "unknown",
             "outcome": Outcome.DENY.value,
-            "reason_codes": [ENVELOPE_INVALID],
+            "reason_codes": [ReasonCode.ENVELOPE_INVALID],
             "disclosed_fields": [],
             "message_id": f"offset-{message.topic}-{message.partition}-{message.offset}",
         }

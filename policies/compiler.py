@@ -23,7 +23,7 @@ from sigex.errors import InvalidIdentifier
 from sigex.identifiers import check_oin
 from sigex.policies.compiled import CompiledPolicy, RouteEntry, RouteKey, window_moments
 from sigex.policies.decide import refusal_for, time_reasons
-from sigex.policies.decision import Decision, Reason, ReasonCode
+from sigex.policies.decision import Decision, Reason
 from sigex.policies.errors import PolicyInvalid, PolicyProblem
 from sigex.policies.model import (
     Agreement,
@@ -37,6 +37,7 @@ from sigex.policies.model import (
     Window,
 )
 from sigex.policies.source import LineDict, LineList, load_yaml
+from sigex.reasons import ReasonCode
 from sigex.schemas.catalogue import Catalogue, load_catalogue
 from sigex.schemas.errors import SchemaError
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 from datetime import datetime
 
 from sigex.policies.compiled import CompiledPolicy, RouteEntry
-from sigex.policies.decision import Decision, DecisionRequest, Reason, ReasonCode
+from sigex.policies.decision import Decision, DecisionRequest, Reason
 from sigex.policies.errors import PolicyError
 from sigex.policies.model import Agreement, BasisStatus, Cooperation, LegalBasis
+from sigex.reasons import ReasonCode
 
-__all__ = ["Decision", "DecisionRequest", "Reason", "ReasonCode", "decide"]
+__all__ = ["Decision", "DecisionRequest", "Reason", "decide"]
 
 _LISTED = 6  # how many alternatives a reason names before it says "and N more"
 

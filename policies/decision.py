@@ -1,28 +1,11 @@
-"""The question to the policy and its answer: DecisionRequest, Decision, Reason."""
+"""The question to the policy and its answer: DecisionRequest, Decision, Reason.
+
+``ReasonCode`` lives in :mod:`sigex.reasons` with every other code sigex gives.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
-
-
-class ReasonCode(StrEnum):
-    """Stable codes for the reasons of a decision; the access log and dashboards use them."""
-
-    ALLOWED = "ALLOWED"
-    UNKNOWN_SIGNAL = "UNKNOWN_SIGNAL"
-    UNKNOWN_PARTY = "UNKNOWN_PARTY"
-    UNKNOWN_PURPOSE = "UNKNOWN_PURPOSE"
-    NO_AGREEMENT = "NO_AGREEMENT"
-    SENDER_NOT_ALLOWED = "SENDER_NOT_ALLOWED"
-    RECIPIENT_NOT_ALLOWED = "RECIPIENT_NOT_ALLOWED"
-    PURPOSE_NOT_ALLOWED = "PURPOSE_NOT_ALLOWED"
-    OUTSIDE_VALIDITY = "OUTSIDE_VALIDITY"
-    BASIS_NOT_IN_FORCE = "BASIS_NOT_IN_FORCE"
-    BASIS_UNDER_REVIEW = "BASIS_UNDER_REVIEW"
-    COOPERATION_NOT_IN_FORCE = "COOPERATION_NOT_IN_FORCE"
-    CLASSIFICATION_NOT_ALLOWED = "CLASSIFICATION_NOT_ALLOWED"
-    SENDER_NOT_IN_FIELD = "SENDER_NOT_IN_FIELD"
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,10 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sigex.policies.compiled import CompiledPolicy
-from sigex.policies.decide import Decision, DecisionRequest, Reason, ReasonCode, decide
+from sigex.policies.decide import Decision, DecisionRequest, Reason, decide
+from sigex.reasons import ReasonCode
 from sigex.schemas.catalogue import SignalSpec
-
-NO_RECIPIENT = "NO_RECIPIENT"
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +71,7 @@ def route(
             return Routing((), (reason,))
         if policy.by_sender_signal_purpose.get((sender, spec.name, purpose)):
             reason = Reason(
-                NO_RECIPIENT,
+                ReasonCode.NO_RECIPIENT,
                 f"the record names no party that an agreement for {purpose} delivers to",
             )
             return Routing((), (reason,))

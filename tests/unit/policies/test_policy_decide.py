@@ -11,8 +11,9 @@ from hypothesis import strategies as st
 
 from sigex.policies.compiled import CompiledPolicy
 from sigex.policies.compiler import load_policy
-from sigex.policies.decide import Decision, DecisionRequest, Reason, ReasonCode, decide
+from sigex.policies.decide import Decision, DecisionRequest, Reason, decide
 from sigex.policies.errors import PolicyDenied, PolicyError
+from sigex.reasons import ReasonCode
 
 from .conftest import ALLOWED, SHIPPED  # type: ignore[import-not-found]
 

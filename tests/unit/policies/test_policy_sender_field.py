@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 
 from sigex.exchange.routing import route
 from sigex.policies.compiled import CompiledPolicy
-from sigex.policies.decision import ReasonCode
+from sigex.reasons import ReasonCode
 from sigex.schemas.catalogue import load_catalogue
 
 AT = datetime(2027, 2, 1, 10, 0, tzinfo=UTC)
