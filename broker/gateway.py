@@ -67,7 +67,6 @@ from sigex.exchange.routing import disclosed_fields, route
 from sigex.exchange.topology import (
     AUDIT_TOPIC,
     DEAD_LETTER_TOPIC,
-    GATEWAY,
     GATEWAY_GROUP,
     GATEWAY_TRANSACTIONAL_PREFIX,
     LEDGER_TOPIC,
@@ -79,6 +78,7 @@ from sigex.logs import get_logger
 from sigex.observability import GatewayMetrics
 from sigex.policies.compiled import CompiledPolicy
 from sigex.reasons import ReasonCode
+from sigex.roles import Role
 from sigex.schemas.catalogue import Catalogue, SignalSpec
 from sigex.schemas.codec import decode_fields, validate_record
 from sigex.schemas.errors import SchemaError
@@ -184,7 +184,7 @@ class PolicyGateway:
         metrics: GatewayMetrics | None = None,
         replay_window: timedelta = DEFAULT_REPLAY_WINDOW,
     ) -> None:
-        if identity.code != GATEWAY:
+        if identity.code != Role.GATEWAY:
             raise ValueError("the policy gateway acts as the GATEWAY party")
         self._clock = clock or SystemClock()
         self._policy = policy
@@ -271,7 +271,7 @@ class PolicyGateway:
                                 EventKind.REFUSED_FOR_RECIPIENT,
                                 record.recipient,
                                 record.subject,
-                                writer=GATEWAY,
+                                writer=Role.GATEWAY,
                                 source=_source(item.source),
                             ),
                         )
@@ -376,7 +376,11 @@ class PolicyGateway:
             raise _Refused(ReasonCode.ENVELOPE_INVALID) from error
         message_id = str(opened.message_id)
         context = opened.context
-        if context.sender != sender or context.signal != signal or context.recipient != GATEWAY:
+        if (
+            context.sender != sender
+            or context.signal != signal
+            or context.recipient != Role.GATEWAY
+        ):
             raise _Refused(ReasonCode.SENDER_MISMATCH, message_id)
         if context.purpose not in self._policy.purposes:
             raise _Refused(ReasonCode.UNKNOWN_PURPOSE, message_id)

@@ -53,13 +53,14 @@ from sigex.exchange.protocol import (
     record_key_subject,
 )
 from sigex.exchange.routing import Routing, route
-from sigex.exchange.topology import GATEWAY, ingress_topic, receipts_topic
+from sigex.exchange.topology import ingress_topic, receipts_topic
 from sigex.identity import PartyDirectory, PartyIdentity
 from sigex.identity.keyfiles import read_private
 from sigex.logs import get_logger
 from sigex.policies.compiled import CompiledPolicy
 from sigex.policies.decide import Reason
 from sigex.producers.errors import ProducerError
+from sigex.roles import Role
 from sigex.schemas.catalogue import Catalogue, SignalSpec
 from sigex.schemas.codec import encode_fields, validate_record
 from sigex.schemas.errors import SchemaError
@@ -170,7 +171,7 @@ def ingress_context(spec: SignalSpec, sender: str, purpose: str) -> SealContext:
         signal=spec.name,
         schema_fingerprint=spec.fingerprint,
         sender=sender,
-        recipient=GATEWAY,
+        recipient=Role.GATEWAY,
         purpose=purpose,
         agreement=INGRESS_AGREEMENT,
     )

@@ -59,11 +59,11 @@ from sigex.exchange.topology import (
     AUDIT_GROUP_PREFIX,
     AUDIT_TOPIC,
     CHECKPOINT_TOPIC,
-    GATEWAY,
     RECEIPTS_PREFIX,
 )
 from sigex.logs import get_logger
 from sigex.observability import AuditMetrics
+from sigex.roles import Role
 from sigex.transport import KafkaConnection
 
 _log = get_logger(__name__)
@@ -139,7 +139,7 @@ def receipt_refusal(
     if not topic.startswith(receipts_prefix):
         return None
     party = topic[len(receipts_prefix) :]
-    if writer_of(record.kind, record.sender, record.recipient) != party or party == GATEWAY:
+    if writer_of(record.kind, record.sender, record.recipient) != party or party == Role.GATEWAY:
         return NOT_ITS_OWN  # deliveries, refusals for a recipient, dead letters: the gateway's
     expected = operation_id(
         record.message_id, record.kind, record.recipient, record.subject, writer=party

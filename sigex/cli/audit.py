@@ -40,9 +40,9 @@ from sigex.exchange.pseudonyms import SubjectPseudonymiser, load_pseudonym_key
 from sigex.identity.directory import PartyEntry
 from sigex.identity.federation import load_directory, load_party
 from sigex.observability import AuditMetrics, Readiness, start_operations
+from sigex.roles import Role
 from sigex.transport import KafkaConnection
 
-AUDIT_PARTY = "AUDIT"
 TABLE_COLUMNS = (
     "leaf_index",
     "occurred_at",
@@ -89,7 +89,7 @@ def _open(db: str | None, state_dir: Path, *, create: bool = True) -> Iterator[A
 def _audit_signing_key(state_dir: Path, key_file: Path | None) -> Ed25519PrivateKey:
     if key_file is not None:
         return load_private_key(key_file)
-    key = load_party(state_dir, AUDIT_PARTY).signing_key
+    key = load_party(state_dir, Role.AUDIT).signing_key
     if not isinstance(key, Ed25519PrivateKey):
         raise CheckpointError("the AUDIT party's signing key is not Ed25519")
     return key
@@ -108,7 +108,7 @@ def _audit_public_key(state_dir: Path, key_file: Path | None) -> list[Ed25519Pub
     in the signed directory (current and rotated; revoked keys are not trusted)."""
     if key_file is not None:
         return [load_public_key(key_file.read_bytes())]
-    entry = next((p for p in _directory_parties(state_dir) if p.code == AUDIT_PARTY), None)
+    entry = next((p for p in _directory_parties(state_dir) if p.code == Role.AUDIT), None)
     usable = [r for r in entry.signing_keys if r.revoked_at is None] if entry else []
     if not usable:
         return None  # the caller warns that signatures are not checked
@@ -125,7 +125,7 @@ plaintext_option = click.option(
 as_party_option = click.option(
     "--as-party",
     "as_party",
-    default=AUDIT_PARTY,
+    default=Role.AUDIT,
     show_default=True,
     help="Whose federation certificate to show the broker.",
 )
@@ -474,7 +474,7 @@ def checkpoint(
     if bootstrap:
         from sigex.audit.checkpoint_topic import publish_checkpoint  # noqa: PLC0415  # Kafka layer, lazily
 
-        publish_checkpoint(_connection(bootstrap, state_dir, plaintext, AUDIT_PARTY), signed)
+        publish_checkpoint(_connection(bootstrap, state_dir, plaintext, Role.AUDIT), signed)
     click.echo(signed.to_bytes().decode("utf-8"))
 
 
@@ -573,7 +573,7 @@ def index(
     key = _audit_signing_key(state_dir, signing_key)
     reader = PartyEventReader.for_audit_service(state_dir, SystemClock())  # the pseudonym key
     settings = IndexerSettings(
-        connection=_connection(bootstrap, state_dir, plaintext, AUDIT_PARTY),
+        connection=_connection(bootstrap, state_dir, plaintext, Role.AUDIT),
         group_id=group_id,
         publish_every=publish_every,
         idle_exit_seconds=idle_exit,

@@ -14,10 +14,11 @@ from prometheus_client import CollectorRegistry
 from sigex.broker.gateway import GatewayRunner, PolicyGateway
 from sigex.cli.options import settings_with
 from sigex.exchange.pseudonyms import SubjectPseudonyms, load_pseudonym_key
-from sigex.exchange.topology import GATEWAY, ingress_topics
+from sigex.exchange.topology import ingress_topics
 from sigex.identity import load_directory, load_party
 from sigex.observability import GatewayMetrics, Readiness, start_operations
 from sigex.policies.compiler import load_policy
+from sigex.roles import Role
 from sigex.schemas.catalogue import load_catalogue
 from sigex.transport import connection_for
 
@@ -56,7 +57,7 @@ def run(
     policy = load_policy(settings.policy_dir)
     metrics = GatewayMetrics(CollectorRegistry())
     core = PolicyGateway(
-        identity=load_party(settings.state_dir, GATEWAY),
+        identity=load_party(settings.state_dir, Role.GATEWAY),
         directory=load_directory(settings.state_dir),
         policy=policy,
         catalogue=load_catalogue(),
@@ -65,7 +66,7 @@ def run(
     )
     runner = GatewayRunner(
         core,
-        connection_for(settings, GATEWAY, plaintext=plaintext),
+        connection_for(settings, Role.GATEWAY, plaintext=plaintext),
         ingress_topics(policy),
         instance=instance,
         group=settings.gateway_group,

@@ -22,9 +22,9 @@ from sigex.errors import SigexError
 from sigex.identity import PartyDirectory, PartyIdentity
 from sigex.identity import _primitives as primitives
 from sigex.logs import get_logger
+from sigex.roles import Role
 
 DEFAULT_MAX_ENVELOPE_BYTES = 1 << 20
-DEFAULT_GATEWAY = "GATEWAY"
 _CACHE_LIMIT = 65536
 _MAGIC_V1 = wire.MAGIC + bytes((wire.VERSION_1,))
 
@@ -88,7 +88,7 @@ class Opener:
         identity: PartyIdentity,
         directory: PartyDirectory,
         clock: Clock,
-        gateway: str = DEFAULT_GATEWAY,
+        gateway: str = Role.GATEWAY,
         max_envelope_bytes: int = DEFAULT_MAX_ENVELOPE_BYTES,
     ) -> None:
         self._code = identity.code

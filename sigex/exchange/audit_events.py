@@ -26,8 +26,8 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from sigex.exchange.access_record import AccessRecord, EventKind, Outcome
-from sigex.exchange.topology import GATEWAY
 from sigex.policies.decide import Decision
+from sigex.roles import Role
 
 #: kinds a party writes about itself; every other kind is the gateway's
 _RECIPIENT_SIDE = frozenset({EventKind.RECEIVED, EventKind.ACKNOWLEDGED})
@@ -41,7 +41,7 @@ def writer_of(kind: EventKind, sender: str, recipient: str | None) -> str:
         return recipient or "UNKNOWN"
     if kind in _SENDER_SIDE:
         return sender
-    return GATEWAY
+    return Role.GATEWAY
 
 
 def operation_id(

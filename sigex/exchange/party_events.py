@@ -22,8 +22,8 @@ from sigex.exchange.access_record import AccessRecord, EventKind
 from sigex.exchange.audit_events import operation_id
 from sigex.exchange.pseudonyms import SubjectPseudonyms, load_pseudonym_key
 from sigex.identity import load_directory, load_party
+from sigex.roles import Role
 
-AUDIT = "AUDIT"
 SEALED_EVENT_HEADER = "sigex-event"
 SEALED_EVENT = b"sealed"
 _AGREEMENT_MARK = "party-event"
@@ -45,7 +45,7 @@ def seal_party_events(
         signal=signal,
         schema_fingerprint=schema_fingerprint,
         sender=sender,
-        recipient=AUDIT,
+        recipient=Role.AUDIT,
         purpose=purpose,
         agreement=_AGREEMENT_MARK,
     )
@@ -101,7 +101,7 @@ class PartyEventReader:
     def for_audit_service(cls, state_dir: Path, clock: Clock) -> PartyEventReader:
         return cls(
             Opener(
-                identity=load_party(state_dir, AUDIT),
+                identity=load_party(state_dir, Role.AUDIT),
                 directory=load_directory(state_dir),
                 clock=clock,
             ),

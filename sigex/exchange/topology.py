@@ -40,6 +40,7 @@ from enum import StrEnum
 
 from sigex.policies.compiled import EARLIEST, LATEST, CompiledPolicy
 from sigex.policies.errors import PolicyError
+from sigex.roles import Role
 
 TOPIC_PREFIX = "sigex"
 AUDIT_TOPIC = "sigex.audit"
@@ -48,8 +49,6 @@ CHECKPOINT_TOPIC = "sigex.audit.checkpoints"
 #: the gateway's durable replay ledger (see broker/replay_ledger.py)
 LEDGER_TOPIC = "sigex.gateway.ledger"
 RECEIPTS_PREFIX = "sigex.receipts."
-GATEWAY = "GATEWAY"
-AUDIT_SERVICE = "AUDIT"
 GATEWAY_GROUP = "sigex-gateway"
 GATEWAY_TRANSACTIONAL_PREFIX = "sigex-gateway"
 AUDIT_GROUP_PREFIX = "sigex-audit"
@@ -223,13 +222,13 @@ def compile_topology(
             )
             if (sender, agreement.signal) in writers:
                 acls |= _topic_acls(user(sender), topic, Operation.WRITE)
-            acls |= _topic_acls(user(GATEWAY), topic, Operation.READ)
+            acls |= _topic_acls(user(Role.GATEWAY), topic, Operation.READ)
         for recipient in agreement.possible_recipients:
             topic = delivery_topic(agreement.signal, recipient)
             deliveries[topic] = max(deliveries.get(topic, 0), agreement.retention_days)
             if (recipient, agreement.signal) in readers:
                 acls |= _topic_acls(user(recipient), topic, Operation.READ)
-            acls |= _topic_acls(user(GATEWAY), topic, Operation.WRITE)
+            acls |= _topic_acls(user(Role.GATEWAY), topic, Operation.WRITE)
 
     parties = sorted(code for code, party in policy.parties.items() if party.kind != "service")
     topics = [TopicSpec(name, defaults.partitions, days * DAY_MS) for name, days in ingress.items()]
@@ -265,7 +264,7 @@ def compile_topology(
             )
         )
 
-    gateway = user(GATEWAY)
+    gateway = user(Role.GATEWAY)
     acls |= _topic_acls(gateway, AUDIT_TOPIC, Operation.WRITE)
     acls |= _topic_acls(gateway, DEAD_LETTER_TOPIC, Operation.WRITE)
     acls |= _topic_acls(gateway, LEDGER_TOPIC, Operation.WRITE, Operation.READ)
@@ -290,7 +289,7 @@ def compile_topology(
         ),
     }
 
-    audit = user(AUDIT_SERVICE)
+    audit = user(Role.AUDIT)
     acls |= _topic_acls(audit, AUDIT_TOPIC, Operation.READ)
     acls |= _topic_acls(audit, CHECKPOINT_TOPIC, Operation.WRITE, Operation.READ)
     acls |= {
@@ -307,5 +306,7 @@ def is_managed(acl: AclSpec) -> bool:
     """True for ACLs provisioning owns: those on sigex's own resources, and the gateway's
     cluster ACL (of any of its key generations, and of the name without one)."""
     if acl.resource is Resource.CLUSTER:
-        return acl.principal == f"User:{GATEWAY}" or acl.principal.startswith(f"User:{GATEWAY}.g")
+        return acl.principal == f"User:{Role.GATEWAY}" or acl.principal.startswith(
+            f"User:{Role.GATEWAY}.g"
+        )
     return acl.name.startswith((f"{TOPIC_PREFIX}.", f"{TOPIC_PREFIX}-"))

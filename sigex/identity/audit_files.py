@@ -21,11 +21,11 @@ from pathlib import Path
 
 from sigex.identity import _primitives as primitives
 from sigex.identity.keyfiles import write_private
+from sigex.roles import Role
 
-AUDIT_CODE = "AUDIT"
-AUDIT_PSEUDONYM_KEY = Path("parties") / AUDIT_CODE / "pseudonym.key"
-AUDIT_API_CERTIFICATE = Path("parties") / AUDIT_CODE / "api.pem"
-AUDIT_API_KEY = Path("parties") / AUDIT_CODE / "api.key"
+AUDIT_PSEUDONYM_KEY = Path("parties") / Role.AUDIT / "pseudonym.key"
+AUDIT_API_CERTIFICATE = Path("parties") / Role.AUDIT / "api.pem"
+AUDIT_API_KEY = Path("parties") / Role.AUDIT / "api.key"
 AUDIT_PSEUDONYM_KEY_BYTES = 32
 API_VALIDITY = timedelta(days=365)
 _BACKDATE = timedelta(minutes=5)
@@ -54,7 +54,7 @@ def write_audit_api_identity(
         ca_key=ca_key,
         ca_cert=ca_cert,
         key=key,
-        name=primitives.party_name(AUDIT_CODE, "sigex audit API", None),
+        name=primitives.party_name(Role.AUDIT, "sigex audit API", None),
         not_before=now - _BACKDATE,
         not_after=now + API_VALIDITY,
         server_names=names,

@@ -51,6 +51,7 @@ from sigex.identity.directory import (
 )
 from sigex.identity.errors import DirectoryError, IdentityError, UnknownParty
 from sigex.identity.keyfiles import check_private, read_private, shred, write_private
+from sigex.roles import Role
 
 KEY_VALIDITY = timedelta(days=365)
 CA_VALIDITY = timedelta(days=3650)
@@ -58,8 +59,6 @@ TLS_VALIDITY = timedelta(days=365)
 #: certificates start a little in the past so small clock differences between hosts do not matter
 BACKDATE = timedelta(minutes=5)
 PSEUDONYM_KEY_BYTES = 32
-ADMIN_CODE = "ADMIN"
-BROKER_CODE = "BROKER"
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,7 +279,7 @@ def init_federation(
         )
     _make_dir(root / "admin")
     _write_tls_identity(
-        root / "admin", ADMIN_CODE, "sigex administration", None, ca_key, ca_cert, now
+        root / "admin", Role.ADMIN, "sigex administration", None, ca_key, ca_cert, now
     )
     _write_broker_identity(root / "broker", ca_key, ca_cert, now, broker_hosts)
     _make_dir(root / "parties")
@@ -377,7 +376,7 @@ def _write_broker_identity(
         ca_key=ca_key,
         ca_cert=ca_cert,
         key=key,
-        name=primitives.party_name(BROKER_CODE, "sigex broker", None),
+        name=primitives.party_name(Role.BROKER, "sigex broker", None),
         not_before=now - BACKDATE,
         not_after=now + TLS_VALIDITY,
         server_names=hosts,

@@ -38,7 +38,7 @@ from sigex.clock import Clock, FixedClock, SystemClock
 from sigex.consumers.subscriber import Subscriber
 from sigex.exchange.party_events import PartyEventReader
 from sigex.exchange.pseudonyms import SubjectPseudonyms, load_pseudonym_key
-from sigex.exchange.topology import GATEWAY, ProvisioningDefaults, compile_topology, ingress_topics
+from sigex.exchange.topology import ProvisioningDefaults, compile_topology, ingress_topics
 from sigex.identity import (
     default_state_dir,
     init_federation,
@@ -59,6 +59,7 @@ from sigex.partners.synthetic.generator import generate_dataset
 from sigex.policies.compiled import CompiledPolicy
 from sigex.policies.compiler import POLICY_DIRECTORY, load_policy
 from sigex.producers.publisher import Publisher, RefusedSignal, load_or_create_record_key
+from sigex.roles import Role
 from sigex.schemas.catalogue import Catalogue, load_catalogue
 from sigex.transport import KafkaConnection
 
@@ -337,14 +338,14 @@ def _exchange(
 ) -> tuple[DemoReport, dict[str, Inbox]]:
     """Run the gateway while the producers publish and the recipients take their signals."""
     core = PolicyGateway(
-        identity=load_party(state, GATEWAY),
+        identity=load_party(state, Role.GATEWAY),
         directory=load_directory(state),
         policy=policy,
         catalogue=catalogue,
         pseudonymiser=SubjectPseudonyms(load_pseudonym_key(state)),
         clock=clock,
     )
-    connection = KafkaConnection.for_party(bootstrap, state, GATEWAY)
+    connection = KafkaConnection.for_party(bootstrap, state, Role.GATEWAY)
     runner = GatewayRunner(
         core, connection, ingress_topics(policy), instance="demo-1", group="sigex-gateway-demo"
     )

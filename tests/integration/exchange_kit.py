@@ -26,11 +26,12 @@ from sigex.exchange.protocol import (
     unpack_access_records,
 )
 from sigex.exchange.pseudonyms import SubjectPseudonyms, load_pseudonym_key
-from sigex.exchange.topology import GATEWAY, ingress_topic, ingress_topics
+from sigex.exchange.topology import ingress_topic, ingress_topics
 from sigex.identity import load_directory, load_party
 from sigex.policies.compiled import CompiledPolicy
 from sigex.policies.compiler import load_policy
 from sigex.producers.publisher import Publisher, load_or_create_record_key
+from sigex.roles import Role
 from sigex.schemas.catalogue import Catalogue, load_catalogue
 from sigex.schemas.codec import encode_fields
 from tests.integration.conftest import SecureExchange
@@ -132,7 +133,7 @@ class ExchangeKit:
             signal=signal,
             schema_fingerprint=spec.fingerprint,
             sender=party,
-            recipient=GATEWAY,
+            recipient=Role.GATEWAY,
             purpose=purpose,
             agreement="ingress",
         )
@@ -232,7 +233,7 @@ def launch_kit(
     catalogue = load_catalogue()
     state = exchange.state_dir
     core = PolicyGateway(
-        identity=load_party(state, GATEWAY),
+        identity=load_party(state, Role.GATEWAY),
         directory=load_directory(state),
         policy=policy,
         catalogue=catalogue,
@@ -242,7 +243,7 @@ def launch_kit(
     suffix = suffix or uuid.uuid4().hex[:8]
     runner = GatewayRunner(
         core,
-        exchange.connection(GATEWAY),
+        exchange.connection(Role.GATEWAY),
         ingress_topics(policy),
         instance=instance or f"test-{suffix}",
         group=f"sigex-gateway-test-{suffix}",

@@ -35,7 +35,6 @@ from sigex.exchange.access_record import AccessRecord, EventKind, Outcome
 from sigex.exchange.pseudonyms import SubjectPseudonymiser
 from sigex.exchange.topology import (
     AUDIT_TOPIC,
-    GATEWAY,
     RECEIPTS_PREFIX,
     delivery_topic,
     subscriber_group_prefix,
@@ -43,6 +42,7 @@ from sigex.exchange.topology import (
 from sigex.identity import load_directory, load_party
 from sigex.policies.compiler import load_policy
 from sigex.producers.publisher import Publisher, load_or_create_record_key
+from sigex.roles import Role
 from sigex.schemas.catalogue import load_catalogue
 from tests.integration.conftest import SecureExchange
 from tests.unit.schemas.conftest import LHN_A, make_bsn
@@ -344,7 +344,7 @@ def write_audit_records(
     exchange: SecureExchange, records: list[AccessRecord], pause: float
 ) -> None:
     """As the gateway does: access records onto ``sigex.audit``."""
-    producer = KafkaProducer(acks="all", **exchange.connection(GATEWAY).options())
+    producer = KafkaProducer(acks="all", **exchange.connection(Role.GATEWAY).options())
     try:
         for start_at in range(0, len(records), 100):
             for record in records[start_at : start_at + 100]:

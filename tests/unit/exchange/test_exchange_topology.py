@@ -7,7 +7,6 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from sigex.exchange.topology import (
-    GATEWAY,
     AclSpec,
     Operation,
     Pattern,
@@ -22,6 +21,7 @@ from sigex.exchange.topology import (
 from sigex.policies.compiled import CompiledPolicy, day_start
 from sigex.policies.compiler import load_policy
 from sigex.policies.errors import PolicyError
+from sigex.roles import Role
 
 BEFORE_WTTA = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
 AFTER_WTTA = datetime(2027, 2, 1, 10, 0, tzinfo=UTC)
@@ -57,7 +57,7 @@ def test_the_acls_end_with_the_agreements(policy: CompiledPolicy) -> None:
     after_everything = datetime(2040, 1, 1, tzinfo=UTC)
     topology = compile_topology(policy, at=after_everything)
     parties = {acl.principal for acl in topology.acls if ".in." in acl.name or ".out." in acl.name}
-    assert parties == {principal(GATEWAY)}, "only the gateway keeps ACLs on signal topics"
+    assert parties == {principal(Role.GATEWAY)}, "only the gateway keeps ACLs on signal topics"
     assert topology.next_change is None
 
 
@@ -87,9 +87,9 @@ def test_next_change_is_the_next_window_boundary(policy: CompiledPolicy) -> None
 
 def test_acls_go_to_the_current_key_generation_only(policy: CompiledPolicy) -> None:
     first = compile_topology(policy, at=AFTER_WTTA)
-    revoked = compile_topology(policy, at=AFTER_WTTA, generations={"NLA": 2, GATEWAY: 3})
+    revoked = compile_topology(policy, at=AFTER_WTTA, generations={"NLA": 2, Role.GATEWAY: 3})
     assert not revoked.acls_of(principal("NLA", 1))
-    assert not revoked.acls_of(principal(GATEWAY, 1))
+    assert not revoked.acls_of(principal(Role.GATEWAY, 1))
     renamed = {
         AclSpec(principal("NLA", 2), a.resource, a.name, a.pattern, a.operation)
         for a in first.acls_of(principal("NLA", 1))
@@ -97,7 +97,7 @@ def test_acls_go_to_the_current_key_generation_only(policy: CompiledPolicy) -> N
     assert revoked.acls_of(principal("NLA", 2)) == renamed
     assert revoked.acls_of(principal("UWV", 1)) == first.acls_of(principal("UWV", 1))
     cluster = [a for a in revoked.acls if a.resource is Resource.CLUSTER]
-    assert [a.principal for a in cluster] == [principal(GATEWAY, 3)]
+    assert [a.principal for a in cluster] == [principal(Role.GATEWAY, 3)]
     assert all(is_managed(a) for a in revoked.acls)
 
 
