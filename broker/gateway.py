@@ -77,6 +77,7 @@ from sigex.identity import PartyDirectory, PartyIdentity
 from sigex.logs import get_logger
 from sigex.observability import GatewayMetrics
 from sigex.policies.compiled import CompiledPolicy
+from sigex.policies.decision import Refused
 from sigex.reasons import ReasonCode
 from sigex.roles import Role
 from sigex.schemas.catalogue import Catalogue, SignalSpec
@@ -468,7 +469,7 @@ class PolicyGateway:
         )
         forwardings: list[_Pending] = []
         for recipient, decision in routing.decisions:
-            if not decision.allowed:
+            if isinstance(decision, Refused):
                 audit += access_records(
                     kind=EventKind.REFUSED_FOR_RECIPIENT,
                     recipient=recipient,
@@ -477,10 +478,6 @@ class PolicyGateway:
                 )
                 continue
             keep = disclosed_fields(decision, fields)
-            assert decision.agreement_id is not None
-            assert decision.agreement_version is not None
-            assert decision.legal_basis is not None
-            assert decision.retention_days is not None
             token = DeliveryDecision(
                 message_id=message_id,
                 trace_id=trace.trace_id,

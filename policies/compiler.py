@@ -23,7 +23,7 @@ from sigex.errors import InvalidIdentifier
 from sigex.identifiers import check_oin
 from sigex.policies.compiled import CompiledPolicy, RouteEntry, RouteKey, window_moments
 from sigex.policies.decide import refusal_for, time_reasons
-from sigex.policies.decision import Decision, Reason
+from sigex.policies.decision import Allowed, Decision, Reason
 from sigex.policies.errors import PolicyInvalid, PolicyProblem
 from sigex.policies.model import (
     Agreement,
@@ -685,8 +685,7 @@ def _allowed_decision(
         f"{agreement.purpose} under {basis.code} ({basis.citation}){inside}; "
         f"{len(agreement.fields)} fields, kept {agreement.retention_days} days"
     )
-    return Decision(
-        allowed=True,
+    return Allowed(
         agreement_id=agreement.id,
         agreement_version=agreement.version,
         legal_basis=agreement.legal_basis,

@@ -10,12 +10,12 @@ from __future__ import annotations
 from datetime import datetime
 
 from sigex.policies.compiled import CompiledPolicy, RouteEntry
-from sigex.policies.decision import Decision, DecisionRequest, Reason
+from sigex.policies.decision import Allowed, Decision, DecisionRequest, Reason, Refused
 from sigex.policies.errors import PolicyError
 from sigex.policies.model import Agreement, BasisStatus, Cooperation, LegalBasis
 from sigex.reasons import ReasonCode
 
-__all__ = ["Decision", "DecisionRequest", "Reason", "decide"]
+__all__ = ["Allowed", "Decision", "DecisionRequest", "Reason", "Refused", "decide"]
 
 _LISTED = 6  # how many alternatives a reason names before it says "and N more"
 
@@ -45,14 +45,11 @@ def _refusal(
     entry: RouteEntry | None = None,
 ) -> Decision:
     agreement = entry.agreement if entry is not None else None
-    return Decision(
-        allowed=False,
+    return Refused(
         agreement_id=agreement.id if agreement else None,
         agreement_version=agreement.version if agreement else None,
         legal_basis=agreement.legal_basis if agreement else None,
         purpose=request.purpose,
-        fields=frozenset(),
-        retention_days=None,
         reasons=tuple(reasons),
         policy_version=policy.version,
         policy_hash=policy.content_hash,
@@ -207,14 +204,11 @@ def refusal_for(
     policy_hash: str,
 ) -> Decision:
     """A refusal that names the agreement it was measured against."""
-    return Decision(
-        allowed=False,
+    return Refused(
         agreement_id=agreement.id,
         agreement_version=agreement.version,
         legal_basis=agreement.legal_basis,
         purpose=request_purpose,
-        fields=frozenset(),
-        retention_days=None,
         reasons=reasons,
         policy_version=policy_version,
         policy_hash=policy_hash,

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, TypeAlias
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,29 +40,72 @@ class DecisionRequest:
 
 
 @dataclass(frozen=True, slots=True)
-class Decision:
-    """The answer. A refusal discloses nothing: no fields and no retention."""
+class Allowed:
+    """The delivery may go: under this agreement, with these fields, kept this long."""
 
-    allowed: bool
-    agreement_id: str | None
-    agreement_version: int | None
-    legal_basis: str | None
+    agreement_id: str
+    agreement_version: int
+    legal_basis: str
     purpose: str
     fields: frozenset[str]
-    retention_days: int | None
+    retention_days: int
     reasons: tuple[Reason, ...]
     policy_version: str
     policy_hash: str
 
     def __post_init__(self) -> None:
-        if not self.reasons:
-            raise ValueError("a decision always has at least one reason")
-        if self.allowed:
-            if self.agreement_id is None or self.retention_days is None:
-                raise ValueError("an allowed decision names its agreement and retention")
-        elif self.fields or self.retention_days is not None:
-            raise ValueError("a refused decision discloses no fields")
+        _require_reasons(self.reasons)
+
+    @property
+    def allowed(self) -> Literal[True]:
+        return True
 
     @property
     def reason_codes(self) -> tuple[str, ...]:
         return tuple(reason.code for reason in self.reasons)
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """The delivery may not go. It discloses nothing: no fields and no retention.
+
+    When the refusal was measured against one agreement (outside its window, its
+    legal basis not in force, ...), that agreement is named, so that the refusal's
+    access record says which agreement did not hold.
+    """
+
+    purpose: str
+    reasons: tuple[Reason, ...]
+    policy_version: str
+    policy_hash: str
+    agreement_id: str | None = None
+    agreement_version: int | None = None
+    legal_basis: str | None = None
+
+    def __post_init__(self) -> None:
+        _require_reasons(self.reasons)
+
+    @property
+    def allowed(self) -> Literal[False]:
+        return False
+
+    @property
+    def fields(self) -> frozenset[str]:
+        return frozenset()
+
+    @property
+    def retention_days(self) -> None:
+        return None
+
+    @property
+    def reason_codes(self) -> tuple[str, ...]:
+        return tuple(reason.code for reason in self.reasons)
+
+
+#: The policy's answer: either Allowed or Refused. Narrow it with isinstance().
+Decision: TypeAlias = Allowed | Refused
+
+
+def _require_reasons(reasons: tuple[Reason, ...]) -> None:
+    if not reasons:
+        raise ValueError("a decision always has at least one reason")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sigex.policies.compiled import CompiledPolicy
-from sigex.policies.decide import Decision, DecisionRequest, Reason, decide
+from sigex.policies.decide import Allowed, Decision, DecisionRequest, Reason, Refused, decide
 from sigex.reasons import ReasonCode
 from sigex.schemas.catalogue import SignalSpec
 
@@ -24,12 +24,12 @@ class Routing:
     reasons: tuple[Reason, ...] = ()
 
     @property
-    def allowed(self) -> tuple[tuple[str, Decision], ...]:
-        return tuple((r, d) for r, d in self.decisions if d.allowed)
+    def allowed(self) -> tuple[tuple[str, Allowed], ...]:
+        return tuple((r, d) for r, d in self.decisions if isinstance(d, Allowed))
 
     @property
-    def refused(self) -> tuple[tuple[str, Decision], ...]:
-        return tuple((r, d) for r, d in self.decisions if not d.allowed)
+    def refused(self) -> tuple[tuple[str, Refused], ...]:
+        return tuple((r, d) for r, d in self.decisions if isinstance(d, Refused))
 
     @property
     def reason_codes(self) -> tuple[str, ...]:

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from sigex.policies.compiled import CompiledPolicy
 from sigex.policies.compiler import load_policy
-from sigex.policies.decide import Decision, DecisionRequest, Reason, decide
+from sigex.policies.decide import Allowed, DecisionRequest, Reason, Refused, decide
 from sigex.policies.errors import PolicyDenied, PolicyError
 from sigex.reasons import ReasonCode
 
@@ -185,12 +185,28 @@ def test_a_refusal_can_be_raised_with_its_decision(policy: CompiledPolicy) -> No
     assert "BASIS_UNDER_REVIEW" in str(error)
 
 
-def test_a_decision_refuses_to_disclose_when_refused() -> None:
-    with pytest.raises(ValueError, match="discloses no fields"):
-        Decision(False, None, None, None, "P", frozenset({"bsn"}), None,
-                 (Reason("NO_AGREEMENT", "x"),), "v", "h")  # fmt: skip
+def test_a_refusal_discloses_nothing_by_construction() -> None:
+    refused = Refused("P", (Reason(ReasonCode.NO_AGREEMENT, "x"),), "v", "h")
+    assert refused.allowed is False
+    assert refused.fields == frozenset()
+    assert refused.retention_days is None
+    with pytest.raises(TypeError):
+        Refused("P", (Reason(ReasonCode.NO_AGREEMENT, "x"),), "v", "h", fields={"bsn"})  # type: ignore[call-arg]
+
+
+def test_a_decision_always_has_a_reason() -> None:
     with pytest.raises(ValueError, match="at least one reason"):
-        Decision(False, None, None, None, "P", frozenset(), None, (), "v", "h")
+        Refused("P", (), "v", "h")
+    with pytest.raises(ValueError, match="at least one reason"):
+        Allowed("A", 1, "SUWI64", "P", frozenset({"bsn"}), 30, (), "v", "h")
+
+
+def test_every_answer_of_decide_is_allowed_or_refused(policy: CompiledPolicy) -> None:
+    request = DecisionRequest("UWV", "payroll.bsn-mismatch", "RVIG", "LA_BSN_FEEDBACK")
+    for day in ("2026-06-01", "2027-02-01"):
+        decision = decide(request, policy, on(day))
+        assert isinstance(decision, Allowed | Refused)
+        assert decision.allowed is isinstance(decision, Allowed)
 
 
 # Candidate recipients --------------------------------------------------------------
