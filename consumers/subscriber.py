@@ -137,7 +137,7 @@ class Subscriber:
         self._options = connection.options()
         self._group = f"{subscriber_group_prefix(self._party)}{name}"
         self._instance = instance
-        self._metrics = metrics
+        self._metrics = metrics or SubscriberMetrics.unscraped()
         self._watch = ConsumerWatch(stall_seconds=stall_seconds, join_seconds=join_seconds)
         self._lag_reported = float("-inf")
         self._consumer = self._new_consumer()
@@ -406,8 +406,7 @@ class Subscriber:
         self._watch.recoveries += 1
         self._watch.commit_failures = 0
         self.rejoins += 1
-        if self._metrics is not None:
-            self._metrics.rejoined()
+        self._metrics.rejoined()
 
     def _stall_description(self) -> str:
         lag = self.lag() if self._consumer.assignment() else None
@@ -423,7 +422,7 @@ class Subscriber:
         )
 
     def _report_lag(self, every_seconds: float = 5.0) -> None:
-        if self._metrics is None or time.monotonic() - self._lag_reported < every_seconds:
+        if time.monotonic() - self._lag_reported < every_seconds:
             return
         self._lag_reported = time.monotonic()
         lag = self.lag()

@@ -82,6 +82,11 @@ def _label(name: str, value: str) -> str:
 class GatewayMetrics:
     """What the policy gateway counts. One instance per process, on its own registry."""
 
+    @classmethod
+    def unscraped(cls) -> GatewayMetrics:
+        """Counts on a registry that no endpoint serves: a gateway run without /metrics."""
+        return cls(CollectorRegistry())
+
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
         self._signals_in = Counter(
@@ -189,6 +194,11 @@ class GatewayMetrics:
 class AuditMetrics:
     """What the audit indexer and the audit API count. One instance per process."""
 
+    @classmethod
+    def unscraped(cls, clock: Clock) -> AuditMetrics:
+        """Counts on a registry that no endpoint serves: an indexer run without /metrics."""
+        return cls(CollectorRegistry(), clock)
+
     def __init__(self, registry: CollectorRegistry, clock: Clock) -> None:
         self.registry = registry
         self._clock = clock
@@ -263,6 +273,11 @@ class AuditMetrics:
 
 class SubscriberMetrics:
     """What a partner's subscriber counts: its lag per partition, and its rejoins."""
+
+    @classmethod
+    def unscraped(cls) -> SubscriberMetrics:
+        """Counts on a registry that no endpoint serves: a subscriber run without /metrics."""
+        return cls(CollectorRegistry())
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry

@@ -230,16 +230,15 @@ def append_with_alarms(
     store: AccessLogStore,
     records: list[AccessRecord],
     rejected: int,
-    metrics: AuditMetrics | None,
+    metrics: AuditMetrics,
 ) -> AppendResult:
     """Append a batch; every conflict (a different record under a known key) is an alarm."""
     result = store.append(records)
     for trace_id, operation in result.conflicts:
         # the first record under a key stands; the other is refused, loudly
         _log.error("audit_record_conflict", trace_id=trace_id, operation_id=operation)
-    if metrics is not None:
-        metrics.records_refused(rejected, len(result.conflicts))
-        metrics.records_appended(result.appended, result.tree_size)
+    metrics.records_refused(rejected, len(result.conflicts))
+    metrics.records_appended(result.appended, result.tree_size)
     return result
 
 
@@ -264,6 +263,7 @@ def run_indexer(
     on_ready: Callable[[], None] | None = None,
 ) -> IndexerStats:
     """Index until ``stop`` is set or the topics have been idle for ``idle_exit_seconds``."""
+    metrics = metrics or AuditMetrics.unscraped(clock)
     consumer = _new_consumer(settings)
     publisher = CheckpointPublisher(settings.connection, settings.checkpoint_topic)
     appended = skipped = rejected = published = conflicts = 0
@@ -399,7 +399,7 @@ def _publish_if_grown(
     store: AccessLogStore,
     key: Ed25519PrivateKey,
     clock: Clock,
-    metrics: AuditMetrics | None,
+    metrics: AuditMetrics,
     publisher: CheckpointPublisher,
     published_size: int,
 ) -> Checkpoint | None:
@@ -412,9 +412,8 @@ def _publish_if_grown(
 
 
 def _sign(
-    store: AccessLogStore, key: Ed25519PrivateKey, clock: Clock, metrics: AuditMetrics | None
+    store: AccessLogStore, key: Ed25519PrivateKey, clock: Clock, metrics: AuditMetrics
 ) -> Checkpoint:
     checkpoint = store.checkpoint(key, clock)
-    if metrics is not None:
-        metrics.checkpoint_signed(checkpoint.issued_at)
+    metrics.checkpoint_signed(checkpoint.issued_at)
     return checkpoint

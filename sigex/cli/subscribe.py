@@ -123,7 +123,7 @@ def subscribe(
     if not _INSTANCE.match(member):
         raise ConsumerError("--name and --instance may hold only letters, digits, '.', '_', '-'")
     output = SignalFile(out) if out is not None else None
-    metrics = SubscriberMetrics(CollectorRegistry()) if metrics_port is not None else None
+    metrics = SubscriberMetrics(CollectorRegistry())
     try:
         with Subscriber(
             identity=load_party(settings.state_dir, party),
@@ -182,9 +182,9 @@ def _receive(
 
 
 def _serve(
-    metrics: SubscriberMetrics | None, port: int | None, subscriber: Subscriber
+    metrics: SubscriberMetrics, port: int | None, subscriber: Subscriber
 ) -> OperationsServers | None:
-    if metrics is None or port is None:
+    if port is None:
         return None
     return start_operations(
         registry=metrics.registry,
