@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from sigex.errors import ConfigurationError
@@ -39,13 +39,11 @@ TLS_KEY_FILE: Final = "tls.key"
 ADMIN_PARTY: Final = "ADMIN"
 
 #: Variables the test suite and the benchmarks read; allowed, but not settings of a service.
-TEST_ONLY_VARIABLES: Final = frozenset(
-    {
-        "SIGEX_TEST_POSTGRES_DSN",
-        "SIGEX_KAFKA_VERSION",
-        "SIGEX_CACHE_DIR",
-    }
-)
+TEST_ONLY_VARIABLES: Final[Mapping[str, str]] = {
+    "SIGEX_TEST_POSTGRES_DSN": "a PostgreSQL server the `postgres` tests may use",
+    "SIGEX_KAFKA_VERSION": "the Kafka version the local test broker downloads",
+    "SIGEX_CACHE_DIR": "where downloads for tests (Kafka jars, the Compose schema) are cached",
+}
 
 _PARTY_CODE = re.compile(r"^[A-Z][A-Z0-9]{1,31}$")
 _GROUP_ID = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
@@ -53,7 +51,6 @@ _HOST = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-
 _LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 _E = TypeVar("_E", bound=StrEnum)
-_T = TypeVar("_T")
 
 
 class Environment(StrEnum):
@@ -196,79 +193,16 @@ class Settings:
 
     def describe(self) -> tuple[tuple[str, str], ...]:
         """Every setting by variable name with a displayable value; secrets stay masked."""
-
-        def show(value: object) -> str:
-            if value is None:
-                return ""
-            if isinstance(value, tuple):
-                return ",".join(str(item) for item in value)
-            return str(value)
-
-        return (
-            ("SIGEX_ENV", show(self.env)),
-            ("SIGEX_STATE_DIR", show(self.state_dir)),
-            ("SIGEX_BOOTSTRAP", show(self.bootstrap)),
-            ("SIGEX_SECURITY", show(self.security)),
-            ("SIGEX_PARTY", show(self.party)),
-            ("SIGEX_TLS_CA", show(self.tls_ca)),
-            ("SIGEX_TLS_CERT", show(self.tls_cert)),
-            ("SIGEX_TLS_KEY", show(self.tls_key)),
-            ("SIGEX_AUDIT_DB", show(self.audit_db)),
-            ("SIGEX_AUDIT_DB_PASSWORD_FILE", MASK if self.audit_db_password else ""),
-            ("SIGEX_METRICS_PORT", show(self.metrics_port)),
-            ("SIGEX_HEALTH_PORT", show(self.health_port)),
-            ("SIGEX_LOG_FORMAT", show(self.log_format)),
-            ("SIGEX_LOG_LEVEL", show(self.log_level)),
-            ("SIGEX_GATEWAY_GROUP", show(self.gateway_group)),
-            ("SIGEX_POLICY_DIR", show(self.policy_dir)),
-            ("SIGEX_AUDIT_API_PORT", show(self.audit_api_port)),
-            ("SIGEX_CONFIG_FILE", show(self.config_file)),
-        )
+        return tuple((spec.variable, _show(getattr(self, spec.attribute))) for spec in SETTINGS)
 
 
-@dataclass(frozen=True, slots=True)
-class SettingSpec:
-    """One documented setting: its variable, its default in words, what it means."""
-
-    variable: str
-    default: str
-    meaning: str
-
-
-#: Every setting a service reads, in the order of docs/configuration.md.
-SETTINGS: Final = (
-    SettingSpec("SIGEX_ENV", "production", "development, test or production"),
-    SettingSpec("SIGEX_STATE_DIR", "~/.local/state/sigex", "folder for keys and local state"),
-    SettingSpec("SIGEX_BOOTSTRAP", "127.0.0.1:9092", "broker addresses, host:port,host:port"),
-    SettingSpec(
-        "SIGEX_SECURITY", "mtls (plaintext in development/test)", "mtls or plaintext (local only)"
-    ),
-    SettingSpec("SIGEX_PARTY", "(none)", "the party code this process acts as"),
-    SettingSpec("SIGEX_TLS_CA", "<state>/federation/ca.pem", "the federation CA (PEM)"),
-    SettingSpec("SIGEX_TLS_CERT", "<state>/federation/parties/<PARTY>/tls.pem", "certificate"),
-    SettingSpec("SIGEX_TLS_KEY", "<state>/federation/parties/<PARTY>/tls.key", "private key"),
-    SettingSpec("SIGEX_AUDIT_DB", "<state>/audit.sqlite", "SQLite path or postgresql:// DSN"),
-    SettingSpec("SIGEX_AUDIT_DB_PASSWORD_FILE", "(none)", "file holding the database password"),
-    SettingSpec("SIGEX_METRICS_PORT", "9464", "port of /metrics"),
-    SettingSpec("SIGEX_HEALTH_PORT", "same as SIGEX_METRICS_PORT", "port of /livez and /readyz"),
-    SettingSpec("SIGEX_LOG_FORMAT", "json (console in development/test)", "json or console"),
-    SettingSpec("SIGEX_LOG_LEVEL", "WARNING", "DEBUG, INFO, WARNING, ERROR or CRITICAL"),
-    SettingSpec("SIGEX_GATEWAY_GROUP", "sigex-gateway", "consumer group of the gateways"),
-    SettingSpec("SIGEX_POLICY_DIR", "(the packaged policies)", "folder of the policy files"),
-    SettingSpec("SIGEX_AUDIT_API_PORT", "8080", "port of the audit query API"),
-    SettingSpec("SIGEX_CONFIG_FILE", "(none)", "optional TOML file with the same settings"),
-)
-
-KNOWN_VARIABLES: Final = frozenset(spec.variable for spec in SETTINGS)
-#: Keys a TOML settings file may hold (the variable names without prefix, lower case).
-FILE_KEYS: Final = frozenset(
-    name.removeprefix(PREFIX).lower() for name in KNOWN_VARIABLES - {"SIGEX_CONFIG_FILE"}
-)
-
-
-def is_known_variable(name: str) -> bool:
-    """True for every variable sigex reads, service settings and test-only variables alike."""
-    return name in KNOWN_VARIABLES or name in TEST_ONLY_VARIABLES
+def _show(value: object) -> str:
+    """A value as ``config show`` prints it: a Secret shows its mask, a list is comma-joined."""
+    if value is None:
+        return ""
+    if isinstance(value, tuple):
+        return ",".join(str(item) for item in value)
+    return str(value)
 
 
 # -- parsers: each takes the variable name (for the message) and the raw text --
@@ -366,6 +300,195 @@ def _read_password_file(name: str, raw: str) -> Secret:
     return Secret(password)
 
 
+# -- the table: every setting once, driving parsing, describe() and the docs --
+
+#: What a default is computed from: the settings resolved before it, and the user's home.
+Resolved = Mapping[str, Any]
+
+
+def _fixed(value: object) -> Callable[[Resolved, Path], object]:
+    return lambda _resolved, _home: value
+
+
+def _party_folder(resolved: Resolved) -> Path | None:
+    party = resolved["party"]
+    if party is None:
+        return None
+    federation: Path = resolved["state_dir"] / "federation"
+    return federation / "admin" if party == ADMIN_PARTY else federation / "parties" / party
+
+
+def _party_file(name: str) -> Callable[[Resolved, Path], object]:
+    def default(resolved: Resolved, _home: Path) -> Path | None:
+        folder = _party_folder(resolved)
+        return None if folder is None else folder / name
+
+    return default
+
+
+def _default_ca(resolved: Resolved, _home: Path) -> Path | None:
+    if resolved["party"] is None:
+        return None
+    state_dir: Path = resolved["state_dir"]
+    return state_dir / "federation" / TLS_CA_FILE
+
+
+def _default_audit_db(resolved: Resolved, _home: Path) -> Secret:
+    location = str(resolved["state_dir"] / "audit.sqlite")
+    return Secret(location, shown=location)
+
+
+@dataclass(frozen=True, slots=True)
+class SettingSpec:
+    """One setting: how it is read, its default, and how docs/configuration.md explains it.
+
+    ``default`` is computed from the settings above it in :data:`SETTINGS` (for example
+    the TLS files from the state folder and the party), so the table's order matters.
+    """
+
+    variable: str
+    attribute: str
+    parse: Callable[[str, str], object]
+    default: Callable[[Resolved, Path], object]
+    default_text: str
+    values: str
+    meaning: str
+    in_file: bool = True
+
+    @property
+    def file_key(self) -> str | None:
+        return self.variable.removeprefix(PREFIX).lower() if self.in_file else None
+
+
+#: Every setting a service reads, in the order of docs/configuration.md.
+SETTINGS: Final = (
+    SettingSpec(
+        "SIGEX_ENV", "env", _parse_choice(Environment), _fixed(Environment.PRODUCTION),
+        "`production`", "`development`, `test`, `production`",
+        "where the process runs; only `development` and `test` may use plaintext",
+    ),
+    SettingSpec(
+        "SIGEX_STATE_DIR", "state_dir", _parse_path,
+        lambda _resolved, home: home / ".local" / "state" / "sigex",
+        "`~/.local/state/sigex`", "a folder",
+        "local state; the federation folder (keys, certificates) is `<state>/federation`",
+    ),
+    SettingSpec(
+        "SIGEX_BOOTSTRAP", "bootstrap", _parse_bootstrap,
+        _fixed((BrokerAddress("127.0.0.1", 9092),)),
+        "`127.0.0.1:9092`", "`host:port[,host:port…]`, IPv6 as `[::1]:9092`",
+        "the Kafka brokers to start from",
+    ),
+    SettingSpec(
+        "SIGEX_SECURITY", "security", _parse_choice(Security),
+        lambda resolved, _home: (
+            Security.PLAINTEXT if resolved["env"] is Environment.DEVELOPMENT else Security.MTLS
+        ),
+        "`mtls`; `plaintext` when `SIGEX_ENV=development`", "`mtls`, `plaintext`",
+        "how to talk to the broker; `plaintext` outside development/test stops start-up",
+    ),
+    SettingSpec(
+        "SIGEX_PARTY", "party", _parse_party, _fixed(None),
+        "none", "a party code from `policies/parties.yaml`, e.g. `NLA`, `GM0363`, `GATEWAY`",
+        "the party this process acts as; picks the default TLS files",
+    ),
+    SettingSpec(
+        "SIGEX_TLS_CA", "tls_ca", _parse_path, _default_ca,
+        "`<state>/federation/ca.pem` (when `SIGEX_PARTY` is set)", "a PEM file",
+        "the federation CA that signs the broker's and the parties' certificates",
+    ),
+    SettingSpec(
+        "SIGEX_TLS_CERT", "tls_cert", _parse_path, _party_file(TLS_CERT_FILE),
+        "`<state>/federation/parties/<PARTY>/tls.pem` "
+        "(`<state>/federation/admin/tls.pem` for `ADMIN`)",
+        "a PEM file",
+        "this party's client certificate followed by the CA (its CN is the Kafka principal)",
+    ),
+    SettingSpec(
+        "SIGEX_TLS_KEY", "tls_key", _parse_path, _party_file(TLS_KEY_FILE),
+        "`<state>/federation/parties/<PARTY>/tls.key` (`admin/tls.key` for `ADMIN`)",
+        "a PEM file", "the private key of that certificate",
+    ),
+    SettingSpec(
+        "SIGEX_AUDIT_DB", "audit_db", _parse_audit_db, _default_audit_db,
+        "`<state>/audit.sqlite`",
+        "a SQLite file path or a `postgresql://user@host:port/db` DSN",
+        "where the access log is kept",
+    ),
+    SettingSpec(
+        "SIGEX_AUDIT_DB_PASSWORD_FILE", "audit_db_password", _read_password_file, _fixed(None),
+        "none", "a file holding only the password",
+        "the PostgreSQL password, filled into the DSN at connect time",
+    ),
+    SettingSpec(
+        "SIGEX_METRICS_PORT", "metrics_port", _parse_port, _fixed(9464),
+        "`9464`", "1 to 65535", "port of the Prometheus endpoint `/metrics`",
+    ),
+    SettingSpec(
+        "SIGEX_HEALTH_PORT", "health_port", _parse_port,
+        lambda resolved, _home: resolved["metrics_port"],
+        "the metrics port", "1 to 65535",
+        "port of `/livez` and `/readyz`; when equal to the metrics port one server answers "
+        "all three",
+    ),
+    SettingSpec(
+        "SIGEX_LOG_FORMAT", "log_format", _parse_choice(LogFormat),
+        lambda resolved, _home: LogFormat.CONSOLE if resolved["env"].is_local else LogFormat.JSON,
+        "`json`; `console` in development/test", "`json`, `console`",
+        "the format of the operator's log on standard error",
+    ),
+    SettingSpec(
+        "SIGEX_LOG_LEVEL", "log_level", _parse_log_level, _fixed("WARNING"),
+        "`WARNING`", ", ".join(f"`{level}`" for level in _LOG_LEVELS),
+        "the lowest level that is logged",
+    ),
+    SettingSpec(
+        "SIGEX_GATEWAY_GROUP", "gateway_group", _parse_group, _fixed("sigex-gateway"),
+        "`sigex-gateway`", "letters, digits, `.`, `_`, `-`",
+        "the Kafka consumer group (and transactional id prefix) of the gateway replicas",
+    ),
+    SettingSpec(
+        "SIGEX_POLICY_DIR", "policy_dir", _parse_path, _fixed(None),
+        "the policy files shipped in the package", "a folder",
+        "the parties, legal bases, purposes and agreements to enforce",
+    ),
+    SettingSpec(
+        "SIGEX_AUDIT_API_PORT", "audit_api_port", _parse_port, _fixed(8080),
+        "`8080`", "1 to 65535", "port of the audit query API (`sigex audit serve`)",
+    ),
+    SettingSpec(
+        "SIGEX_CONFIG_FILE", "config_file", _parse_path, _fixed(None),
+        "none", "a TOML file", "the optional settings file described below",
+        in_file=False,
+    ),
+)  # fmt: skip
+
+KNOWN_VARIABLES: Final = frozenset(spec.variable for spec in SETTINGS)
+#: Keys a TOML settings file may hold (the variable names without prefix, lower case).
+FILE_KEYS: Final = frozenset(spec.file_key for spec in SETTINGS if spec.file_key is not None)
+
+
+def is_known_variable(name: str) -> bool:
+    """True for every variable sigex reads, service settings and test-only variables alike."""
+    return name in KNOWN_VARIABLES or name in TEST_ONLY_VARIABLES
+
+
+def settings_markdown() -> str:
+    """The tables of docs/configuration.md, made from :data:`SETTINGS` (a test compares)."""
+    lines = [
+        "| variable | file key | default | values | meaning |",
+        "|---|---|---|---|---|",
+    ]
+    for spec in SETTINGS:
+        key = f"`{spec.file_key}`" if spec.file_key else "(not in the file)"
+        lines.append(
+            f"| `{spec.variable}` | {key} | {spec.default_text} | {spec.values} | {spec.meaning} |"
+        )
+    lines += ["", "| variable | meaning |", "|---|---|"]
+    lines += [f"| `{name}` | {meaning} |" for name, meaning in TEST_ONLY_VARIABLES.items()]
+    return "\n".join(lines) + "\n"
+
+
 def _read_file(path: Path) -> dict[str, str]:
     """The TOML settings file as variable name -> raw text."""
     try:
@@ -403,54 +526,17 @@ def load_settings(environ: Mapping[str, str], *, home: Path | None = None) -> Se
         raw.update(_read_file(config_file))
     raw.update({name: value for name, value in environ.items() if name in KNOWN_VARIABLES})
 
-    def get(name: str, parse: Callable[[str, str], _T], default: _T) -> _T:
-        text = raw.get(name)
-        if text is None or text.strip() == "":
-            return default
-        return parse(name, text)
-
-    env = get("SIGEX_ENV", _parse_choice(Environment), Environment.PRODUCTION)
     user_home = home if home is not None else Path.home()
-    state_dir = get("SIGEX_STATE_DIR", _parse_path, user_home / ".local" / "state" / "sigex")
-    party = get("SIGEX_PARTY", _parse_party, None)
-    federation = state_dir / "federation"
-    party_dir = (
-        None
-        if party is None
-        else federation / "admin"
-        if party == ADMIN_PARTY
-        else federation / "parties" / party
-    )
-    metrics_port = get("SIGEX_METRICS_PORT", _parse_port, 9464)
-    default_security = Security.PLAINTEXT if env is Environment.DEVELOPMENT else Security.MTLS
-    default_format = LogFormat.CONSOLE if env.is_local else LogFormat.JSON
-
-    return Settings(
-        env=env,
-        state_dir=state_dir,
-        bootstrap=get("SIGEX_BOOTSTRAP", _parse_bootstrap, (BrokerAddress("127.0.0.1", 9092),)),
-        security=get("SIGEX_SECURITY", _parse_choice(Security), default_security),
-        party=party,
-        tls_ca=get("SIGEX_TLS_CA", _parse_path, federation / TLS_CA_FILE if party_dir else None),
-        tls_cert=get(
-            "SIGEX_TLS_CERT", _parse_path, party_dir / TLS_CERT_FILE if party_dir else None
-        ),
-        tls_key=get("SIGEX_TLS_KEY", _parse_path, party_dir / TLS_KEY_FILE if party_dir else None),
-        audit_db=get(
-            "SIGEX_AUDIT_DB",
-            _parse_audit_db,
-            Secret(str(state_dir / "audit.sqlite"), shown=str(state_dir / "audit.sqlite")),
-        ),
-        audit_db_password=get("SIGEX_AUDIT_DB_PASSWORD_FILE", _read_password_file, None),
-        metrics_port=metrics_port,
-        health_port=get("SIGEX_HEALTH_PORT", _parse_port, metrics_port),
-        log_format=get("SIGEX_LOG_FORMAT", _parse_choice(LogFormat), default_format),
-        log_level=get("SIGEX_LOG_LEVEL", _parse_log_level, "WARNING"),
-        gateway_group=get("SIGEX_GATEWAY_GROUP", _parse_group, "sigex-gateway"),
-        policy_dir=get("SIGEX_POLICY_DIR", _parse_path, None),
-        audit_api_port=get("SIGEX_AUDIT_API_PORT", _parse_port, 8080),
-        config_file=config_file,
-    )
+    resolved: dict[str, Any] = {}
+    for spec in SETTINGS:
+        text = raw.get(spec.variable)
+        if spec.variable == "SIGEX_CONFIG_FILE":
+            resolved[spec.attribute] = config_file
+        elif text is None or text.strip() == "":
+            resolved[spec.attribute] = spec.default(resolved, user_home)
+        else:
+            resolved[spec.attribute] = spec.parse(spec.variable, text)
+    return Settings(**resolved)
 
 
 @dataclass(frozen=True, slots=True)
