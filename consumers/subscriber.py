@@ -38,7 +38,7 @@ from kafka.errors import (
 )
 
 from sigex.clock import Clock, SystemClock
-from sigex.consumers.errors import DeliveryRefused, SubscriberStalled
+from sigex.consumers.errors import ConsumerError, DeliveryRefused, SubscriberStalled
 from sigex.consumers.health import (
     COMMIT_FAILURES_BEFORE_REJOIN,
     GROUP_OPTIONS,
@@ -128,11 +128,24 @@ class Subscriber:
         self._policy = policy
         self._purposes = frozenset(purposes)
         if not self._purposes:
-            raise ValueError("a subscriber declares at least one purpose")
+            raise ConsumerError("a subscriber declares at least one purpose")
         self._clock = clock or SystemClock()
         self._opener = Opener(identity=identity, directory=directory, clock=self._clock)
         self._sealer = Sealer(identity=identity, directory=directory, clock=self._clock)
         wanted = set(signals) if signals is not None else set(catalogue.names())
+        unknown = sorted(wanted - set(catalogue.names()))
+        if unknown:
+            raise ConsumerError(f"unknown signal {unknown[0]} (see 'sigex policy routes')")
+        receivable = (
+            {a.signal for a in policy.agreements if self._party in a.possible_recipients}
+            if policy is not None
+            else wanted
+        )
+        if not wanted & receivable:
+            raise ConsumerError(
+                f"{self._party} receives no {' or '.join(sorted(wanted))} deliveries under "
+                "any agreement (see 'sigex policy routes')"
+            )
         self._topics = tuple(sorted(delivery_topic(s, self._party) for s in wanted))
         self._options = connection.options()
         self._group = f"{subscriber_group_prefix(self._party)}{name}"

@@ -33,6 +33,7 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
 from sigex.clock import Clock, SystemClock
+from sigex.config import party_dir
 from sigex.envelope import (
     OutgoingRecord,
     SealContext,
@@ -213,7 +214,7 @@ def load_or_create_record_key(state_dir: Path, party: str) -> bytes:
 
     A file that group or others may read is refused (``InsecureKeyFile``), as ssh does.
     """
-    path = state_dir / "federation" / "parties" / party / RECORD_KEY_FILE
+    path = party_dir(state_dir, party) / RECORD_KEY_FILE
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         try:

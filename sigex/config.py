@@ -27,16 +27,45 @@ from typing import Any, Final, TypeVar
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from sigex.errors import ConfigurationError
+from sigex.roles import Role
 
 PREFIX: Final = "SIGEX_"
 MASK: Final = "********"
 
-#: The federation CA, ``<state>/federation/ca.pem`` (written by ``sigex keys init``).
+# -- the state folder's layout, in one place --------------------------------------------------
+#
+# <state>/federation/ca.pem                   the federation CA (written by ``sigex keys init``)
+# <state>/federation/parties/<PARTY>/         a party's keys and TLS files
+# <state>/federation/admin/                   the ADMIN principal's TLS files
+# <state>/federation/parties/AUDIT/pseudonym.key   the audit service's pseudonym key
+
 TLS_CA_FILE: Final = "ca.pem"
-#: A party's TLS files in ``<state>/federation/parties/<PARTY>/`` (``admin/`` for ADMIN).
 TLS_CERT_FILE: Final = "tls.pem"
 TLS_KEY_FILE: Final = "tls.key"
-ADMIN_PARTY: Final = "ADMIN"
+SIGNING_KEY_FILE: Final = "signing.key"
+ENCRYPTION_KEY_FILE: Final = "encryption.key"
+PSEUDONYM_KEY_FILE: Final = "pseudonym.key"
+
+
+def default_state_dir(home: Path | None = None) -> Path:
+    """``~/.local/state/sigex``: where keys and local state live unless SIGEX_STATE_DIR says."""
+    return (home if home is not None else Path.home()) / ".local" / "state" / "sigex"
+
+
+def federation_dir(state_dir: Path) -> Path:
+    return Path(state_dir) / "federation"
+
+
+def party_dir(state_dir: Path, party: str) -> Path:
+    """The folder of a party's keys and certificates (``admin/`` for the ADMIN principal)."""
+    federation = federation_dir(state_dir)
+    return federation / "admin" if party == Role.ADMIN else federation / "parties" / party
+
+
+def pseudonym_key_path(state_dir: Path) -> Path:
+    """The audit service's pseudonym key (the gateway and the indexer read it too)."""
+    return party_dir(state_dir, Role.AUDIT) / PSEUDONYM_KEY_FILE
+
 
 #: Variables the test suite and the benchmarks read; allowed, but not settings of a service.
 TEST_ONLY_VARIABLES: Final[Mapping[str, str]] = {
@@ -137,6 +166,7 @@ class Settings:
     gateway_group: str
     policy_dir: Path | None
     audit_api_port: int
+    debug: bool
     config_file: Path | None
 
     def __post_init__(self) -> None:
@@ -154,7 +184,7 @@ class Settings:
 
     @property
     def federation_dir(self) -> Path:
-        return self.state_dir / "federation"
+        return federation_dir(self.state_dir)
 
     @property
     def uses_postgres(self) -> bool:
@@ -257,6 +287,15 @@ def _parse_log_level(name: str, raw: str) -> str:
     return level
 
 
+def _parse_flag(name: str, raw: str) -> bool:
+    text = raw.strip().lower()
+    if text in ("1", "true", "yes"):
+        return True
+    if text in ("0", "false", "no"):
+        return False
+    raise ConfigurationError(f"{name}: must be 1, true, yes, 0, false or no")
+
+
 def _parse_group(name: str, raw: str) -> str:
     text = raw.strip()
     if not _GROUP_ID.match(text):
@@ -312,10 +351,7 @@ def _fixed(value: object) -> Callable[[Resolved, Path], object]:
 
 def _party_folder(resolved: Resolved) -> Path | None:
     party = resolved["party"]
-    if party is None:
-        return None
-    federation: Path = resolved["state_dir"] / "federation"
-    return federation / "admin" if party == ADMIN_PARTY else federation / "parties" / party
+    return None if party is None else party_dir(resolved["state_dir"], party)
 
 
 def _party_file(name: str) -> Callable[[Resolved, Path], object]:
@@ -329,8 +365,7 @@ def _party_file(name: str) -> Callable[[Resolved, Path], object]:
 def _default_ca(resolved: Resolved, _home: Path) -> Path | None:
     if resolved["party"] is None:
         return None
-    state_dir: Path = resolved["state_dir"]
-    return state_dir / "federation" / TLS_CA_FILE
+    return federation_dir(resolved["state_dir"]) / TLS_CA_FILE
 
 
 def _default_audit_db(resolved: Resolved, _home: Path) -> Secret:
@@ -369,7 +404,7 @@ SETTINGS: Final = (
     ),
     SettingSpec(
         "SIGEX_STATE_DIR", "state_dir", _parse_path,
-        lambda _resolved, home: home / ".local" / "state" / "sigex",
+        lambda _resolved, home: default_state_dir(home),
         "`~/.local/state/sigex`", "a folder",
         "local state; the federation folder (keys, certificates) is `<state>/federation`",
     ),
@@ -455,6 +490,11 @@ SETTINGS: Final = (
     SettingSpec(
         "SIGEX_AUDIT_API_PORT", "audit_api_port", _parse_port, _fixed(8080),
         "`8080`", "1 to 65535", "port of the audit query API (`sigex audit serve`)",
+    ),
+    SettingSpec(
+        "SIGEX_DEBUG", "debug", _parse_flag, _fixed(False),
+        "`0`", "`1`, `true`, `yes` or `0`, `false`, `no`",
+        "a failing command shows its traceback instead of one line (as `sigex --debug`)",
     ),
     SettingSpec(
         "SIGEX_CONFIG_FILE", "config_file", _parse_path, _fixed(None),

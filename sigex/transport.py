@@ -16,11 +16,12 @@ from sigex.config import (
     Security,
     Settings,
     TlsFiles,
+    federation_dir,
+    party_dir,
 )
 from sigex.errors import ConfigurationError
 from sigex.identity.keyfiles import check_private
-
-ADMIN = "ADMIN"
+from sigex.preflight import DEFAULT_TIMEOUT, check_broker
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,16 +36,22 @@ class KafkaConnection:
         """Mutual TLS with the party's federation certificate; plaintext without a state dir."""
         if state_dir is None:
             return cls(bootstrap)
-        federation = state_dir / "federation"
-        folder = federation / "admin" if party == ADMIN else federation / "parties" / party
+        folder = party_dir(state_dir, party)
         return cls(
             bootstrap,
             TlsFiles(
-                ca=federation / TLS_CA_FILE,
+                ca=federation_dir(state_dir) / TLS_CA_FILE,
                 cert=folder / TLS_CERT_FILE,
                 key=folder / TLS_KEY_FILE,
             ),
         )
+
+    def check(self, timeout: float = DEFAULT_TIMEOUT) -> str:
+        """Ask a broker whether it answers and takes this client; raise what is wrong.
+
+        Returns the address that answered. See :mod:`sigex.preflight`.
+        """
+        return check_broker(self.bootstrap, self.tls, timeout)
 
     def options(self) -> dict[str, object]:
         """Keyword options for KafkaProducer, KafkaConsumer and KafkaAdminClient."""

@@ -32,11 +32,13 @@ from sigex.audit.verify import (
     verify_record,
     verify_store,
 )
+from sigex.cli.options import broker_connection
 from sigex.clock import SystemClock
-from sigex.config import Security, load_settings
+from sigex.config import load_settings
 from sigex.errors import SigexError
 from sigex.exchange.access_record import EventKind, Outcome, format_time
 from sigex.exchange.pseudonyms import SubjectPseudonymiser, load_pseudonym_key
+from sigex.identity import default_state_dir
 from sigex.identity.directory import PartyEntry
 from sigex.identity.federation import load_directory, load_party
 from sigex.observability import AuditMetrics, Readiness, start_operations
@@ -60,10 +62,7 @@ TABLE_COLUMNS = (
 
 
 def _default_state_dir() -> Path:
-    configured = os.environ.get("SIGEX_STATE_DIR")
-    if configured:
-        return Path(configured)
-    return Path.home() / ".local" / "state" / "sigex"
+    return default_state_dir()
 
 
 def resolve_db(db: str | None, state_dir: Path) -> str:
@@ -115,8 +114,12 @@ def _audit_public_key(state_dir: Path, key_file: Path | None) -> list[Ed25519Pub
     return [Ed25519PublicKey.from_public_bytes(r.public_key) for r in usable]
 
 
-def _connection(bootstrap: str, state_dir: Path, plaintext: bool, party: str) -> KafkaConnection:
-    return KafkaConnection.for_party(bootstrap, None if plaintext else state_dir, party)
+def _connection(
+    bootstrap: str, state_dir: Path, plaintext: bool, party: str, *, check: bool = True
+) -> KafkaConnection:
+    return broker_connection(
+        party, state_dir=state_dir, bootstrap=bootstrap, plaintext=plaintext, check=check
+    )
 
 
 plaintext_option = click.option(
@@ -281,6 +284,7 @@ def _published_checkpoints(connection: KafkaConnection) -> list[Checkpoint]:
     """The checkpoints on sigex.audit.checkpoints; a broker that cannot be read is one line."""
     from sigex.audit.checkpoint_topic import fetch_published_checkpoints  # noqa: PLC0415  # Kafka layer
 
+    connection.check()
     return fetch_published_checkpoints(connection)
 
 
@@ -367,9 +371,8 @@ def verify(
     external = _read_checkpoints(checkpoints_file) if checkpoints_file else []
     broker = None
     if bootstrap and not offline:
-        # a broker configured in the environment is reached as the settings say (SIGEX_SECURITY)
-        plaintext = plaintext or load_settings(os.environ).security is Security.PLAINTEXT
-        broker = _connection(bootstrap, state_dir, plaintext, as_party)
+        # checked when it is asked, after the log was found
+        broker = _connection(bootstrap, state_dir, plaintext, as_party, check=False)
     if export_file is not None:
         external += _published_checkpoints(broker) if broker else []
         report = verify_export(export_file, public_key=key, external_checkpoints=external)

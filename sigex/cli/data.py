@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from sigex.cli.options import settings_with
+from sigex.cli.options import connect, settings_with
 from sigex.clock import SystemClock
 from sigex.identity import load_directory, load_party
 from sigex.partners.producers.finders import FINDERS, finder_named, write_jsonl
@@ -19,7 +19,6 @@ from sigex.partners.synthetic.generator import DEFAULT_AS_OF, DEFAULT_MONTHS, ge
 from sigex.policies.compiler import load_policy
 from sigex.producers.publisher import Publisher, load_or_create_record_key
 from sigex.schemas.catalogue import load_catalogue
-from sigex.transport import connection_for
 
 
 @click.group("data")
@@ -172,7 +171,7 @@ def publish_command(
         directory=load_directory(settings.state_dir),
         policy=load_policy(settings.policy_dir),
         catalogue=load_catalogue(),
-        connection=connection_for(settings, finder.sender, plaintext=plaintext),
+        connection=connect(settings, finder.sender, plaintext=plaintext),
         record_key=load_or_create_record_key(settings.state_dir, finder.sender),
     ) as publisher:
         records = finder.find(in_dir, clock=SystemClock(), rng=rng)

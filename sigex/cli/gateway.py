@@ -12,7 +12,7 @@ import click
 from prometheus_client import CollectorRegistry
 
 from sigex.broker.gateway import GatewayRunner, PolicyGateway
-from sigex.cli.options import settings_with
+from sigex.cli.options import connect, settings_with
 from sigex.exchange.pseudonyms import SubjectPseudonyms, load_pseudonym_key
 from sigex.exchange.topology import ingress_topics
 from sigex.identity import load_directory, load_party
@@ -20,7 +20,6 @@ from sigex.observability import GatewayMetrics, Readiness, start_operations
 from sigex.policies.compiler import load_policy
 from sigex.roles import Role
 from sigex.schemas.catalogue import load_catalogue
-from sigex.transport import connection_for
 
 
 @click.group()
@@ -66,7 +65,7 @@ def run(
     )
     runner = GatewayRunner(
         core,
-        connection_for(settings, Role.GATEWAY, plaintext=plaintext),
+        connect(settings, Role.GATEWAY, plaintext=plaintext),
         ingress_topics(policy),
         instance=instance,
         group=settings.gateway_group,

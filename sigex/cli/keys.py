@@ -19,6 +19,7 @@ from sigex.identity.federation import (
     rotate_party,
     shred_keys,
 )
+from sigex.roles import Role
 
 _STATE_DIR = click.option(
     "--state-dir",
@@ -178,15 +179,14 @@ def revoke_command(
         return
     # imported here: the broker layer builds on sigex.identity, not the other way round
     from sigex.broker.provision import provision_cluster  # noqa: PLC0415
+    from sigex.cli.options import broker_connection  # noqa: PLC0415
     from sigex.cli.provision import topology_now  # noqa: PLC0415
     from sigex.exchange.topology import ProvisioningDefaults  # noqa: PLC0415
     from sigex.policies.compiler import load_policy  # noqa: PLC0415
-    from sigex.transport import ADMIN, KafkaConnection  # noqa: PLC0415
 
     topology = topology_now(load_policy(policy_dir), ProvisioningDefaults(), state, clock.now())
-    report = provision_cluster(
-        KafkaConnection.for_party(bootstrap, state, ADMIN), topology, acls_only=True
-    )
+    connection = broker_connection(Role.ADMIN, state_dir=state, bootstrap=bootstrap)
+    report = provision_cluster(connection, topology, acls_only=True)
     click.echo(
         f"broker ACLs compiled for generation {entry.generation}: {len(report.acls_created)}"
         f" created, {len(report.acls_deleted)} deleted; the old certificate has no access left"

@@ -10,6 +10,7 @@ from typing import Any
 
 from sigex.config import Settings, load_settings
 from sigex.errors import SigexError
+from sigex.transport import KafkaConnection, connection_for
 
 
 class InputError(SigexError):
@@ -24,6 +25,35 @@ def settings_with(state_dir: Path | None = None, bootstrap: str | None = None) -
     if bootstrap is not None:
         environ["SIGEX_BOOTSTRAP"] = bootstrap
     return load_settings(environ)
+
+
+def broker_connection(
+    party: str,
+    *,
+    state_dir: Path | None = None,
+    bootstrap: str | None = None,
+    plaintext: bool = False,
+    check: bool = True,
+) -> KafkaConnection:
+    """The one way a command reaches the broker, acting as ``party``.
+
+    From the settings, with the command's ``--state-dir`` and ``--bootstrap`` on top:
+    mutual TLS with the party's federation files (or SIGEX_TLS_*), plaintext only when
+    asked for in a local environment (SIGEX_ENV development or test; refused otherwise).
+    With ``check`` a broker must answer and accept this party's certificate before the
+    command goes on; what is wrong is said in one line (:mod:`sigex.preflight`).
+    """
+    return connect(settings_with(state_dir, bootstrap), party, plaintext=plaintext, check=check)
+
+
+def connect(
+    settings: Settings, party: str, *, plaintext: bool = False, check: bool = True
+) -> KafkaConnection:
+    """:func:`broker_connection` for a command that already holds its settings."""
+    connection = connection_for(settings, party, plaintext=plaintext)
+    if check:
+        connection.check()
+    return connection
 
 
 def read_json_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:

@@ -9,13 +9,14 @@ from pathlib import Path
 import click
 
 from sigex.broker.provision import ProvisionReport, provision_cluster
+from sigex.cli.options import broker_connection
 from sigex.clock import Clock, SystemClock
+from sigex.config import federation_dir
 from sigex.exchange.topology import ProvisioningDefaults, Topology, compile_topology
 from sigex.identity import default_state_dir, load_directory
-from sigex.identity.federation import federation_dir
 from sigex.policies.compiled import CompiledPolicy
 from sigex.policies.compiler import load_policy
-from sigex.transport import ADMIN, KafkaConnection
+from sigex.roles import Role
 
 #: how often ``--watch`` compiles again at most (a revocation is picked up within this)
 DEFAULT_WATCH_INTERVAL = 30.0
@@ -167,7 +168,9 @@ def provision(
         return
     if watch and at is not None:
         raise click.UsageError("--watch provisions for the present moment; leave out --at")
-    connection = KafkaConnection.for_party(bootstrap, None if plaintext else state, ADMIN)
+    connection = broker_connection(
+        Role.ADMIN, state_dir=state_dir, bootstrap=bootstrap, plaintext=plaintext
+    )
     while True:
         moment = _moment(at, clock)
         topology = topology_now(policy, defaults, state, moment, generations_required=not plaintext)

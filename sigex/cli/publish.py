@@ -7,9 +7,10 @@ from pathlib import Path
 
 import click
 
-from sigex.cli.options import settings_with
+from sigex.cli.options import connect, settings_with
 from sigex.identity import load_directory, load_party
 from sigex.policies.compiler import load_policy
+from sigex.preflight import BrokerConnectionError
 from sigex.producers.publisher import (
     DEFAULT_MAX_MESSAGE_BYTES,
     Publisher,
@@ -17,7 +18,6 @@ from sigex.producers.publisher import (
 )
 from sigex.producers.records_file import check_file, publish_file
 from sigex.schemas.catalogue import load_catalogue
-from sigex.transport import connection_for
 
 
 @click.command()
@@ -71,12 +71,16 @@ def publish(
     catalogue = load_catalogue()
     spec = catalogue.signal(signal)
     checked = check_file(records, spec, party, purpose, max_message_bytes)
+    try:
+        connection = connect(settings, party, plaintext=plaintext)
+    except BrokerConnectionError as error:
+        raise type(error)(f"{error}; nothing was sent") from None
     with Publisher(
         identity=load_party(settings.state_dir, party),
         directory=load_directory(settings.state_dir),
         policy=load_policy(settings.policy_dir),
         catalogue=catalogue,
-        connection=connection_for(settings, party, plaintext=plaintext),
+        connection=connection,
         record_key=load_or_create_record_key(settings.state_dir, party),
         max_message_bytes=max_message_bytes,
     ) as publisher:

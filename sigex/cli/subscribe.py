@@ -13,7 +13,7 @@ from types import FrameType
 import click
 from prometheus_client import CollectorRegistry
 
-from sigex.cli.options import settings_with
+from sigex.cli.options import connect, settings_with
 from sigex.consumers.errors import ConsumerError
 from sigex.consumers.signal_file import SignalFile
 from sigex.consumers.subscriber import ReceivedSignal, Subscriber
@@ -28,7 +28,6 @@ from sigex.observability import (
 )
 from sigex.policies.compiler import load_policy
 from sigex.schemas.catalogue import load_catalogue
-from sigex.transport import connection_for
 
 
 def signal_as_json(received: ReceivedSignal) -> str:
@@ -129,7 +128,7 @@ def subscribe(
             identity=load_party(settings.state_dir, party),
             directory=load_directory(settings.state_dir),
             catalogue=load_catalogue(),
-            connection=connection_for(settings, party, plaintext=plaintext),
+            connection=connect(settings, party, plaintext=plaintext),
             purposes=purposes,
             policy=load_policy(settings.policy_dir),
             signals=signal_names or None,

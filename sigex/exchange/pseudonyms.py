@@ -15,9 +15,10 @@ import hmac
 from collections.abc import Sequence
 from pathlib import Path
 
+from sigex.config import pseudonym_key_path
 from sigex.exchange.errors import AccessLogError, PseudonymKeyMissing
 from sigex.identifiers import check_bsn, is_valid_bsn
-from sigex.identity.audit_files import AUDIT_PSEUDONYM_KEY, AUDIT_PSEUDONYM_KEY_BYTES
+from sigex.identity.audit_files import AUDIT_PSEUDONYM_KEY_BYTES
 from sigex.identity.errors import MissingKeyFile
 from sigex.identity.keyfiles import read_private
 
@@ -86,10 +87,6 @@ class SubjectPseudonyms:
         """
         material = b"sigex/v1/delivery-key\x00" + f"{recipient}\x00{subject_pseudonym}".encode()
         return hmac.new(self._key, material, hashlib.sha256).hexdigest()[:32].encode("ascii")
-
-
-def pseudonym_key_path(state_dir: Path) -> Path:
-    return Path(state_dir) / "federation" / AUDIT_PSEUDONYM_KEY
 
 
 def load_pseudonym_key(state_dir: Path) -> bytes:

@@ -32,7 +32,9 @@ from pathlib import Path
 
 import yaml
 
+import sigex.config
 from sigex.clock import Clock
+from sigex.config import federation_dir
 from sigex.identifiers import check_oin
 from sigex.identity import _primitives as primitives
 from sigex.identity.audit_files import (
@@ -119,10 +121,9 @@ RetentionOf = Callable[[str], timedelta]
 
 
 def default_state_dir() -> Path:
+    """SIGEX_STATE_DIR when set, else the default of :func:`sigex.config.default_state_dir`."""
     configured = os.environ.get("SIGEX_STATE_DIR")
-    if configured:
-        return Path(configured)
-    return Path.home() / ".local" / "state" / "sigex"
+    return Path(configured) if configured else sigex.config.default_state_dir()
 
 
 def default_parties_file() -> Path:
@@ -130,17 +131,13 @@ def default_parties_file() -> Path:
     local = Path("policies") / "parties.yaml"
     if local.is_file():
         return local
-    spec = importlib.util.find_spec("policies")  # located, not imported
+    spec = importlib.util.find_spec("sigex.policies")  # located, not imported
     if spec is not None and spec.submodule_search_locations:
         for folder in spec.submodule_search_locations:
             candidate = Path(folder) / "parties.yaml"
             if candidate.is_file():
                 return candidate
     raise IdentityError("no parties file found; pass --parties")
-
-
-def federation_dir(state_dir: Path) -> Path:
-    return Path(state_dir) / "federation"
 
 
 def read_parties(path: Path) -> tuple[PartySpec, ...]:
