@@ -87,7 +87,8 @@ from sigex.exchange.topology import (
 from sigex.exchange.topology import principal as party_principal
 from sigex.identity import init_federation, read_parties
 from sigex.policies.compiler import load_policy
-from sigex.transport import ADMIN, KafkaConnection
+from sigex.roles import Role
+from sigex.transport import KafkaConnection
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
@@ -147,7 +148,7 @@ class Exchange:
         return KafkaConnection.for_party(self.bootstrap, self.state_dir, party)
 
     def admin(self) -> KafkaAdminClient:
-        return KafkaAdminClient(**self.connection(ADMIN).options())
+        return KafkaAdminClient(**self.connection(Role.ADMIN).options())
 
     @property
     def broker_pid(self) -> int | None:

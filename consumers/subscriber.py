@@ -97,6 +97,31 @@ Handler = Callable[[ReceivedSignal], None]
 Sync = Callable[[], None]
 
 
+def delivery_topics_for(
+    party: str,
+    catalogue: Catalogue,
+    policy: CompiledPolicy | None,
+    signals: Iterable[str] | None = None,
+) -> tuple[str, ...]:
+    """The delivery topics ``party`` reads for ``signals`` (all signals by default).
+
+    Raises :class:`ConsumerError` for an unknown signal, and when no agreement can
+    ever deliver any of them to ``party``: a subscriber that could only wait forever.
+    """
+    wanted = set(signals) if signals is not None else set(catalogue.names())
+    unknown = sorted(wanted - set(catalogue.names()))
+    if unknown:
+        raise ConsumerError(f"unknown signal {unknown[0]} (see 'sigex policy routes')")
+    if policy is not None:
+        receivable = {a.signal for a in policy.agreements if party in a.possible_recipients}
+        if not wanted & receivable:
+            raise ConsumerError(
+                f"{party} receives no {' or '.join(sorted(wanted))} deliveries under "
+                "any agreement (see 'sigex policy routes')"
+            )
+    return tuple(sorted(delivery_topic(s, party) for s in wanted))
+
+
 class Subscriber:
     """Receives signals as one party, for the purposes it declares."""
 
@@ -132,21 +157,7 @@ class Subscriber:
         self._clock = clock or SystemClock()
         self._opener = Opener(identity=identity, directory=directory, clock=self._clock)
         self._sealer = Sealer(identity=identity, directory=directory, clock=self._clock)
-        wanted = set(signals) if signals is not None else set(catalogue.names())
-        unknown = sorted(wanted - set(catalogue.names()))
-        if unknown:
-            raise ConsumerError(f"unknown signal {unknown[0]} (see 'sigex policy routes')")
-        receivable = (
-            {a.signal for a in policy.agreements if self._party in a.possible_recipients}
-            if policy is not None
-            else wanted
-        )
-        if not wanted & receivable:
-            raise ConsumerError(
-                f"{self._party} receives no {' or '.join(sorted(wanted))} deliveries under "
-                "any agreement (see 'sigex policy routes')"
-            )
-        self._topics = tuple(sorted(delivery_topic(s, self._party) for s in wanted))
+        self._topics = delivery_topics_for(self._party, catalogue, policy, signals)
         self._options = connection.options()
         self._group = f"{subscriber_group_prefix(self._party)}{name}"
         self._instance = instance

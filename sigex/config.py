@@ -606,6 +606,7 @@ def check_settings(settings: Settings) -> tuple[Problem, ...]:
         key = settings.tls_key
         if key is not None and key.is_file() and stat.S_IMODE(key.stat().st_mode) & 0o077:
             problems.append(Problem("SIGEX_TLS_KEY", "readable by group or others (chmod 600)"))
+    problems += _party_key_problems(settings)
     if settings.state_dir.exists() and not settings.state_dir.is_dir():
         problems.append(Problem("SIGEX_STATE_DIR", "exists but is not a folder"))
     if settings.policy_dir is not None and not settings.policy_dir.is_dir():
@@ -617,3 +618,26 @@ def check_settings(settings: Settings) -> tuple[Problem, ...]:
         if parent.exists() and not parent.is_dir():
             problems.append(Problem("SIGEX_AUDIT_DB", "its folder is not a folder"))
     return tuple(problems)
+
+
+def _party_key_problems(settings: Settings) -> list[Problem]:
+    """The keys the party of SIGEX_PARTY acts with: present, and private to their owner."""
+    party = settings.party
+    if party is None or party in (Role.ADMIN, Role.BROKER):
+        return []  # TLS only, checked above
+    folder = party_dir(settings.state_dir, party)
+    needed = [
+        (f"{party} signing key", folder / SIGNING_KEY_FILE),
+        (f"{party} encryption key", folder / ENCRYPTION_KEY_FILE),
+    ]
+    if party in (Role.GATEWAY, Role.AUDIT):
+        needed.append(("audit pseudonym key", pseudonym_key_path(settings.state_dir)))
+    problems = []
+    for what, path in needed:
+        if not path.is_file():
+            problems.append(Problem("SIGEX_PARTY", f"the {what} {path} is missing"))
+        elif stat.S_IMODE(path.stat().st_mode) & 0o077:
+            problems.append(
+                Problem("SIGEX_PARTY", f"the {what} {path} is readable by group or others")
+            )
+    return problems

@@ -165,6 +165,11 @@ def _ask_over_tls(
             f"TLS handshake with {where} failed: the broker's certificate does not verify "
             f"against {tls.ca} ({error.verify_message}); is that this federation's CA?"
         ) from None
+    except (ssl.SSLEOFError, ssl.SSLZeroReturnError):
+        raise TlsRefused(
+            f"TLS handshake with {where} broken off (the peer closed the connection): is it a "
+            "plaintext listener, or does it refuse this certificate?"
+        ) from None
     except ssl.SSLError as error:
         raise TlsRefused(
             f"TLS handshake with {where} refused ({_reason(error)}): the broker does not "

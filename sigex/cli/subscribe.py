@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry
 from sigex.cli.options import connect, settings_with
 from sigex.consumers.errors import ConsumerError
 from sigex.consumers.signal_file import SignalFile
-from sigex.consumers.subscriber import ReceivedSignal, Subscriber
+from sigex.consumers.subscriber import ReceivedSignal, Subscriber, delivery_topics_for
 from sigex.exchange.protocol import to_json_value
 from sigex.exchange.topology import subscriber_group_prefix
 from sigex.identity import load_directory, load_party
@@ -121,16 +121,19 @@ def subscribe(
     member = instance if instance is not None else group
     if not _INSTANCE.match(member):
         raise ConsumerError("--name and --instance may hold only letters, digits, '.', '_', '-'")
+    catalogue = load_catalogue()
+    policy = load_policy(settings.policy_dir)
+    delivery_topics_for(party, catalogue, policy, signal_names or None)  # before any waiting
     output = SignalFile(out) if out is not None else None
     metrics = SubscriberMetrics(CollectorRegistry())
     try:
         with Subscriber(
             identity=load_party(settings.state_dir, party),
             directory=load_directory(settings.state_dir),
-            catalogue=load_catalogue(),
+            catalogue=catalogue,
             connection=connect(settings, party, plaintext=plaintext),
             purposes=purposes,
-            policy=load_policy(settings.policy_dir),
+            policy=policy,
             signals=signal_names or None,
             name=name,
             instance=member,

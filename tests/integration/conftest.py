@@ -17,7 +17,8 @@ from sigex.exchange.topology import ProvisioningDefaults, Topology, compile_topo
 from sigex.identity import init_federation, load_directory, read_parties
 from sigex.policies.compiled import CompiledPolicy
 from sigex.policies.compiler import load_policy
-from sigex.transport import ADMIN, KafkaConnection
+from sigex.roles import Role
+from sigex.transport import KafkaConnection
 from tests.conftest import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -37,7 +38,7 @@ class SecureExchange:
         return KafkaConnection.for_party(self.bootstrap, self.state_dir, party)
 
     def admin(self) -> KafkaAdminClient:
-        return KafkaAdminClient(**self.connection(ADMIN).options())
+        return KafkaAdminClient(**self.connection(Role.ADMIN).options())
 
     def topology(
         self, policy: CompiledPolicy | None = None, at: datetime = PROVISIONED_AT

@@ -220,9 +220,40 @@ def test_check_reports_missing_tls_files(tmp_path: Path) -> None:
     for path in (tmp_path / "federation" / "ca.pem", party_dir / "tls.pem", party_dir / "tls.key"):
         path.write_text("x", encoding="utf-8")
     (party_dir / "tls.key").chmod(0o644)  # a private key others may read is a problem
-    assert [p.setting for p in check_settings(settings)] == ["SIGEX_TLS_KEY"]
+    assert next(p.setting for p in check_settings(settings)) == "SIGEX_TLS_KEY"
     (party_dir / "tls.key").chmod(0o600)
+    # the party's own keys: the signing and the encryption key are missing
+    missing = [str(p) for p in check_settings(settings)]
+    assert len(missing) == 2 and all(p.startswith("SIGEX_PARTY:") for p in missing)
+    assert "signing.key is missing" in missing[0] and "encryption.key is missing" in missing[1]
+    for name in ("signing.key", "encryption.key"):
+        (party_dir / name).write_text("x", encoding="utf-8")
+        (party_dir / name).chmod(0o600)
     assert check_settings(settings) == ()
+    (party_dir / "signing.key").chmod(0o640)
+    assert ["readable by group or others" in str(p) for p in check_settings(settings)] == [True]
+
+
+def test_check_wants_the_pseudonym_key_for_the_gateway(tmp_path: Path) -> None:
+    environ = {"SIGEX_PARTY": "GATEWAY", "SIGEX_STATE_DIR": str(tmp_path), "SIGEX_ENV": "test"}
+    settings = load_settings(environ | {"SIGEX_SECURITY": "plaintext"}, home=HOME)
+    problems = [str(p) for p in check_settings(settings)]
+    assert any("audit pseudonym key" in p and "pseudonym.key is missing" in p for p in problems)
+
+
+def test_cli_check_fails_with_a_missing_signing_key(tmp_path: Path) -> None:
+    party_dir = tmp_path / "federation" / "parties" / "NLA"
+    party_dir.mkdir(parents=True)
+    for path in (tmp_path / "federation" / "ca.pem", party_dir / "tls.pem"):
+        path.write_text("x", encoding="utf-8")
+    for name in ("tls.key", "encryption.key"):
+        (party_dir / name).write_text("x", encoding="utf-8")
+        (party_dir / name).chmod(0o600)
+    environ = {"SIGEX_PARTY": "NLA", "SIGEX_STATE_DIR": str(tmp_path)}
+    result = CliRunner().invoke(main, ["config", "check"], env=environ)
+    assert result.exit_code == 2, result.output
+    assert "signing.key is missing" in result.output
+    assert "settings ok" not in result.output
 
 
 def test_check_reports_port_clash() -> None:
