@@ -30,11 +30,14 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
-from kafka import KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
+from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
 from kafka.errors import KafkaError, ProducerFencedError
 
+from sigex.broker.gateway_progress import DEFAULT_STALL_SECONDS, GatewayProgress
+from sigex.broker.gateway_transactions import DEFAULT_STEP_SECONDS, BoundedTransactions
 from sigex.broker.replay_ledger import LedgerEntry, ReplayLedger
 from sigex.clock import Clock, SystemClock
+from sigex.consumers.health import GROUP_OPTIONS
 from sigex.envelope import (
     EnvelopeError,
     Forwarding,
@@ -210,8 +213,15 @@ class PolicyGateway:
         for entry in output.admitted:
             self._replay.withdraw(entry.message_id)
 
-    def process(self, records: Sequence[IncomingRecord]) -> GatewayOutput:
-        """Decide every record; a record that breaks anything is dead-lettered, never fatal."""
+    def process(
+        self, records: Sequence[IncomingRecord], undeliverable: frozenset[str] = frozenset()
+    ) -> GatewayOutput:
+        """Decide every record; a record that breaks anything is dead-lettered, never fatal.
+
+        ``undeliverable`` names delivery topics the runner could not write to after
+        bounded tries (deleted, or refused by the broker): a recipient behind one is
+        refused ``DELIVERY_FAILED`` for that message, the other recipients still get it.
+        """
         output = GatewayOutput()
         pending: list[_Pending] = []
         for record in records:
@@ -231,6 +241,10 @@ class PolicyGateway:
                     error=type(error).__name__,
                 )
                 self._dead_letter(record, output, (ReasonCode.GATEWAY_ERROR,))
+        stuck = [p for p in pending if p.forwarding.context.topic in undeliverable]
+        for item in stuck:
+            self._refuse_for_recipient(item, output, ReasonCode.DELIVERY_FAILED)
+        pending = [p for p in pending if p.forwarding.context.topic not in undeliverable]
         for item, envelope in self._seal(pending, output):
             output.audit += item.delivered
             output.deliveries.append(
@@ -260,37 +274,41 @@ class PolicyGateway:
                 try:
                     sealed.append((item, self._sealer.forward([item.forwarding])[0]))
                 except EnvelopeError:  # e.g. the recipient has no valid encryption key
-                    output.audit += [
-                        replace(
-                            record,
-                            kind=EventKind.REFUSED_FOR_RECIPIENT,
-                            outcome=Outcome.DENY,
-                            reason_codes=(ReasonCode.RECIPIENT_KEY_UNAVAILABLE,),
-                            disclosed_fields=(),
-                            operation_id=operation_id(
-                                record.message_id,
-                                EventKind.REFUSED_FOR_RECIPIENT,
-                                record.recipient,
-                                record.subject,
-                                writer=Role.GATEWAY,
-                                source=_source(item.source),
-                            ),
-                        )
-                        for record in item.delivered
-                    ]
-                    self._dead_letter(
-                        item.source,
-                        output,
-                        (ReasonCode.RECIPIENT_KEY_UNAVAILABLE,),
-                        signal=item.forwarding.context.signal,
-                        sender=item.forwarding.context.sender,
-                        purpose=item.forwarding.context.purpose,
-                        trace=item.trace,
-                        message_id=None,
-                    )
+                    self._refuse_for_recipient(item, output, ReasonCode.RECIPIENT_KEY_UNAVAILABLE)
             return sealed
 
     # -- one record -----------------------------------------------------------------------------
+
+    def _refuse_for_recipient(self, item: _Pending, output: GatewayOutput, code: str) -> None:
+        """This recipient does not get the message: audited as such, the copy dead-lettered."""
+        output.audit += [
+            replace(
+                record,
+                kind=EventKind.REFUSED_FOR_RECIPIENT,
+                outcome=Outcome.DENY,
+                reason_codes=(code,),
+                disclosed_fields=(),
+                operation_id=operation_id(
+                    record.message_id,
+                    EventKind.REFUSED_FOR_RECIPIENT,
+                    record.recipient,
+                    record.subject,
+                    writer=Role.GATEWAY,
+                    source=_source(item.source),
+                ),
+            )
+            for record in item.delivered
+        ]
+        self._dead_letter(
+            item.source,
+            output,
+            (code,),
+            signal=item.forwarding.context.signal,
+            sender=item.forwarding.context.sender,
+            purpose=item.forwarding.context.purpose,
+            trace=item.trace,
+            message_id=None,
+        )
 
     def _dead_letter(
         self,
@@ -542,8 +560,22 @@ class PolicyGateway:
         return forwardings
 
 
+#: Batches read again while a delivery topic is missing, before its recipients are refused.
+MISSING_TOPIC_TRIES = 3
+#: Seconds between those tries (the topic may be on its way: a provisioning round).
+MISSING_TOPIC_PAUSE = 2.0
+
+
 class GatewayRunner:
-    """The Kafka loop: consume ingress, process, produce and commit offsets in one transaction."""
+    """The Kafka loop: consume ingress, process, produce and commit offsets in one transaction.
+
+    It rides through a broker's loss by itself: every step of a transaction has a
+    deadline (:mod:`sigex.broker.gateway_transactions`), a failed transaction is aborted
+    (or its producer replaced and fenced) and the batch read again from the committed
+    offsets. A delivery topic that does not exist is retried a few times, then its
+    recipients are refused ``DELIVERY_FAILED`` (an alarm) and the rest flows. Readiness
+    is false while records wait and nothing commits (:mod:`sigex.broker.gateway_progress`).
+    """
 
     def __init__(
         self,
@@ -558,6 +590,8 @@ class GatewayRunner:
         linger: float = 0.05,
         metrics: GatewayMetrics | None = None,
         on_commit: Callable[[int], None] | None = None,
+        step_seconds: float = DEFAULT_STEP_SECONDS,
+        stall_seconds: float = DEFAULT_STALL_SECONDS,
     ) -> None:
         self._gateway = gateway
         self._connection = connection
@@ -567,39 +601,49 @@ class GatewayRunner:
         self._max_poll_records = max_poll_records
         self._max_batch = max_batch
         self._linger = linger
-        self._metrics = metrics
+        self._metrics = metrics or GatewayMetrics.unscraped()
         self._on_commit = on_commit
+        self._step_seconds = step_seconds
+        self._progress = GatewayProgress(stall_seconds=stall_seconds)
         self._ready = threading.Event()
         self._lag_reported = 0.0
+        self._known_topics: set[str] = set()
+        self._missing: dict[str, int] = {}
+        self._stop = threading.Event()
         self.processed = 0
 
     @property
     def ready(self) -> bool:
-        return self._ready.is_set()
+        """Assigned its partitions, and not stalled with records waiting."""
+        return self._ready.is_set() and not self._progress.stalled
+
+    @property
+    def progress(self) -> GatewayProgress:
+        return self._progress
 
     def run(self, stop: threading.Event) -> None:
         """Run until ``stop`` is set; the batch in hand is finished (drained) before returning."""
+        self._stop = stop
         options = self._connection.options()
         consumer = KafkaConsumer(
             group_id=self._group,
+            # static membership: a restarted instance takes its partitions back at once
+            group_instance_id=f"{self._group}-{self._instance}",
             isolation_level="read_committed",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=self._max_poll_records,
+            **GROUP_OPTIONS,
             **options,
         )
-        producer = KafkaProducer(
-            transactional_id=f"{GATEWAY_TRANSACTIONAL_PREFIX}-{self._instance}",
-            enable_idempotence=True,
-            acks="all",
-            linger_ms=5,
-            batch_size=256 * 1024,
-            transaction_timeout_ms=20_000,
-            **options,
+        transactions = BoundedTransactions(
+            options,
+            f"{GATEWAY_TRANSACTIONAL_PREFIX}-{self._instance}",
+            step_seconds=self._step_seconds,
         )
         ledger = ReplayLedger(self._connection)
         try:
-            producer.init_transactions()
+            transactions.start()
             # every message id any instance committed, before deciding anything
             ledger.restore(self._gateway.replay_guard)
             consumer.subscribe(topics=list(self._topics))
@@ -612,12 +656,12 @@ class GatewayRunner:
                     _log.warning("gateway.ledger_behind", retry="batch read again")
                     self._rewind(consumer, batch)  # decide nothing the ledger cannot vouch for
                 elif batch:
-                    self._transact(consumer, producer, batch)
+                    self._transact(consumer, transactions, batch)
                 self._report_lag(consumer)
         finally:
             self._ready.clear()
             ledger.close()
-            producer.close()
+            transactions.close()
             consumer.close()
             _log.info("gateway.stopped", instance=self._instance, processed=self.processed)
 
@@ -644,20 +688,26 @@ class GatewayRunner:
         return batch
 
     def _report_lag(self, consumer: KafkaConsumer, every_seconds: float = 5.0) -> None:
-        """Publish consumer lag per partition (at most every few seconds: it asks the broker)."""
-        if self._metrics is None or time.monotonic() - self._lag_reported < every_seconds:
+        """Lag per partition for the metrics, and in total for progress and readiness."""
+        if time.monotonic() - self._lag_reported < every_seconds:
             return
         self._lag_reported = time.monotonic()
         assigned = consumer.assignment()
         if not assigned:
             return
         try:
-            ends = consumer.end_offsets(list(assigned))
-        except KafkaError:
-            return
-        for tp in assigned:
-            lag = max(0, ends.get(tp, 0) - consumer.position(tp))
+            ends = consumer.end_offsets(list(assigned), timeout_ms=5000)
+            lags = {
+                tp: max(0, ends.get(tp, 0) - consumer.position(tp, timeout_ms=5000))
+                for tp in assigned
+            }
+        except KafkaError:  # the broker is not answering: the stall clock keeps running
+            lags = {}
+        for tp, lag in lags.items():
             self._metrics.set_consumer_lag(tp.topic, tp.partition, lag)
+        if lags:
+            self._progress.observe_lag(sum(lags.values()))
+        self._metrics.set_stalled(self._progress.stalled)
 
     @staticmethod
     def _rewind(consumer: KafkaConsumer, batch: dict[Any, list[Any]]) -> None:
@@ -668,43 +718,85 @@ class GatewayRunner:
             if partition in assigned:  # a revoked partition is re-read by its new owner
                 consumer.seek(partition, messages[0].offset)
 
+    def _rewind_to_committed(self, consumer: KafkaConsumer, batch: dict[Any, list[Any]]) -> None:
+        """After a failed transaction: go back to what is committed (it may have gone through)."""
+        assigned = consumer.assignment()
+        for tp, messages in batch.items():
+            partition = TopicPartition(tp.topic, tp.partition)
+            if partition not in assigned:
+                continue
+            try:
+                committed = consumer.committed(partition, timeout_ms=5000)
+            except KafkaError:
+                committed = None
+            consumer.seek(partition, messages[0].offset if committed is None else committed)
+
+    def _missing_topics(self, consumer: KafkaConsumer, topics: set[str]) -> set[str]:
+        """Those of ``topics`` the cluster does not show this gateway (absent, or no ACL)."""
+        if topics - self._known_topics:
+            try:
+                self._known_topics = set(consumer.topics())
+            except KafkaError:
+                return set()  # cannot tell now: the transaction will say
+        return topics - self._known_topics
+
     def _transact(
-        self, consumer: KafkaConsumer, producer: KafkaProducer, batch: dict[Any, list[Any]]
+        self,
+        consumer: KafkaConsumer,
+        transactions: BoundedTransactions,
+        batch: dict[Any, list[Any]],
     ) -> None:
         records = [
             IncomingRecord(m.topic, m.partition, m.offset, m.key, m.value, tuple(m.headers or ()))
             for messages in batch.values()
             for m in messages
         ]
-        output = self._gateway.process(records)
+        given_up = frozenset(
+            t for t, tries in self._missing.items() if tries >= MISSING_TOPIC_TRIES
+        )
+        output = self._gateway.process(records, undeliverable=given_up)
+        wanted = {m.topic for m in output.deliveries} | set(self._missing)
+        missing = self._missing_topics(consumer, wanted)
+        for topic in set(self._missing) - missing:  # provisioned again
+            _log.info("gateway.delivery_topic_back", topic=topic)
+            del self._missing[topic]
+        if missing - given_up:
+            self._gateway.withdraw(output)
+            for topic in missing - given_up:
+                self._missing[topic] = self._missing.get(topic, 0) + 1
+                tries = self._missing[topic]
+                if tries >= MISSING_TOPIC_TRIES:
+                    _log.error("gateway.delivery_topic_given_up", topic=topic, tries=tries)
+                else:
+                    _log.warning("gateway.delivery_topic_missing", topic=topic, tries=tries)
+            self._rewind(consumer, batch)
+            self._stop.wait(MISSING_TOPIC_PAUSE)
+            return
+        failed = sum(1 for m in output.dead_letters if _reasons(m) == ReasonCode.DELIVERY_FAILED)
         offsets = {
             tp: OffsetAndMetadata(messages[-1].offset + 1, "", -1) for tp, messages in batch.items()
         }
+        messages = [(m.topic, m.key, m.value, list(m.headers)) for m in output.all()]
         try:
-            producer.begin_transaction()
-            for message in output.all():
-                producer.send(
-                    message.topic,
-                    key=message.key,
-                    value=message.value,
-                    headers=list(message.headers),
-                )
-            producer.send_offsets_to_transaction(offsets, consumer.group_metadata())
-            producer.commit_transaction()
+            transactions.commit(messages, offsets, consumer.group_metadata())
         except ProducerFencedError:
             raise
         except KafkaError as error:
-            _log.warning("gateway.abort", error=type(error).__name__)
-            if self._metrics is not None:
-                self._metrics.transaction_aborted()
+            _log.warning("gateway.abort", error=type(error).__name__, records=len(records))
+            self._metrics.transaction_aborted()
             self._gateway.withdraw(output)
-            try:
-                producer.abort_transaction()  # if even this fails, the process exits and a
-            finally:  # restart fences it (crash-only; the batch is read again)
-                self._rewind(consumer, batch)
+            self._known_topics = set()  # a deleted topic shows at the next look
+            transactions.abort()
+            self._rewind_to_committed(consumer, batch)
             return
-        if self._metrics is not None:
-            self._metrics.transaction_committed()
+        self._metrics.transaction_committed()
+        if failed:
+            self._metrics.delivery_failed(failed)
+        self._progress.committed(len(records))
         self.processed += len(records)
         if self._on_commit is not None:
             self._on_commit(len(records))
+
+
+def _reasons(message: OutgoingMessage) -> str:
+    return next((v.decode() for k, v in message.headers if k == REASONS_HEADER), "")

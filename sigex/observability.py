@@ -124,6 +124,19 @@ class GatewayMetrics:
             namespace=NAMESPACE,
             registry=registry,
         )
+        self._delivery_failures = Counter(
+            "gateway_delivery_failures",
+            "Deliveries refused DELIVERY_FAILED: their topic could not be written after "
+            "bounded tries (an alarm: a delivery topic is missing or refused).",
+            namespace=NAMESPACE,
+            registry=registry,
+        )
+        self._stalled = Gauge(
+            "gateway_stalled",
+            "1 while records wait and nothing was committed for the stall time (not ready).",
+            namespace=NAMESPACE,
+            registry=registry,
+        )
         self._consumer_lag = Gauge(
             "gateway_consumer_lag",
             "Records not yet consumed, per assigned topic partition.",
@@ -179,6 +192,12 @@ class GatewayMetrics:
 
     def transaction_aborted(self) -> None:
         self._transactions.labels(outcome="abort").inc()
+
+    def delivery_failed(self, count: int = 1) -> None:
+        self._delivery_failures.inc(count)
+
+    def set_stalled(self, stalled: bool) -> None:
+        self._stalled.set(1 if stalled else 0)
 
     def set_consumer_lag(self, topic: str, partition: int, lag: int) -> None:
         self._consumer_lag.labels(topic=_label("topic", topic), partition=str(partition)).set(

@@ -82,7 +82,11 @@ def run(
     if not no_metrics:
         servers = start_operations(
             registry=metrics.registry,
-            readiness=lambda: Readiness.yes() if runner.ready else Readiness.no(("no assignment",)),
+            readiness=lambda: (
+                Readiness.yes()
+                if runner.ready
+                else Readiness.no(("stalled",) if runner.progress.stalled else ("no assignment",))
+            ),
             metrics_port=settings.metrics_port,
             health_port=settings.health_port,
         )

@@ -1,0 +1,119 @@
+"""The gateway's transactional producer, with a deadline on every step that can block.
+
+kafka-python waits without a limit for a transaction's offsets to be added, for its
+commit and for its abort. When a broker is lost mid-transaction (it led a partition
+or was the transaction coordinator), such a wait may never end: the gateway then
+hangs with records waiting, while its process looks alive. Here each of those steps
+waits at most ``step_seconds``; a step that does not finish raises
+:class:`TransactionStepTimedOut` (a ``KafkaTimeoutError``), and :meth:`abort` either
+aborts the transaction or, if the producer cannot even do that, replaces it with a
+new one under the same transactional id. The broker then fences the old one (a new
+epoch) and completes or aborts whatever it left open, so nothing is written twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from kafka import KafkaProducer
+from kafka.errors import KafkaError, KafkaTimeoutError
+
+from sigex.logs import get_logger
+
+_log = get_logger(__name__)
+
+#: How long one step of a transaction (offsets, commit, abort) may take.
+DEFAULT_STEP_SECONDS = 30.0
+
+
+class TransactionStepTimedOut(KafkaTimeoutError):  # type: ignore[misc]  # untyped library
+    """A step of a transaction did not finish in time; the transaction is aborted."""
+
+
+class BoundedTransactions:
+    """Begin, fill and commit transactions where no step waits for ever."""
+
+    def __init__(
+        self,
+        options: Mapping[str, object],
+        transactional_id: str,
+        *,
+        step_seconds: float = DEFAULT_STEP_SECONDS,
+    ) -> None:
+        self._options = dict(options)
+        self._transactional_id = transactional_id
+        self._step_ms = int(step_seconds * 1000)
+        self._producer: KafkaProducer | None = None
+        self.renewals = 0
+
+    def start(self) -> None:
+        """Make the producer and register its transactional id (fencing any older one)."""
+        self._producer = KafkaProducer(
+            transactional_id=self._transactional_id,
+            enable_idempotence=True,
+            acks="all",
+            linger_ms=5,
+            batch_size=256 * 1024,
+            transaction_timeout_ms=20_000,
+            # a send waits this long for metadata (an unknown topic) before it fails
+            max_block_ms=min(self._step_ms, 60_000),
+            **self._options,
+        )
+        self._producer.init_transactions()  # bounded by max_block_ms
+
+    @property
+    def producer(self) -> KafkaProducer:
+        if self._producer is None:
+            raise RuntimeError("start() first")
+        return self._producer
+
+    def commit(
+        self,
+        messages: Iterable[tuple[str, bytes | None, bytes, list[tuple[str, bytes]]]],
+        offsets: Mapping[Any, Any],
+        group_metadata: Any,
+    ) -> None:
+        """One transaction: ``messages`` (topic, key, value, headers) and the offsets."""
+        producer = self.producer
+        producer.begin_transaction()
+        futures = [
+            producer.send(topic, key=key, value=value, headers=headers)
+            for topic, key, value, headers in messages
+        ]
+        manager = producer._transaction_manager  # the only way to bound the waits
+        self._wait(manager.send_offsets_to_transaction(offsets, group_metadata), "add offsets")
+        self._wait(manager.begin_commit(), "commit")
+        for future in futures:  # a commit that succeeded wrote them all; say so if not
+            if future.failed():
+                raise future.exception
+
+    def abort(self) -> None:
+        """Abort the open transaction; a producer that cannot is replaced (and fenced)."""
+        try:
+            manager = self.producer._transaction_manager
+            self._wait(manager.begin_abort(), "abort")
+        except KafkaError as error:
+            _log.warning("gateway.producer_renewed", reason=type(error).__name__)
+            self.renew()
+
+    def renew(self) -> None:
+        """A new producer under the same transactional id; the broker fences the old one."""
+        old, self._producer = self._producer, None
+        if old is not None:
+            try:
+                old.close(timeout=0)
+            except Exception as error:  # a wedged producer is dropped, not waited for
+                _log.warning("gateway.producer_close_failed", error=type(error).__name__)
+        self.start()
+        self.renewals += 1
+
+    def close(self) -> None:
+        if self._producer is not None:
+            self._producer.close(timeout=self._step_ms / 1000)
+            self._producer = None
+
+    def _wait(self, result: Any, step: str) -> None:
+        self.producer._sender.wakeup()  # as KafkaProducer's own methods do
+        if not result.wait(timeout_ms=self._step_ms):
+            raise TransactionStepTimedOut(f"{step} did not finish in {self._step_ms} ms")
