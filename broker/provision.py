@@ -141,6 +141,15 @@ def stray_acls(admin: KafkaAdminClient) -> list[ACL]:
     ]
 
 
+def min_insync_replicas(replication: int) -> int:
+    """Acknowledged writes survive the loss of one broker: 2 of 3 replicas, never more than rf-1.
+
+    With ``acks=all`` a write is then on at least two brokers, and one broker may be
+    down without stopping the exchange; on one broker it is 1.
+    """
+    return max(1, min(2, replication - 1))
+
+
 def _apply_topics(
     admin: KafkaAdminClient, topology: Topology, replication: int, report: ProvisionReport
 ) -> None:
@@ -155,6 +164,7 @@ def _apply_topics(
                     "configs": {
                         "retention.ms": str(t.retention_ms),
                         "cleanup.policy": t.cleanup_policy,
+                        "min.insync.replicas": str(min_insync_replicas(replication)),
                     },
                 }
                 for t in missing
@@ -179,15 +189,17 @@ def _apply_topics(
     )
     by_topic = described.get("topic", {})
     changes = []
+    insync = str(min_insync_replicas(replication))
     for topic in existing:
         current = by_topic.get(topic.name, {})
-        retention = current.get("retention.ms", {}).get("value")
-        if retention != str(topic.retention_ms):
+        wanted = {"retention.ms": str(topic.retention_ms), "min.insync.replicas": insync}
+        if any(current.get(name, {}).get("value") != value for name, value in wanted.items()):
+            # alter_configs replaces the topic's whole set: give every setting sigex owns
             changes.append(
                 ConfigResource(
                     ConfigResourceType.TOPIC,
                     topic.name,
-                    configs={"retention.ms": str(topic.retention_ms)},
+                    configs={**wanted, "cleanup.policy": topic.cleanup_policy},
                 )
             )
             report.topics_reconfigured.append(topic.name)

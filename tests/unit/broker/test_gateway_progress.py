@@ -1,0 +1,64 @@
+"""Readiness turns false when records wait and nothing commits; the backlog is logged."""
+
+from __future__ import annotations
+
+import pytest
+import structlog
+
+from sigex.broker.gateway_progress import GatewayProgress
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+def test_waiting_records_and_no_commit_for_the_stall_time_is_stalled(clock: Clock) -> None:
+    progress = GatewayProgress(stall_seconds=30, clock=clock)
+    progress.observe_lag(500)
+    clock.now += 29
+    assert not progress.stalled
+    clock.now += 2
+    assert progress.stalled
+    progress.committed(100)  # a commit goes through: ready again
+    assert not progress.stalled
+
+
+def test_an_idle_gateway_with_nothing_waiting_is_never_stalled(clock: Clock) -> None:
+    progress = GatewayProgress(stall_seconds=30, clock=clock)
+    clock.now += 3600
+    assert not progress.stalled  # lag unknown
+    progress.observe_lag(0)
+    assert not progress.stalled
+
+
+def test_the_backlog_is_logged_while_it_lasts_and_a_stall_once(clock: Clock) -> None:
+    progress = GatewayProgress(stall_seconds=30, log_seconds=5, clock=clock)
+    with structlog.testing.capture_logs() as logs:
+        clock.now += 5
+        progress.committed(250)
+        progress.observe_lag(1000)
+        clock.now += 40
+        progress.observe_lag(1000)
+        progress.observe_lag(1000)
+        progress.committed(10)
+        progress.observe_lag(0)
+    events = [entry["event"] for entry in logs]
+    assert events.count("gateway.stalled") == 1
+    assert events[0] == "gateway.catching_up" and logs[0]["waiting"] == 1000
+    assert logs[0]["per_second"] == 50.0  # 250 records in 5 s
+    assert events[-2:] == ["gateway.progressing", "gateway.caught_up"]
+
+
+def test_provisioning_keeps_acknowledged_writes_on_two_brokers_where_there_are_three() -> None:
+    from sigex.broker.provision import min_insync_replicas
+
+    assert [min_insync_replicas(rf) for rf in (1, 2, 3, 5)] == [1, 1, 2, 2]
