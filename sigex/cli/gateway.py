@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import threading
 from pathlib import Path
@@ -12,7 +13,10 @@ import click
 from prometheus_client import CollectorRegistry
 
 from sigex.broker.gateway import GatewayRunner, PolicyGateway
+from sigex.broker.gateway_progress import DEFAULT_STALL_SECONDS
+from sigex.broker.gateway_transactions import DEFAULT_STEP_SECONDS
 from sigex.cli.options import connect, settings_with
+from sigex.errors import ConfigurationError
 from sigex.exchange.pseudonyms import SubjectPseudonyms, load_pseudonym_key
 from sigex.exchange.topology import ingress_topics
 from sigex.identity import load_directory, load_party
@@ -20,6 +24,8 @@ from sigex.observability import GatewayMetrics, Readiness, start_operations
 from sigex.policies.compiler import load_policy
 from sigex.roles import Role
 from sigex.schemas.catalogue import load_catalogue
+
+_INSTANCE = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
 
 
 @click.group()
@@ -42,14 +48,36 @@ def gateway() -> None:
 @click.option("--bootstrap", default=None, help="Broker address [default: SIGEX_BOOTSTRAP].")
 @click.option("--plaintext", is_flag=True, help="No TLS (local development only).")
 @click.option("--no-metrics", is_flag=True, help="Do not serve /metrics, /livez and /readyz.")
+@click.option(
+    "--step-seconds",
+    type=click.FloatRange(1, 600),
+    default=DEFAULT_STEP_SECONDS,
+    show_default=True,
+    help="Deadline of each transaction step (offsets, commit, abort) before it is aborted.",
+)
+@click.option(
+    "--stall-seconds",
+    type=click.FloatRange(1, 3600),
+    default=DEFAULT_STALL_SECONDS,
+    show_default=True,
+    help="Records wait and nothing commits this long: /readyz says not ready.",
+)
 def run(
     instance: str,
     state_dir: Path | None,
     bootstrap: str | None,
     plaintext: bool,
     no_metrics: bool,
+    step_seconds: float,
+    stall_seconds: float,
 ) -> None:
-    """Run the gateway until SIGTERM or SIGINT; the batch in hand is finished first."""
+    """Run the gateway until SIGTERM or SIGINT; the batch in hand is finished first.
+
+    It rides through a broker's loss by itself (docs/operations.md, "When a broker is
+    lost"); /readyz turns false while it is stalled with records waiting.
+    """
+    if not _INSTANCE.match(instance):
+        raise ConfigurationError("--instance may hold only letters, digits, '.', '_', '-'")
     settings = settings_with(state_dir, bootstrap)
     # first: without the audit pseudonym key the gateway must not start at all
     pseudonyms = SubjectPseudonyms(load_pseudonym_key(settings.state_dir))
@@ -70,6 +98,8 @@ def run(
         instance=instance,
         group=settings.gateway_group,
         metrics=metrics,
+        step_seconds=step_seconds,
+        stall_seconds=stall_seconds,
     )
     stop = threading.Event()
 
