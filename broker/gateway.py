@@ -608,6 +608,7 @@ class GatewayRunner:
         self._ready = threading.Event()
         self._lag_reported = 0.0
         self._known_topics: set[str] = set()
+        self._topics_read = float("-inf")
         self._missing: dict[str, int] = {}
         self._stop = threading.Event()
         self.processed = 0
@@ -733,11 +734,12 @@ class GatewayRunner:
 
     def _missing_topics(self, consumer: KafkaConsumer, topics: set[str]) -> set[str]:
         """Those of ``topics`` the cluster does not show this gateway (absent, or no ACL)."""
-        if topics - self._known_topics:
+        if topics - self._known_topics and time.monotonic() - self._topics_read >= 1.0:
             try:
                 self._known_topics = set(consumer.topics())
             except KafkaError:
                 return set()  # cannot tell now: the transaction will say
+            self._topics_read = time.monotonic()
         return topics - self._known_topics
 
     def _transact(
@@ -751,15 +753,13 @@ class GatewayRunner:
             for messages in batch.values()
             for m in messages
         ]
-        given_up = frozenset(
-            t for t, tries in self._missing.items() if tries >= MISSING_TOPIC_TRIES
-        )
+        if self._missing:  # provisioned again?
+            for topic in set(self._missing) - self._missing_topics(consumer, set(self._missing)):
+                _log.info("gateway.delivery_topic_back", topic=topic)
+                del self._missing[topic]
+        given_up = frozenset(t for t, n in self._missing.items() if n >= MISSING_TOPIC_TRIES)
         output = self._gateway.process(records, undeliverable=given_up)
-        wanted = {m.topic for m in output.deliveries} | set(self._missing)
-        missing = self._missing_topics(consumer, wanted)
-        for topic in set(self._missing) - missing:  # provisioned again
-            _log.info("gateway.delivery_topic_back", topic=topic)
-            del self._missing[topic]
+        missing = self._missing_topics(consumer, {m.topic for m in output.deliveries})
         if missing - given_up:
             self._gateway.withdraw(output)
             for topic in missing - given_up:
@@ -785,7 +785,7 @@ class GatewayRunner:
             _log.warning("gateway.abort", error=type(error).__name__, records=len(records))
             self._metrics.transaction_aborted()
             self._gateway.withdraw(output)
-            self._known_topics = set()  # a deleted topic shows at the next look
+            self._known_topics, self._topics_read = set(), float("-inf")  # look again
             transactions.abort()
             self._rewind_to_committed(consumer, batch)
             return

@@ -19,6 +19,7 @@ import pytest
 from kafka.admin import NewTopic
 
 from sigex.broker.gateway import MISSING_TOPIC_TRIES
+from sigex.exchange.access_record import EventKind
 from sigex.exchange.protocol import REASONS_HEADER, SOURCE_HEADER, header_value
 from sigex.exchange.topology import AUDIT_TOPIC, DEAD_LETTER_TOPIC, delivery_topic, ingress_topic
 from tests.integration.conftest import SecureExchange, running_exchange
@@ -97,7 +98,7 @@ def test_a_deleted_delivery_topic_is_given_up_on_and_the_rest_flows(
             lambda r: r.recipient == GONE and "DELIVERY_FAILED" in r.reason_codes,
             timeout=30,
         )
-        assert refusals and all(r.kind == "REFUSED_FOR_RECIPIENT" for r in refusals)
+        assert {r.kind for r in refusals} == {EventKind.REFUSED_FOR_RECIPIENT}
         assert kit.runner.processed >= 2
         assert MISSING_TOPIC_TRIES >= 2  # it was retried before it was given up on
     finally:
