@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+
 import pytest
 import structlog
 
@@ -19,6 +22,15 @@ class Clock:
 @pytest.fixture
 def clock() -> Clock:
     return Clock()
+
+
+@pytest.fixture
+def info_logs() -> Iterator[None]:
+    """INFO passes (another test may have configured the operator's WARNING level)."""
+    before = structlog.get_config()
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG))
+    yield
+    structlog.configure(**before)
 
 
 def test_waiting_records_and_no_commit_for_the_stall_time_is_stalled(clock: Clock) -> None:
@@ -40,7 +52,9 @@ def test_an_idle_gateway_with_nothing_waiting_is_never_stalled(clock: Clock) -> 
     assert not progress.stalled
 
 
-def test_the_backlog_is_logged_while_it_lasts_and_a_stall_once(clock: Clock) -> None:
+def test_the_backlog_is_logged_while_it_lasts_and_a_stall_once(
+    clock: Clock, info_logs: None
+) -> None:
     progress = GatewayProgress(stall_seconds=30, log_seconds=5, clock=clock)
     with structlog.testing.capture_logs() as logs:
         clock.now += 5
