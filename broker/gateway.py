@@ -641,10 +641,12 @@ class GatewayRunner:
             options,
             f"{GATEWAY_TRANSACTIONAL_PREFIX}-{self._instance}",
             step_seconds=self._step_seconds,
+            stop=stop,
         )
         ledger = ReplayLedger(self._connection)
         try:
-            transactions.start()
+            if not transactions.start_when_possible(stop):
+                return
             # every message id any instance committed, before deciding anything
             ledger.restore(self._gateway.replay_guard)
             consumer.subscribe(topics=list(self._topics))

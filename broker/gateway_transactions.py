@@ -14,6 +14,7 @@ epoch) and completes or aborts whatever it left open, so nothing is written twic
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from threading import Event
 from typing import Any
 
 from kafka import KafkaProducer
@@ -40,7 +41,9 @@ class BoundedTransactions:
         transactional_id: str,
         *,
         step_seconds: float = DEFAULT_STEP_SECONDS,
+        stop: Event | None = None,
     ) -> None:
+        self._stop = stop or Event()
         self._options = dict(options)
         self._transactional_id = transactional_id
         self._step_ms = int(step_seconds * 1000)
@@ -60,12 +63,30 @@ class BoundedTransactions:
             max_block_ms=min(self._step_ms, 60_000),
             **self._options,
         )
-        self._producer.init_transactions()  # bounded by max_block_ms
+        try:
+            self._producer.init_transactions()  # bounded by max_block_ms
+        except KafkaError:
+            self._producer.close(timeout=0)
+            self._producer = None
+            raise
+
+    def start_when_possible(self, stop: Event) -> bool:
+        """:meth:`start`, tried again while the cluster cannot register the producer yet
+        (a new cluster creating its transaction log, a coordinator that moved).
+        False when ``stop`` was set first."""
+        while not stop.is_set():
+            try:
+                self.start()
+                return True
+            except KafkaTimeoutError as error:
+                _log.warning("gateway.producer_not_registered", error=type(error).__name__)
+                stop.wait(1.0)
+        return False
 
     @property
     def producer(self) -> KafkaProducer:
-        if self._producer is None:
-            raise RuntimeError("start() first")
+        if self._producer is None:  # stopped while it was being renewed
+            raise TransactionStepTimedOut("the producer is being replaced")
         return self._producer
 
     def commit(
@@ -105,7 +126,7 @@ class BoundedTransactions:
                 old.close(timeout=0)
             except Exception as error:  # a wedged producer is dropped, not waited for
                 _log.warning("gateway.producer_close_failed", error=type(error).__name__)
-        self.start()
+        self.start_when_possible(self._stop)
         self.renewals += 1
 
     def close(self) -> None:

@@ -20,6 +20,7 @@ import socket
 import subprocess
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -58,6 +59,15 @@ class BrokerSettings:
     tls: TlsSettings | None = None
     heap: str = "768m"
     version: str = field(default_factory=kafka_version)
+    #: this node's id, and in a cluster every controller as (node id, controller port)
+    node_id: int = 1
+    voters: tuple[tuple[int, int], ...] = ()
+    #: shared by every node of a cluster (a new one for a single node)
+    cluster_id: str | None = None
+
+    @property
+    def cluster_size(self) -> int:
+        return max(1, len(self.voters))
 
     @property
     def bootstrap(self) -> str:
@@ -199,10 +209,18 @@ def _classpath(jars: Path) -> str:
 def render_properties(settings: BrokerSettings) -> str:
     host, port, cport = settings.host, settings.port, settings.controller_port
     client_listener = "SSL" if settings.tls else "PLAINTEXT"
+    replicas = min(3, settings.cluster_size)
+    min_isr = max(1, min(2, replicas - 1))
+    if settings.voters:
+        quorum = "controller.quorum.voters=" + ",".join(
+            f"{node}@{host}:{voter_port}" for node, voter_port in settings.voters
+        )
+    else:
+        quorum = f"controller.quorum.bootstrap.servers={host}:{cport}"
     lines = [
         "process.roles=broker,controller",
-        "node.id=1",
-        f"controller.quorum.bootstrap.servers={host}:{cport}",
+        f"node.id={settings.node_id}",
+        quorum,
         f"listeners={client_listener}://{host}:{port},CONTROLLER://{host}:{cport}",
         f"advertised.listeners={client_listener}://{host}:{port}",
         "controller.listener.names=CONTROLLER",
@@ -210,13 +228,15 @@ def render_properties(settings: BrokerSettings) -> str:
         f"log.dirs={settings.data_dir}",
         "num.partitions=1",
         "auto.create.topics.enable=false",
-        "offsets.topic.replication.factor=1",
+        f"offsets.topic.replication.factor={replicas}",
         "offsets.topic.num.partitions=6",
-        "transaction.state.log.replication.factor=1",
-        "transaction.state.log.min.isr=1",
+        f"transaction.state.log.replication.factor={replicas}",
+        f"transaction.state.log.min.isr={min_isr}",
         "transaction.state.log.num.partitions=6",
-        "share.coordinator.state.topic.replication.factor=1",
-        "share.coordinator.state.topic.min.isr=1",
+        f"share.coordinator.state.topic.replication.factor={replicas}",
+        f"share.coordinator.state.topic.min.isr={min_isr}",
+        f"default.replication.factor={replicas}",
+        f"min.insync.replicas={min_isr}",
         "group.initial.rebalance.delay.ms=0",
         "transaction.abort.timed.out.transaction.cleanup.interval.ms=5000",
     ]
@@ -263,7 +283,9 @@ logger.request.level = warn
 def _format_storage(settings: BrokerSettings, java: str, classpath: str) -> None:
     if (settings.data_dir / "meta.properties").exists():
         return
-    cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    cluster_id = settings.cluster_id or new_cluster_id()
+    # a static quorum (controller.quorum.voters) is formatted as it is; one node stands alone
+    quorum = [] if settings.voters else ["--standalone"]
     result = subprocess.run(  # noqa: S603 - java with our own arguments
         [
             java,
@@ -272,7 +294,7 @@ def _format_storage(settings: BrokerSettings, java: str, classpath: str) -> None
             f"-Dlog4j2.configurationFile={settings.home / 'log4j2.properties'}",
             "kafka.tools.StorageTool",
             "format",
-            "--standalone",
+            *quorum,
             f"--cluster-id={cluster_id}",  # an id may start with "-"
             "-c",
             str(settings.properties_path),
@@ -288,11 +310,54 @@ def _format_storage(settings: BrokerSettings, java: str, classpath: str) -> None
         )
 
 
+def new_cluster_id() -> str:
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
+def cluster(
+    home: Path,
+    ports: Sequence[tuple[int, int]],
+    *,
+    tls: TlsSettings | None = None,
+    heap: str = "512m",
+) -> tuple[BrokerSettings, ...]:
+    """Settings for a KRaft cluster on this host: one combined broker and controller per
+    (client port, controller port), every one a voter, all formatted with one cluster id."""
+    voters = tuple((node, cport) for node, (_, cport) in enumerate(ports, start=1))
+    cluster_id = new_cluster_id()
+    return tuple(
+        BrokerSettings(
+            home=home / f"node-{node}",
+            port=port,
+            controller_port=cport,
+            tls=tls,
+            heap=heap,
+            node_id=node,
+            voters=voters,
+            cluster_id=cluster_id,
+        )
+        for node, (port, cport) in enumerate(ports, start=1)
+    )
+
+
+def start_cluster(nodes: Sequence[BrokerSettings], timeout: float = 120.0) -> None:
+    """Start every node at once (a quorum needs a majority to elect its leader), then wait."""
+    launched = [(node, _launch(node)) for node in nodes]
+    deadline = time.monotonic() + timeout
+    for node, (process, offset) in launched:
+        _await(node, process, offset, max(1.0, deadline - time.monotonic()))
+
+
 def start(settings: BrokerSettings, timeout: float = 90.0) -> BrokerStatus:
     """Start the broker and wait until it answers; harmless when it already runs."""
     current = status(settings)
     if current.state is BrokerState.RUNNING:
         return current
+    process, offset = _launch(settings)
+    return _await(settings, process, offset, timeout)
+
+
+def _launch(settings: BrokerSettings) -> tuple[subprocess.Popen[bytes], int]:
     java = find_java()
     for port in (settings.port, settings.controller_port):
         if not port_is_free(settings.host, port):
@@ -329,6 +394,12 @@ def start(settings: BrokerSettings, timeout: float = 90.0) -> BrokerStatus:
             start_new_session=True,
         )
     settings.pid_path.write_text(str(process.pid))
+    return process, offset
+
+
+def _await(
+    settings: BrokerSettings, process: subprocess.Popen[bytes], offset: int, timeout: float
+) -> BrokerStatus:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
