@@ -28,18 +28,14 @@ they already took, and the access log shows both deliveries.
 
 from __future__ import annotations
 
-import json
 import time
-import uuid
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
 from sigex.broker.errors import GatewayError
-from sigex.canonical import canonical_json
+from sigex.broker.ledger_entry import LedgerEntry
 from sigex.envelope import ReplayGuard
 from sigex.exchange.topology import LEDGER_TOPIC
 from sigex.logs import get_logger
@@ -53,44 +49,6 @@ RESTORE_TIMEOUT_SECONDS = 120.0
 
 class LedgerUnavailable(GatewayError):
     """The replay ledger could not be read: the gateway must not decide without it."""
-
-
-@dataclass(frozen=True, slots=True)
-class LedgerEntry:
-    """One admitted message: its id, signed time, content digest and ingress record."""
-
-    message_id: uuid.UUID
-    signed_at: datetime
-    digest: bytes
-    source: str
-
-    def key(self) -> bytes:
-        return self.message_id.bytes
-
-    def value(self) -> bytes:
-        return canonical_json(
-            {
-                "v": 1,
-                "signed_at_ms": int(self.signed_at.timestamp() * 1000),
-                "digest": self.digest.hex(),
-                "source": self.source,
-            }
-        )
-
-    @classmethod
-    def parse(cls, key: bytes | None, value: bytes | None) -> LedgerEntry:
-        """Read a ledger record; raises ValueError when it is not one."""
-        if key is None or len(key) != 16 or value is None:
-            raise ValueError("not a ledger record")
-        fields = json.loads(value)
-        if not isinstance(fields, dict) or fields.get("v") != 1:
-            raise ValueError("unknown ledger record version")
-        return cls(
-            message_id=uuid.UUID(bytes=key),
-            signed_at=datetime.fromtimestamp(int(fields["signed_at_ms"]) / 1000, tz=UTC),
-            digest=bytes.fromhex(str(fields["digest"])),
-            source=str(fields["source"]),
-        )
 
 
 class ReplayLedger:

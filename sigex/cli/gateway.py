@@ -12,7 +12,8 @@ from types import FrameType
 import click
 from prometheus_client import CollectorRegistry
 
-from sigex.broker.gateway import GatewayRunner, PolicyGateway
+from sigex.broker.gateway import GatewayRunner
+from sigex.broker.gateway_core import PolicyGateway
 from sigex.broker.gateway_progress import DEFAULT_STALL_SECONDS
 from sigex.broker.gateway_transactions import DEFAULT_STEP_SECONDS
 from sigex.cli.options import connect, settings_with

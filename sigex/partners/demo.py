@@ -32,7 +32,8 @@ import click
 from sigex.audit.indexer import IndexerSettings, run_indexer
 from sigex.audit.store import AccessLogStore
 from sigex.broker import local
-from sigex.broker.gateway import GatewayRunner, PolicyGateway
+from sigex.broker.gateway import GatewayRunner
+from sigex.broker.gateway_core import PolicyGateway
 from sigex.broker.provision import provision_cluster
 from sigex.clock import Clock, FixedClock, SystemClock
 from sigex.consumers.subscriber import Subscriber

@@ -12,7 +12,8 @@ from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from sigex.broker.gateway import GatewayRunner, PolicyGateway
+from sigex.broker.gateway import GatewayRunner
+from sigex.broker.gateway_core import PolicyGateway
 from sigex.clock import FixedClock
 from sigex.consumers.subscriber import ReceivedSignal, Subscriber
 from sigex.envelope import OutgoingRecord, SealContext, Sealer, pseudonym

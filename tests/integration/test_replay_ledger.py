@@ -10,7 +10,8 @@ import pytest
 from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 
-from sigex.broker.replay_ledger import LedgerEntry, LedgerUnavailable, ReplayLedger
+from sigex.broker.ledger_entry import LedgerEntry
+from sigex.broker.replay_ledger import LedgerUnavailable, ReplayLedger
 from sigex.clock import FixedClock
 from sigex.envelope import ReplayedMessage, ReplayGuard, ReusedMessageId
 from sigex.transport import KafkaConnection
