@@ -28,6 +28,7 @@ from pathlib import Path
 from sigex.broker.errors import BrokerStartFailed, JavaMissing, PortInUse
 from sigex.broker.jars import ensure_jars, kafka_version
 from sigex.identity import default_state_dir
+from sigex.roles import Role
 
 MIN_JAVA_MAJOR = 17
 STARTED_MARKER = "Kafka Server started"
@@ -44,7 +45,7 @@ class TlsSettings:
 
     keystore_pem: Path
     truststore_pem: Path
-    super_users: tuple[str, ...] = ("BROKER", "ADMIN")
+    super_users: tuple[str, ...] = (Role.BROKER, Role.ADMIN)
     principal_mapping_rules: str = PRINCIPAL_MAPPING_RULES
 
 

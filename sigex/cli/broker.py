@@ -10,6 +10,7 @@ import click
 from sigex.broker import local
 from sigex.broker.jars import ensure_jars, kafka_version
 from sigex.identity.keyfiles import check_private
+from sigex.roles import Role
 
 
 def _settings(
@@ -29,7 +30,7 @@ def _settings(
         tls = local.TlsSettings(
             keystore_pem=tls_keystore.resolve(),
             truststore_pem=tls_truststore.resolve(),
-            super_users=super_users or ("BROKER", "ADMIN"),
+            super_users=super_users or (Role.BROKER, Role.ADMIN),
         )
     return local.BrokerSettings(
         home=(home or local.default_home()).resolve(),

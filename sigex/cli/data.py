@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from sigex.cli.options import connect, settings_with
+from sigex.cli.options import connect, connection_options, settings_with
 from sigex.clock import SystemClock
 from sigex.identity import load_directory, load_party
 from sigex.partners.producers.finders import FINDERS, finder_named, write_jsonl
@@ -134,9 +134,7 @@ def find(kind: str, in_dir: Path, out_file: Path, seed: int) -> None:
     required=True,
     help="Purpose to publish each finding for; repeatable.",
 )
-@click.option("--state-dir", type=click.Path(path_type=Path, file_okay=False), default=None)
-@click.option("--bootstrap", default=None, help="Broker address [default: SIGEX_BOOTSTRAP].")
-@click.option("--plaintext", is_flag=True, help="No TLS (local development only).")
+@connection_options
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for signal ids.")
 @click.option(
     "--batch", "batch_size", default=256, show_default=True, help="Records per signed batch."

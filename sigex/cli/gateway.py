@@ -16,7 +16,7 @@ from sigex.broker.gateway import GatewayRunner
 from sigex.broker.gateway_core import PolicyGateway
 from sigex.broker.gateway_progress import DEFAULT_STALL_SECONDS
 from sigex.broker.gateway_transactions import DEFAULT_STEP_SECONDS
-from sigex.cli.options import connect, settings_with
+from sigex.cli.options import connect, connection_options, settings_with
 from sigex.errors import ConfigurationError
 from sigex.exchange.pseudonyms import SubjectPseudonyms, load_pseudonym_key
 from sigex.exchange.topology import ingress_topics
@@ -40,14 +40,7 @@ def gateway() -> None:
     default=lambda: os.environ.get("HOSTNAME", "1"),
     help="Stable id of this instance (its transactional id); reuse it after a restart.",
 )
-@click.option(
-    "--state-dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=None,
-    help="Federation state folder [default: SIGEX_STATE_DIR].",
-)
-@click.option("--bootstrap", default=None, help="Broker address [default: SIGEX_BOOTSTRAP].")
-@click.option("--plaintext", is_flag=True, help="No TLS (local development only).")
+@connection_options
 @click.option("--no-metrics", is_flag=True, help="Do not serve /metrics, /livez and /readyz.")
 @click.option(
     "--step-seconds",

@@ -4,13 +4,42 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+import click
 
 from sigex.config import Settings, load_settings
 from sigex.errors import SigexError
 from sigex.transport import KafkaConnection, connection_for
+
+_Command = TypeVar("_Command", bound=Callable[..., Any])
+
+
+def connection_options(command: _Command) -> _Command:
+    """``--state-dir``, ``--bootstrap`` and ``--plaintext``: how a command that talks to the
+    broker is told where its keys are and where the broker is (see :func:`connect`)."""
+    for option in reversed(
+        (
+            click.option(
+                "--state-dir",
+                type=click.Path(path_type=Path, file_okay=False),
+                default=None,
+                help="Federation state folder [default: SIGEX_STATE_DIR or ~/.local/state/sigex].",
+            ),
+            click.option(
+                "--bootstrap", default=None, help="Broker addresses [default: SIGEX_BOOTSTRAP]."
+            ),
+            click.option(
+                "--plaintext",
+                is_flag=True,
+                help="No TLS (only when SIGEX_ENV is development or test).",
+            ),
+        )
+    ):
+        command = option(command)
+    return command
 
 
 class InputError(SigexError):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from sigex.cli.options import connect, settings_with
+from sigex.cli.options import connect, connection_options, settings_with
 from sigex.identity import load_directory, load_party
 from sigex.policies.compiler import load_policy
 from sigex.preflight import BrokerConnectionError
@@ -24,9 +24,7 @@ from sigex.schemas.catalogue import load_catalogue
 @click.option("--as", "party", required=True, help="The party publishing (its code, e.g. UWV).")
 @click.option("--signal", required=True, help="Signal name, e.g. payroll.bsn-mismatch.")
 @click.option("--purpose", required=True, help="The one purpose these signals are sent for.")
-@click.option("--state-dir", type=click.Path(path_type=Path, file_okay=False), default=None)
-@click.option("--bootstrap", default=None, help="Broker address [default: SIGEX_BOOTSTRAP].")
-@click.option("--plaintext", is_flag=True, help="No TLS (local development only).")
+@connection_options
 @click.option(
     "--batch",
     default=256,

@@ -13,7 +13,7 @@ from types import FrameType
 import click
 from prometheus_client import CollectorRegistry
 
-from sigex.cli.options import connect, settings_with
+from sigex.cli.options import connect, connection_options, settings_with
 from sigex.consumers.errors import ConsumerError
 from sigex.consumers.signal_file import SignalFile
 from sigex.consumers.subscriber import ReceivedSignal, Subscriber, delivery_topics_for
@@ -85,9 +85,7 @@ def signal_as_json(received: ReceivedSignal) -> str:
     default=None,
     help="Serve /metrics (lag per partition, rejoins), /livez and /readyz on this port.",
 )
-@click.option("--state-dir", type=click.Path(path_type=Path, file_okay=False), default=None)
-@click.option("--bootstrap", default=None, help="Broker address [default: SIGEX_BOOTSTRAP].")
-@click.option("--plaintext", is_flag=True, help="No TLS (local development only).")
+@connection_options
 def subscribe(
     party: str,
     purposes: tuple[str, ...],

@@ -15,13 +15,14 @@ from sigex.clock import FixedClock
 from sigex.envelope import Opener, OutgoingRecord, SealContext, Sealer
 from sigex.identity import PartyDirectory, PartyIdentity
 from sigex.identity.testing import directory_for, fixed_identity
+from sigex.roles import Role
 
 START = datetime(2027, 1, 1, tzinfo=UTC)
 END = datetime(2028, 1, 1, tzinfo=UTC)
 NOW = datetime(2027, 2, 1, 12, 0, tzinfo=UTC)
 IN_TOPIC = "laa.frequent-mover.in"
 OUT_TOPIC = "laa.frequent-mover.out.GM0363"
-CODES = ("RVIG", "GATEWAY", "GM0363", "NLA")
+CODES = ("RVIG", Role.GATEWAY, "GM0363", "NLA")
 
 
 def submission_context() -> SealContext:
@@ -30,7 +31,7 @@ def submission_context() -> SealContext:
         signal="laa.frequent-mover",
         schema_fingerprint="3f1d9a7c",
         sender="RVIG",
-        recipient="GATEWAY",
+        recipient=Role.GATEWAY,
         purpose="LAA_SIGNAAL",
         agreement="AGR-LAA-0001",
     )

@@ -291,7 +291,7 @@ def demo(
     policy = load_policy()
     catalogue = load_catalogue()
     provisioned = provision_cluster(
-        KafkaConnection.for_party(bootstrap, state, "ADMIN"),
+        KafkaConnection.for_party(bootstrap, state, Role.ADMIN),
         compile_topology(
             policy,
             ProvisioningDefaults(partitions=3),
@@ -315,10 +315,10 @@ def demo(
     with AccessLogStore.open(str(audit_db)) as store:
         stats = run_indexer(
             store,
-            load_party(state, "AUDIT").signing_key,
+            load_party(state, Role.AUDIT).signing_key,
             SystemClock(),
             IndexerSettings(
-                connection=KafkaConnection.for_party(bootstrap, state, "AUDIT"),
+                connection=KafkaConnection.for_party(bootstrap, state, Role.AUDIT),
                 idle_exit_seconds=4.0,
                 publish_every=10_000,
             ),
