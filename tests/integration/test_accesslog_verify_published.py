@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -18,8 +17,9 @@ from click.testing import CliRunner
 
 from sigex.audit.store import AccessLogStore
 from sigex.cli import main
-from sigex.exchange.access_record import AccessRecord, EventKind, Outcome
+from sigex.exchange.access_record import AccessRecord
 from sigex.exchange.pseudonyms import SubjectPseudonymiser
+from tests.access_records import delivered_record
 from tests.integration.conftest import SecureExchange, running_exchange
 
 RECORDS = 40
@@ -33,25 +33,7 @@ def own_exchange(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureExc
 def _records(count: int) -> list[AccessRecord]:
     subject = SubjectPseudonymiser(b"p" * 32).pseudonym("111222333")
     return [
-        AccessRecord(
-            trace_id=uuid.uuid4().hex,
-            operation_id=f"{number:016x}",
-            occurred_at=datetime(2027, 2, 1, tzinfo=UTC) + timedelta(seconds=number),
-            kind=EventKind.DELIVERED,
-            sender="RVIG",
-            recipient="GM0363",
-            signal="laa.frequent-mover",
-            purpose="LAA_SIGNAAL",
-            legal_basis="NL.WBRP.LAA",
-            agreement_id="AGR-LAA-GM0363",
-            agreement_version=1,
-            policy_version="2027.02.1",
-            outcome=Outcome.PERMIT,
-            reason_codes=(),
-            disclosed_fields=("bsn",),
-            message_id=str(uuid.uuid4()),
-            subject=subject,
-        )
+        delivered_record(number, subject, trace_id=uuid.uuid4().hex, message_id=str(uuid.uuid4()))
         for number in range(count)
     ]
 

@@ -20,7 +20,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ from sigex.audit.checkpoint_topic import read_published_checkpoints
 from sigex.audit.indexer import subscription
 from sigex.audit.store import AccessLogStore
 from sigex.consumers.subscriber import Subscriber
-from sigex.exchange.access_record import AccessRecord, EventKind, Outcome
+from sigex.exchange.access_record import AccessRecord
 from sigex.exchange.pseudonyms import SubjectPseudonymiser
 from sigex.exchange.topology import (
     AUDIT_TOPIC,
@@ -44,6 +44,7 @@ from sigex.policies.compiler import load_policy
 from sigex.producers.publisher import Publisher, load_or_create_record_key
 from sigex.roles import Role
 from sigex.schemas.catalogue import load_catalogue
+from tests.access_records import delivered_record
 from tests.integration.conftest import SecureExchange
 from tests.unit.schemas.conftest import LHN_A, make_bsn
 
@@ -319,24 +320,12 @@ SUBJECT = SubjectPseudonymiser(b"k" * 32).pseudonym("111222333")
 
 
 def access_record(number: int, run: str) -> AccessRecord:
-    return AccessRecord(
+    return delivered_record(
+        number,
+        SUBJECT,
         trace_id=f"{run}{number:024x}",
-        operation_id=f"{number:016x}",
-        occurred_at=datetime(2027, 2, 1, tzinfo=UTC) + timedelta(seconds=number),
-        kind=EventKind.DELIVERED,
-        sender="RVIG",
-        recipient="GM0363",
-        signal="laa.frequent-mover",
-        purpose="LAA_SIGNAAL",
-        legal_basis="NL.WBRP.LAA",
-        agreement_id="AGR-LAA-GM0363",
-        agreement_version=1,
-        policy_version="2027.02.1",
-        outcome=Outcome.PERMIT,
-        reason_codes=(),
         disclosed_fields=("bsn", "address"),
         message_id=f"m-{run}-{number}",
-        subject=SUBJECT,
     )
 
 

@@ -34,7 +34,7 @@ from sigex.envelope.testing import (
     sample_fields,
     submission_context,
 )
-from sigex.exchange.access_record import AccessRecord, EventKind, Outcome
+from sigex.exchange.access_record import AccessRecord
 from sigex.exchange.pseudonyms import SubjectPseudonymiser, load_pseudonym_key
 from sigex.identity import (
     PartyDirectory,
@@ -48,6 +48,7 @@ from sigex.identity import (
 from sigex.identity import _primitives as primitives
 from sigex.identity._primitives import Ed25519PublicKey
 from sigex.policies.compiler import load_policy
+from tests.access_records import delivered_record
 
 REPOSITORY = Path(__file__).resolve().parents[3]
 PARTIES_FILE = REPOSITORY / "policies" / "parties.yaml"
@@ -83,24 +84,12 @@ def _opener(state: Path, clock: FixedClock) -> Opener:
 
 
 def _record(state: Path, clock: FixedClock) -> AccessRecord:
-    return AccessRecord(
-        trace_id="0" * 31 + "1",
-        operation_id="0" * 15 + "1",
+    return delivered_record(
+        1,
+        SubjectPseudonymiser(load_pseudonym_key(state)).pseudonym(BSN),
         occurred_at=clock.now(),
-        kind=EventKind.DELIVERED,
-        sender="RVIG",
-        recipient="GM0363",
-        signal="laa.frequent-mover",
-        purpose="LAA_SIGNAAL",
-        legal_basis="NL.WBRP.LAA",
         agreement_id="AGR-LAA-0001",
-        agreement_version=1,
-        policy_version="2027.02.1",
-        outcome=Outcome.PERMIT,
-        reason_codes=(),
         disclosed_fields=("address", "moves_last_year"),
-        message_id="00000000-0000-0000-0000-000000000001",
-        subject=SubjectPseudonymiser(load_pseudonym_key(state)).pseudonym(BSN),
     )
 
 
