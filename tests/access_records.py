@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,8 +12,8 @@ BASE_TIME = datetime(2027, 2, 1, tzinfo=UTC)
 
 def delivered_record(number: int, subject: str, **changes: Any) -> AccessRecord:
     """RVIG's frequent-mover signal delivered to GM0363; ``number`` makes ids and time unique."""
-    record = AccessRecord(
-        trace_id=f"{number:032x}",
+    fields: dict[str, Any] = dict(
+        trace_id=f"{number + 1:032x}",  # never all zeros
         operation_id=f"{number:016x}",
         occurred_at=BASE_TIME + timedelta(seconds=number),
         kind=EventKind.DELIVERED,
@@ -32,4 +31,4 @@ def delivered_record(number: int, subject: str, **changes: Any) -> AccessRecord:
         message_id=f"00000000-0000-0000-0000-{number:012x}",
         subject=subject,
     )
-    return replace(record, **changes)
+    return AccessRecord(**(fields | changes))
