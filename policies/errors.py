@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from sigex.errors import SigexError
 
 if TYPE_CHECKING:
-    from sigex.policies.decide import Decision
+    from sigex.policies.decision import Decision
 
 
 class PolicyError(SigexError):

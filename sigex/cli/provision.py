@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from sigex.broker.provision import ProvisionReport, provision_cluster
-from sigex.cli.options import broker_connection
+from sigex.cli.options import broker_connection, connection_options
 from sigex.clock import Clock, SystemClock
 from sigex.config import federation_dir
 from sigex.exchange.topology import ProvisioningDefaults, Topology, compile_topology
@@ -79,25 +79,7 @@ def _moment(value: datetime | None, clock: Clock) -> datetime:
 
 
 @click.command()
-@click.option(
-    "--bootstrap",
-    envvar="SIGEX_BOOTSTRAP",
-    default="127.0.0.1:9092",
-    show_default=True,
-    help="Broker address.",
-)
-@click.option(
-    "--state-dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=None,
-    help="Federation state folder (its ADMIN certificate is used for mutual TLS, its signed "
-    "directory gives each party's key generation).",
-)
-@click.option(
-    "--plaintext",
-    is_flag=True,
-    help="Connect without TLS (local development only; no ACLs are enforced).",
-)
+@connection_options
 @click.option(
     "--policy-dir",
     type=click.Path(path_type=Path, file_okay=False),
@@ -131,7 +113,7 @@ def _moment(value: datetime | None, clock: Clock) -> datetime:
 )
 @click.option("--dry-run", is_flag=True, help="Print what would be provisioned; change nothing.")
 def provision(
-    bootstrap: str,
+    bootstrap: str | None,
     state_dir: Path | None,
     plaintext: bool,
     policy_dir: Path | None,
