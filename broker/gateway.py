@@ -17,9 +17,13 @@ from typing import Any
 from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
 from kafka.errors import KafkaError, ProducerFencedError
 
-from sigex.broker.gateway_core import IncomingRecord, OutgoingMessage, PolicyGateway
+from sigex.broker.gateway_core import Delivery, IncomingRecord, OutgoingMessage, PolicyGateway
 from sigex.broker.gateway_progress import DEFAULT_STALL_SECONDS, GatewayProgress
-from sigex.broker.gateway_transactions import DEFAULT_STEP_SECONDS, BoundedTransactions
+from sigex.broker.gateway_transactions import (
+    DEFAULT_STEP_SECONDS,
+    BoundedTransactions,
+    MessagesRefused,
+)
 from sigex.broker.replay_ledger import ReplayLedger
 from sigex.consumers.health import GROUP_OPTIONS
 from sigex.exchange.protocol import REASONS_HEADER
@@ -36,6 +40,8 @@ _log = get_logger(__name__)
 MISSING_TOPIC_TRIES = 3
 #: Seconds between those tries (the topic may be on its way: a provisioning round).
 MISSING_TOPIC_PAUSE = 2.0
+#: Times the broker refuses one delivery for what it is (too large) before it is refused.
+REFUSED_DELIVERY_TRIES = 2
 
 
 class GatewayRunner:
@@ -82,6 +88,8 @@ class GatewayRunner:
         self._known_topics: set[str] = set()
         self._topics_read = float("-inf")
         self._missing: dict[str, int] = {}
+        #: deliveries the broker refused for what they are (too large), by tries
+        self._refused: dict[Delivery, int] = {}
         self._stop = threading.Event()
         self.processed = 0
 
@@ -232,7 +240,8 @@ class GatewayRunner:
                 _log.info("gateway.delivery_topic_back", topic=topic)
                 del self._missing[topic]
         given_up = frozenset(t for t, n in self._missing.items() if n >= MISSING_TOPIC_TRIES)
-        output = self._gateway.process(records, undeliverable=given_up)
+        refused = frozenset(d for d, n in self._refused.items() if n >= REFUSED_DELIVERY_TRIES)
+        output = self._gateway.process(records, undeliverable=given_up, refused=refused)
         missing = self._missing_topics(consumer, {m.topic for m in output.deliveries})
         if missing - given_up:
             self._gateway.withdraw(output)
@@ -250,12 +259,15 @@ class GatewayRunner:
         offsets = {
             tp: OffsetAndMetadata(messages[-1].offset + 1, "", -1) for tp, messages in batch.items()
         }
-        messages = [(m.topic, m.key, m.value, list(m.headers)) for m in output.all()]
+        outgoing = output.all()
+        messages = [(m.topic, m.key, m.value, list(m.headers)) for m in outgoing]
         try:
             transactions.commit(messages, offsets, consumer.group_metadata())
         except ProducerFencedError:
             raise
         except KafkaError as error:
+            if isinstance(error, MessagesRefused):
+                self._count_refusals(outgoing, error)
             _log.warning("gateway.abort", error=type(error).__name__, records=len(records))
             self._metrics.transaction_aborted()
             self._gateway.withdraw(output)
@@ -264,12 +276,28 @@ class GatewayRunner:
             self._rewind_to_committed(consumer, batch)
             return
         self._metrics.transaction_committed()
+        for delivery in refused:  # decided on: no longer needed
+            self._refused.pop(delivery, None)
         if failed:
             self._metrics.delivery_failed(failed)
         self._progress.committed(len(records))
         self.processed += len(records)
         if self._on_commit is not None:
             self._on_commit(len(records))
+
+    def _count_refusals(self, outgoing: list[OutgoingMessage], error: MessagesRefused) -> None:
+        for index in error.indexes:
+            delivery = outgoing[index].delivery_of()
+            if delivery is None:  # not a delivery: an audit record or a dead letter
+                _log.error("gateway.message_refused", topic=outgoing[index].topic, error=str(error))
+                continue
+            self._refused[delivery] = tries = self._refused.get(delivery, 0) + 1
+            _log.warning(
+                "gateway.delivery_refused",
+                topic=delivery[3],
+                source=f"{delivery[0]}/{delivery[1]}/{delivery[2]}",
+                tries=tries,
+            )
 
 
 def _reasons(message: OutgoingMessage) -> str:

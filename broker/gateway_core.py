@@ -116,6 +116,18 @@ class OutgoingMessage:
     key: bytes | None
     value: bytes
     headers: tuple[tuple[str, bytes], ...]
+    #: for a delivery: the ingress record it came from (never written, for the runner)
+    source: IncomingRecord | None = None
+
+    def delivery_of(self) -> Delivery | None:
+        """(ingress topic, partition, offset, delivery topic) of a delivery, else None."""
+        if self.source is None:
+            return None
+        return (self.source.topic, self.source.partition, self.source.offset, self.topic)
+
+
+#: One delivery of one ingress record: (ingress topic, partition, offset, delivery topic).
+Delivery = tuple[str, int, int, str]
 
 
 @dataclass
@@ -199,13 +211,17 @@ class PolicyGateway:
             self._replay.withdraw(entry.message_id)
 
     def process(
-        self, records: Sequence[IncomingRecord], undeliverable: frozenset[str] = frozenset()
+        self,
+        records: Sequence[IncomingRecord],
+        undeliverable: frozenset[str] = frozenset(),
+        refused: frozenset[Delivery] = frozenset(),
     ) -> GatewayOutput:
         """Decide every record; a record that breaks anything is dead-lettered, never fatal.
 
         ``undeliverable`` names delivery topics the runner could not write to after
-        bounded tries (deleted, or refused by the broker): a recipient behind one is
-        refused ``DELIVERY_FAILED`` for that message, the other recipients still get it.
+        bounded tries (deleted, or no longer writable), ``refused`` single deliveries the
+        broker refused for what they are (too large): the recipient is refused
+        ``DELIVERY_FAILED`` for that message, the other recipients still get it.
         """
         output = GatewayOutput()
         pending: list[_Pending] = []
@@ -226,10 +242,18 @@ class PolicyGateway:
                     error=type(error).__name__,
                 )
                 self._dead_letter(record, output, (ReasonCode.GATEWAY_ERROR,))
-        stuck = [p for p in pending if p.forwarding.context.topic in undeliverable]
-        for item in stuck:
-            self._refuse_for_recipient(item, output, ReasonCode.DELIVERY_FAILED)
-        pending = [p for p in pending if p.forwarding.context.topic not in undeliverable]
+
+        def blocked(item: _Pending) -> bool:
+            topic = item.forwarding.context.topic
+            source = item.source
+            return topic in undeliverable or (
+                (source.topic, source.partition, source.offset, topic) in refused
+            )
+
+        for item in pending:
+            if blocked(item):
+                self._refuse_for_recipient(item, output, ReasonCode.DELIVERY_FAILED)
+        pending = [item for item in pending if not blocked(item)]
         for item, envelope in self._seal(pending, output):
             output.audit += item.delivered
             output.deliveries.append(
@@ -241,6 +265,7 @@ class PolicyGateway:
                         (TRACEPARENT, item.trace.header()),
                         (ENVELOPE_VERSION_HEADER, ENVELOPE_VERSION),
                     ),
+                    item.source,
                 )
             )
         return output

@@ -18,7 +18,13 @@ from threading import Event
 from typing import Any
 
 from kafka import KafkaProducer
-from kafka.errors import KafkaError, KafkaTimeoutError
+from kafka.errors import (
+    InvalidRecordError,
+    KafkaError,
+    KafkaTimeoutError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+)
 
 from sigex.logs import get_logger
 
@@ -30,6 +36,22 @@ DEFAULT_STEP_SECONDS = 30.0
 
 class TransactionStepTimedOut(KafkaTimeoutError):  # type: ignore[misc]  # untyped library
     """A step of a transaction did not finish in time; the transaction is aborted."""
+
+
+#: What the broker (or the client) refuses about one message itself: sending it again fails again.
+REFUSED_MESSAGE_ERRORS = (MessageSizeTooLargeError, RecordListTooLargeError, InvalidRecordError)
+
+
+class MessagesRefused(KafkaError):  # type: ignore[misc]  # untyped library
+    """Some messages of a transaction were refused for what they are (too large, invalid).
+
+    ``indexes`` are their positions in the messages given to :meth:`BoundedTransactions.commit`;
+    the transaction is not committed.
+    """
+
+    def __init__(self, indexes: tuple[int, ...], reason: str) -> None:
+        super().__init__(f"{len(indexes)} message(s) refused: {reason}")
+        self.indexes = indexes
 
 
 class BoundedTransactions:
@@ -98,13 +120,27 @@ class BoundedTransactions:
         """One transaction: ``messages`` (topic, key, value, headers) and the offsets."""
         producer = self.producer
         producer.begin_transaction()
-        futures = [
-            producer.send(topic, key=key, value=value, headers=headers)
-            for topic, key, value, headers in messages
-        ]
+        futures: list[Any] = []
+        refused: list[int] = []
+        reason = ""
+        for index, (topic, key, value, headers) in enumerate(messages):
+            try:
+                futures.append(producer.send(topic, key=key, value=value, headers=headers))
+            except REFUSED_MESSAGE_ERRORS as error:  # too large for this client
+                refused.append(index)
+                futures.append(None)
+                reason = type(error).__name__
+        if refused:
+            raise MessagesRefused(tuple(refused), reason)
         manager = producer._transaction_manager  # the only way to bound the waits
-        self._wait(manager.send_offsets_to_transaction(offsets, group_metadata), "add offsets")
-        self._wait(manager.begin_commit(), "commit")
+        try:
+            self._wait(manager.send_offsets_to_transaction(offsets, group_metadata), "add offsets")
+            self._wait(manager.begin_commit(), "commit")
+        except KafkaError as error:
+            refused = [i for i, f in enumerate(futures) if _refused_for_itself(f)]
+            if refused:
+                raise MessagesRefused(tuple(refused), type(error).__name__) from error
+            raise
         for future in futures:  # a commit that succeeded wrote them all; say so if not
             if future.failed():
                 raise future.exception
@@ -138,3 +174,12 @@ class BoundedTransactions:
         self.producer._sender.wakeup()  # as KafkaProducer's own methods do
         if not result.wait(timeout_ms=self._step_ms):
             raise TransactionStepTimedOut(f"{step} did not finish in {self._step_ms} ms")
+
+
+def _refused_for_itself(future: Any) -> bool:
+    return bool(
+        future is not None
+        and future.is_done
+        and future.failed()
+        and isinstance(future.exception, REFUSED_MESSAGE_ERRORS)
+    )

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from kafka.admin import NewTopic
+from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 
 from sigex.broker.gateway import MISSING_TOPIC_TRIES
 from sigex.exchange.access_record import EventKind
@@ -110,3 +110,38 @@ def test_a_deleted_delivery_topic_is_given_up_on_and_the_rest_flows(
     with kit.subscriber(GONE, (PURPOSE,), signals=(SIGNAL,)) as subscriber:
         publisher.publish(SIGNAL, PURPOSE, [mover(GONE)])
         assert len(kit.collect(subscriber, lambda got: len(got) >= 1, timeout=90)) == 1
+
+
+def test_a_delivery_too_large_for_its_topic_is_refused_and_the_rest_flows(
+    kit: ExchangeKit, exchange: SecureExchange
+) -> None:
+    small = delivery_topic(SIGNAL, GONE)
+    admin = exchange.admin()
+    resource = ConfigResource(ConfigResourceType.TOPIC, small, configs={"max.message.bytes": "200"})
+    try:
+        admin.alter_configs([resource])
+        publisher = kit.publisher(SENDER)
+        too_large, fits = mover(GONE), mover(HERE)
+        with kit.subscriber(HERE, (PURPOSE,), signals=(SIGNAL,)) as subscriber:
+            publisher.publish(SIGNAL, PURPOSE, [too_large, fits])
+            here = kit.collect(
+                subscriber,
+                lambda got: any(str(s.fields["signal_id"]) == fits["signal_id"] for s in got),
+                timeout=90,
+            )
+        assert fits["signal_id"] in {str(signal.fields["signal_id"]) for signal in here}
+        refusals = kit.access_records(
+            AUDIT_TOPIC,
+            lambda r: r.recipient == GONE and "DELIVERY_FAILED" in r.reason_codes,
+            timeout=30,
+        )
+        assert len(refusals) >= 2  # the deleted-topic refusal above, and this one
+    finally:
+        admin.alter_configs(
+            [
+                ConfigResource(
+                    ConfigResourceType.TOPIC, small, configs={"max.message.bytes": "1048588"}
+                )
+            ]
+        )
+        admin.close()

@@ -223,3 +223,16 @@ def test_no_bsn_in_any_key_or_header_of_the_output(
     for message in output.all():
         visible = (message.key or b"") + b"".join(name.encode() + v for name, v in message.headers)
         assert bsn.encode() not in visible
+
+
+def test_a_delivery_the_broker_refused_is_refused_for_that_message_only(
+    gateway: PolicyGateway, ingress: Ingress
+) -> None:
+    big = ingress.record(ingress.seal(mover("GM0363", make_bsn(11))))
+    other = ingress.record(ingress.seal(mover("GM0363", make_bsn(12))))
+    refused = frozenset({(big.topic, big.partition, big.offset, delivery_topic(SIGNAL, "GM0363"))})
+    output = gateway.process([big, other], refused=refused)
+    assert [m.delivery_of() for m in output.deliveries] == [
+        (other.topic, other.partition, other.offset, delivery_topic(SIGNAL, "GM0363"))
+    ]
+    assert reasons(output) == [ReasonCode.DELIVERY_FAILED]
