@@ -224,7 +224,9 @@ class PostgresBackend:
     def __init__(self, dsn: str, *, create: bool = True) -> None:
         self.location = dsn
         try:
-            self._connection = psycopg.connect(dsn, autocommit=True)
+            # UTF-8 whatever the database's encoding: on a SQL_ASCII database psycopg would
+            # hand TEXT columns back as bytes, and every stored time would fail to parse
+            self._connection = psycopg.connect(dsn, autocommit=True, client_encoding="UTF8")
             if create:
                 with self._connection.transaction():
                     self._connection.execute("SELECT pg_advisory_xact_lock(%s)", (_ADVISORY_LOCK,))

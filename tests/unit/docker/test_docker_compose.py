@@ -205,7 +205,7 @@ def test_health_check_scripts_exist(compose: dict[str, Any]) -> None:
 def host_ports(service: dict[str, Any]) -> list[tuple[str, int]]:
     published: list[tuple[str, int]] = []
     for port in service.get("ports", []):
-        parts = str(port).split(":")
+        parts = interpolate(str(port)).split(":")
         assert len(parts) == 3, f"publish with an explicit host address: {port}"
         published.append((parts[0], int(parts[1])))
     return published
@@ -235,7 +235,7 @@ def test_images_are_pinned(compose: dict[str, Any]) -> None:
         repository, _, tag = image.rpartition(":")
         assert repository and tag and tag != "latest", f"{name}: {image} is not pinned"
         assert re.match(r"^\d+(\.\d+)+", tag), f"{name}: {image} has no version tag"
-    assert re.match(r"^apache/kafka:4\.\d+\.\d+$", services(compose)["kafka"]["image"])
+    assert re.match(r"^apache/kafka:4\.\d+\.\d+$", interpolate(services(compose)["kafka"]["image"]))
 
 
 # --- settings: every variable a sigex container gets is one sigex reads --------------------
