@@ -19,7 +19,7 @@ retry_seconds="${INIT_RETRY_SECONDS:-5}"
 
 # The services mount the federation read-only: everything they need, the audit
 # pseudonym key included, must exist before they start (none of them makes keys).
-sigex keys init --broker-host kafka
+sigex keys init --broker-host kafka-1 --broker-host kafka-2 --broker-host kafka-3
 
 umask 027
 for name in keystore.pem truststore.pem; do

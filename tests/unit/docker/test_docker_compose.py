@@ -20,6 +20,7 @@ from sigex.cli import main as sigex_cli
 from sigex.config import KNOWN_VARIABLES, Security, check_settings, load_settings
 
 REPO = Path(__file__).resolve().parents[3]
+BROKERS = ("kafka-1", "kafka-2", "kafka-3")
 DOCKER = REPO / "docker"
 COMPOSE_FILE = DOCKER / "compose.yaml"
 
@@ -196,8 +197,9 @@ def test_health_check_scripts_exist(compose: dict[str, Any]) -> None:
         test = service.get("healthcheck", {}).get("test", [])
         if "/opt/sigex/healthcheck.py" in test:
             assert "COPY docker/healthcheck.py /opt/sigex/healthcheck.py" in dockerfile, name
-    kafka_check = services(compose)["kafka"]["healthcheck"]["test"]
-    assert kafka_check[-1] == "/opt/sigex-entry/health.sh"
+    for broker in BROKERS:
+        kafka_check = services(compose)[broker]["healthcheck"]["test"]
+        assert kafka_check[-1] == "/opt/sigex-entry/health.sh"
     assert (DOCKER / "entry" / "kafka" / "health.sh").is_file()
     assert (DOCKER / "entry" / "kafka" / "start.sh").is_file()
 
@@ -235,7 +237,9 @@ def test_images_are_pinned(compose: dict[str, Any]) -> None:
         repository, _, tag = image.rpartition(":")
         assert repository and tag and tag != "latest", f"{name}: {image} is not pinned"
         assert re.match(r"^\d+(\.\d+)+", tag), f"{name}: {image} has no version tag"
-    assert re.match(r"^apache/kafka:4\.\d+\.\d+$", interpolate(services(compose)["kafka"]["image"]))
+    for broker in BROKERS:
+        image = interpolate(services(compose)[broker]["image"])
+        assert re.match(r"^apache/kafka:4\.\d+\.\d+$", image)
 
 
 # --- settings: every variable a sigex container gets is one sigex reads --------------------
@@ -273,8 +277,9 @@ def test_sigex_service_settings_load_and_check(compose: dict[str, Any], tmp_path
             assert port == settings.audit_api_port, f"{name}: publishes {port}, not its API"
 
 
-def test_kafka_speaks_only_mutual_tls_with_acls(compose: dict[str, Any]) -> None:
-    env = environment(services(compose)["kafka"])
+@pytest.mark.parametrize("broker", ["kafka-1", "kafka-2", "kafka-3"])
+def test_kafka_speaks_only_mutual_tls_with_acls(compose: dict[str, Any], broker: str) -> None:
+    env = environment(services(compose)[broker])
     assert "controller" in env["KAFKA_PROCESS_ROLES"] and "broker" in env["KAFKA_PROCESS_ROLES"]
     protocols = dict(
         item.split(":") for item in env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(",")
@@ -288,9 +293,30 @@ def test_kafka_speaks_only_mutual_tls_with_acls(compose: dict[str, Any]) -> None
     assert env["KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND"] == "false"
     assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
     bootstrap = load_settings(environment(services(compose)["gateway"])).bootstrap_servers
-    assert f"INTERNAL://{bootstrap}" in env["KAFKA_ADVERTISED_LISTENERS"]
-    published = [port for _, port in host_ports(services(compose)["kafka"])]
+    assert f"INTERNAL://{broker}:9092" in env["KAFKA_ADVERTISED_LISTENERS"]
+    assert f"{broker}:9092" in bootstrap.split(",")
+    published = [port for _, port in host_ports(services(compose)[broker])]
     assert f"LOCAL://localhost:{published[0]}" in env["KAFKA_ADVERTISED_LISTENERS"]
+
+
+def test_three_brokers_form_one_quorum_and_keep_every_write_on_two(
+    compose: dict[str, Any],
+) -> None:
+    envs = [environment(services(compose)[broker]) for broker in BROKERS]
+    assert {env["KAFKA_NODE_ID"] for env in envs} == {"1", "2", "3"}
+    assert {env["CLUSTER_ID"] for env in envs} == {envs[0]["CLUSTER_ID"]}
+    for env in envs:
+        voters = env["KAFKA_CONTROLLER_QUORUM_VOTERS"].split(",")
+        assert voters == ["1@kafka-1:9093", "2@kafka-2:9093", "3@kafka-3:9093"]
+        assert env["KAFKA_INTER_BROKER_LISTENER_NAME"] == "INTERNAL"
+        assert env["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"] == "3"
+        assert env["KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR"] == "3"
+        assert env["KAFKA_TRANSACTION_STATE_LOG_MIN_ISR"] == "2"
+        assert env["KAFKA_MIN_INSYNC_REPLICAS"] == "2"
+    ports = [host_ports(services(compose)[broker])[0][1] for broker in BROKERS]
+    assert len(set(ports)) == 3
+    volumes = [services(compose)[broker]["volumes"][0] for broker in BROKERS]
+    assert len(set(volumes)) == 3, "each broker keeps its own data"
 
 
 def _map_principal(rules: str, name: str) -> str:
@@ -477,10 +503,10 @@ def test_integration_tests_run_the_same_command(words: list[str]) -> None:
 
 
 def advertised_hosts(compose: dict[str, Any]) -> set[str]:
-    env = environment(services(compose)["kafka"])
     return {
         item.split("://")[1].rsplit(":", 1)[0]
-        for item in env["KAFKA_ADVERTISED_LISTENERS"].split(",")
+        for broker in BROKERS
+        for item in environment(services(compose)[broker])["KAFKA_ADVERTISED_LISTENERS"].split(",")
     }
 
 

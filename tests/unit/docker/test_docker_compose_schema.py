@@ -85,8 +85,8 @@ def test_compose_file_validates_against_the_compose_spec(
     ("path", "value"),
     [
         (("services", "gateway", "restart_policy"), "always"),
-        (("services", "gateway", "depends_on"), {"kafka": {"condition": "when_ready"}}),
-        (("services", "kafka", "healthcheck", "every"), "10s"),
+        (("services", "gateway", "depends_on"), {"kafka-1": {"condition": "when_ready"}}),
+        (("services", "kafka-1", "healthcheck", "every"), "10s"),
         (("volumes", "federation"), {"drive": "local"}),
     ],
 )

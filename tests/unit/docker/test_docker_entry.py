@@ -12,6 +12,9 @@ REPO = Path(__file__).resolve().parents[3]
 ENTRY = REPO / "docker" / "entry"
 
 
+INIT_KEYS = "keys init --broker-host kafka-1 --broker-host kafka-2 --broker-host kafka-3"
+
+
 def stand_in_sigex(folder: Path, provision_failures: int = 0) -> Path:
     """A ``sigex`` that appends its arguments to calls.log; ``keys init`` writes a federation."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -67,7 +70,11 @@ def test_init_creates_the_federation_once_and_provisions(tmp_path: Path) -> None
     bin_dir = stand_in_sigex(tmp_path / "bin")
     first = run_init(tmp_path, bin_dir)
     assert first.returncode == 0, first.stderr
-    assert calls(bin_dir) == ["keys init --broker-host kafka", "config check", "provision"]
+    assert calls(bin_dir) == [
+        INIT_KEYS,
+        "config check",
+        "provision",
+    ]
     keystore = tmp_path / "broker-tls" / "keystore.pem"
     assert keystore.read_text(encoding="utf-8") == "key-and-cert\n"
     assert stat.S_IMODE(keystore.stat().st_mode) == 0o640
@@ -75,7 +82,11 @@ def test_init_creates_the_federation_once_and_provisions(tmp_path: Path) -> None
     assert second.returncode == 0, second.stderr
     # keys init runs every time: it keeps the federation, adds a missing API certificate
     # (tests/unit/identity/test_identity_key_files.py checks that on a real one)
-    assert calls(bin_dir)[3:] == ["keys init --broker-host kafka", "config check", "provision"]
+    assert calls(bin_dir)[3:] == [
+        INIT_KEYS,
+        "config check",
+        "provision",
+    ]
 
 
 def test_init_retries_provisioning_then_gives_up(tmp_path: Path) -> None:
