@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: install demo test lint unit bench broker-start broker-stop clean
+.PHONY: install demo test lint unit bench broker-start broker-stop clean stack-test
 
 install: $(VENV)/.installed
 
@@ -32,6 +32,13 @@ lint: install
 ## Unit tests only: no broker, no database.
 unit: install
 	$(BIN)/pytest -m "not integration and not postgres"
+
+## The compose stack for real: build the images (from Debian's packages where no registry
+## answers), bring the three-broker stack up, publish and subscribe from the host, run the
+## drills, take it down. Needs a running Docker engine.
+stack-test: install
+	docker/images/build.sh
+	SIGEX_STACK_TEST=1 $(BIN)/pytest tests/stack -s -p no:cacheprovider
 
 bench: install
 	$(BIN)/python bench/run_all.py

@@ -1,0 +1,119 @@
+"""The compose stack, run for real: three brokers, two gateways, the audit services.
+
+These tests need a Docker engine and the images (``docker/images/build.sh``); they
+run only when ``SIGEX_STACK_TEST=1`` (``make stack-test`` sets it, builds the images,
+and brings the stack up and down). Partners act from the host, with certificates
+the stack's own init container made, on the brokers' published mutual-TLS ports.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+PROJECT = "sigex-stack-test"
+PORTS = {"KAFKA_1_HOST_PORT": "39092", "KAFKA_2_HOST_PORT": "39093", "KAFKA_3_HOST_PORT": "39094"}
+BOOTSTRAP = ",".join(f"localhost:{port}" for port in PORTS.values())
+HEALTHY_WITHIN = 300
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    if os.environ.get("SIGEX_STACK_TEST") != "1":
+        skip = pytest.mark.skip(reason="the compose stack: make stack-test (SIGEX_STACK_TEST=1)")
+        for item in items:
+            if "tests/stack/" in str(item.fspath):
+                item.add_marker(skip)
+
+
+def compose_command() -> list[str]:
+    probe = subprocess.run(["docker", "compose", "version"], capture_output=True, check=False)
+    if probe.returncode == 0:
+        base = ["docker", "compose"]
+    elif shutil.which("docker-compose"):
+        base = ["docker-compose"]
+    else:
+        raise RuntimeError("neither 'docker compose' nor 'docker-compose' is installed")
+    env_file = os.environ.get("SIGEX_STACK_ENV_FILE", str(REPO / "docker/images/local.env"))
+    return [*base, "--env-file", env_file, "-p", PROJECT, "-f", str(REPO / "docker/compose.yaml")]
+
+
+@dataclass
+class Stack:
+    state_dir: Path
+    bootstrap: str = BOOTSTRAP
+
+    def compose(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*compose_command(), *args],
+            env=os.environ | PORTS,
+            capture_output=True,
+            text=True,
+            check=check,
+            timeout=600,
+        )
+
+    def container(self, service: str, index: int = 1) -> str:
+        return (
+            f"{PROJECT}_{service}_{index}"
+            if "docker-compose" in compose_command()[0]
+            else (f"{PROJECT}-{service}-{index}")
+        )
+
+    def docker(self, *args: str) -> str:
+        return subprocess.run(
+            ["docker", *args], capture_output=True, text=True, check=True, timeout=300
+        ).stdout
+
+    def unhealthy(self) -> list[str]:
+        names = self.docker("ps", "-a", "--filter", f"label=com.docker.compose.project={PROJECT}",
+                            "--format", "{{.Names}}").split()  # fmt: skip
+        waiting = []
+        for name in names:
+            state = json.loads(self.docker("inspect", "--format", "{{json .State}}", name))
+            health = (state.get("Health") or {}).get("Status")
+            finished_ok = state["Status"] == "exited" and state["ExitCode"] == 0
+            if not finished_ok and health not in (None, "healthy"):
+                waiting.append(f"{name} ({health})")
+            elif state["Status"] == "exited" and state["ExitCode"] != 0:
+                waiting.append(f"{name} (exited {state['ExitCode']})")
+        return waiting
+
+    def wait_healthy(self, seconds: float = HEALTHY_WITHIN) -> None:
+        deadline = time.monotonic() + seconds
+        while (waiting := self.unhealthy()) and time.monotonic() < deadline:
+            time.sleep(3)
+        assert not waiting, f"not healthy after {seconds:.0f} s: {', '.join(waiting)}"
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    state = tmp_path_factory.mktemp("stack-state")
+    running = Stack(state)
+    running.compose("down", "-v", "--remove-orphans", check=False)
+    running.compose("up", "-d")
+    try:
+        running.wait_healthy()
+        # the partners' certificates, as the init container made them
+        archive = subprocess.run(
+            ["docker", "run", "--rm", "--entrypoint", "tar",
+             "-v", f"{PROJECT}_federation:/var/lib/sigex/federation",
+             "sigex:" + os.environ.get("IMAGE_TAG", "0.1.0"),
+             "-C", "/var/lib/sigex", "-c", "federation"],
+            capture_output=True, check=True, timeout=120,
+        ).stdout  # fmt: skip
+        subprocess.run(["tar", "-C", str(state), "-x"], input=archive, check=True)
+        for path in state.rglob("*"):
+            path.chmod(0o700 if path.is_dir() else 0o600)
+        yield running
+    finally:
+        if os.environ.get("SIGEX_STACK_KEEP") != "1":
+            running.compose("down", "-v", "--remove-orphans", check=False)
