@@ -76,7 +76,10 @@ rm -rf "$postgres_context"
 # .dockerignore at the context root, so the context is a clean export of the tree)
 sigex_context=$(mktemp -d)
 git -C "$root" ls-files -z | (cd "$root" && xargs -0 cp --parents -t "$sigex_context")
-build "sigex:${IMAGE_TAG:-0.1.0}" "$sigex_context" -f "$sigex_context/docker/Dockerfile" \
-    --build-arg PYTHON_IMAGE=sigex-local/python:3.11
+# (always built again: it is this checkout's code; the layer cache keeps it quick)
+say "building sigex:${IMAGE_TAG:-0.1.0}"
+docker build --network host --quiet -t "sigex:${IMAGE_TAG:-0.1.0}" \
+    -f "$sigex_context/docker/Dockerfile" --build-arg PYTHON_IMAGE=sigex-local/python:3.11 \
+    "$sigex_context" >/dev/null
 rm -rf "$sigex_context"
 say "images ready: $(docker images --format '{{.Repository}}:{{.Tag}}' | grep -E '^sigex' | tr '\n' ' ')"

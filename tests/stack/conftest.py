@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import subprocess
 import time
@@ -97,6 +98,13 @@ class Stack:
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     state = tmp_path_factory.mktemp("stack-state")
+    secret = REPO / "docker" / "secrets" / "postgres_password.txt"
+    if not secret.exists():  # the stack's one secret, made here as an operator would
+        # Compose without swarm bind-mounts a secret with the host file's permissions, and
+        # the containers read it as their own users: the folder is private, the file not
+        secret.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        secret.write_text(secrets.token_urlsafe(32) + "\n", encoding="utf-8")
+        secret.chmod(0o644)
     running = Stack(state)
     running.compose("down", "-v", "--remove-orphans", check=False)
     running.compose("up", "-d")
