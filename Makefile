@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: install demo test lint unit bench broker-start broker-stop clean stack-test
+.PHONY: install demo test lint unit bench broker-start broker-stop clean stack-test testcontainers-test
 
 install: $(VENV)/.installed
 
@@ -39,6 +39,16 @@ unit: install
 stack-test: install
 	docker/images/build.sh
 	SIGEX_STACK_TEST=1 $(BIN)/pytest tests/stack -s -p no:cacheprovider
+
+## The test fixtures' Docker path: no SIGEX_BOOTSTRAP, an engine up, and the Kafka tests
+## against a testcontainers container of the project's Kafka image (docker/images/build.sh).
+SIGEX_TEST_KAFKA_IMAGE ?= sigex-local/kafka:4.3.1
+testcontainers-test: install
+	docker/images/build.sh
+	env -u SIGEX_BOOTSTRAP SIGEX_TEST_KAFKA_IMAGE=$(SIGEX_TEST_KAFKA_IMAGE) $(BIN)/pytest \
+	    -p no:cacheprovider tests/integration/test_kafka_container.py \
+	    tests/integration/test_platform_smoke.py tests/integration/test_accesslog_kafka.py \
+	    tests/integration/test_replay_ledger.py
 
 bench: install
 	$(BIN)/python bench/run_all.py

@@ -2,7 +2,7 @@
 
 ``kafka_bootstrap`` uses ``SIGEX_BOOTSTRAP`` when set (``.ci/run`` starts a
 broker and sets it), a testcontainers Kafka container when a Docker engine
-answers, and otherwise starts the project's own local broker on free ports in
+answers and a Kafka image is there (``tests/kafka_container.py``), and otherwise starts the project's own local broker on free ports in
 a temporary folder. ``postgres_dsn`` works the same way with
 ``SIGEX_TEST_POSTGRES_DSN`` and Debian's PostgreSQL server binaries.
 """
@@ -18,6 +18,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests import kafka_container
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -51,11 +53,9 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if configured:
         yield configured
         return
-    if _docker_answers():
-        from testcontainers.kafka import KafkaContainer
-
-        with KafkaContainer("apache/kafka:4.1.1").with_kraft() as container:
-            yield container.get_bootstrap_server()
+    if _docker_answers() and (image := kafka_container.choose_image()):
+        with kafka_container.kafka_container(image, free_port()) as bootstrap:
+            yield bootstrap
         return
     from sigex.broker import local
 

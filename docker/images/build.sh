@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Build, from Debian's packages, the images that stand in for the official ones
 # (python, apache/kafka, postgres) where no container registry answers, and the
-# sigex image on top. Idempotent: an image that exists is kept (--rebuild forces).
+# sigex image on top. Idempotent: an image built from the same recipe (its folder's
+# files, labelled on the image as sigex.recipe) is kept; a changed recipe is built
+# again; --rebuild forces every image.
 #
 #   docker/images/build.sh            # then: SIGEX_IMAGES=local docker compose ...
 #
@@ -20,7 +22,16 @@ rebuild=false
 export DOCKER_BUILDKIT=0
 
 say() { printf '==> %s\n' "$*"; }
-have() { ! $rebuild && docker image inspect "$1" >/dev/null 2>&1; }
+have() {  # have <image> [recipe]: the image exists (and was built from that recipe)
+    $rebuild && return 1
+    local label
+    label=$(docker image inspect --format '{{index .Config.Labels "sigex.recipe"}}' "$1" 2>/dev/null) || return 1
+    [ -z "${2:-}" ] || [ "$label" = "$2" ]
+}
+recipe() {  # recipe <context folder>: a digest of every file in it but the jars
+    (cd "$1" && find . -path ./libs -prune -o -type f -print0 | LC_ALL=C sort -z \
+        | xargs -0 sha256sum) | sha256sum | cut -c1-16
+}
 
 base=sigex-local/debian:$suite
 if have "$base"; then
@@ -36,14 +47,16 @@ else
 fi
 
 build() {  # build <image> <context folder> [docker build arguments...]
-    local image=$1 context=$2
+    local image=$1 context=$2 digest
     shift 2
-    if have "$image"; then
+    digest=$(recipe "$context")
+    if have "$image" "$digest"; then
         say "$image exists"
         return
     fi
     say "building $image"
-    docker build --network host --quiet --build-arg "BASE=$base" -t "$image" "$@" "$context" >/dev/null
+    docker build --network host --quiet --build-arg "BASE=$base" --label "sigex.recipe=$digest" \
+        -t "$image" "$@" "$context" >/dev/null
 }
 
 # Python: Debian's python3 (3.11 on bookworm) with venv and pip; the machine's CA

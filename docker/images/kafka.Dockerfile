@@ -10,6 +10,7 @@ RUN apt-get update -q \
  && install -d -o appuser -g appuser /var/lib/kafka/data /opt/kafka/config /etc/kafka/docker
 COPY libs /opt/kafka/libs
 COPY bin/run /etc/kafka/docker/run
+COPY bin/log4j2.properties /opt/kafka/config/log4j2.properties
 RUN chmod 0755 /etc/kafka/docker/run
 USER appuser
 EXPOSE 9092
