@@ -2,8 +2,9 @@
 
 ``kafka_bootstrap`` uses ``SIGEX_BOOTSTRAP`` when set (``.ci/run`` starts a
 broker and sets it), a testcontainers Kafka container when a Docker engine
-answers and a Kafka image is there (``tests/kafka_container.py``), and otherwise starts the project's own local broker on free ports in
-a temporary folder. ``postgres_dsn`` works the same way with
+answers and a Kafka image is there (``tests/kafka_container.py``), and
+otherwise starts the project's own local broker on free ports in a temporary
+folder. ``postgres_dsn`` works the same way with
 ``SIGEX_TEST_POSTGRES_DSN`` and Debian's PostgreSQL server binaries.
 """
 
