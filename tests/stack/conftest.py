@@ -12,19 +12,24 @@ import json
 import os
 import secrets
 import shutil
+import ssl
 import subprocess
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+from kafka import KafkaAdminClient
 
 REPO = Path(__file__).resolve().parents[2]
 PROJECT = "sigex-stack-test"
 PORTS = {"KAFKA_1_HOST_PORT": "39092", "KAFKA_2_HOST_PORT": "39093", "KAFKA_3_HOST_PORT": "39094"}
 BOOTSTRAP = ",".join(f"localhost:{port}" for port in PORTS.values())
 HEALTHY_WITHIN = 300
+API_PORT = 8443
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -88,6 +93,56 @@ class Stack:
                 waiting.append(f"{name} (exited {state['ExitCode']})")
         return waiting
 
+    def extract_federation(self, into: Path) -> Path:
+        """Copy the federation volume (keys, certificates, directory) to ``into``/federation."""
+        archive = subprocess.run(
+            ["docker", "run", "--rm", "--entrypoint", "tar",
+             "-v", f"{PROJECT}_federation:/var/lib/sigex/federation",
+             "sigex:" + os.environ.get("IMAGE_TAG", "0.1.0"),
+             "-C", "/var/lib/sigex", "-c", "federation"],
+            capture_output=True, check=True, timeout=120,
+        ).stdout  # fmt: skip
+        into.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if (into / "federation").exists():
+            shutil.rmtree(into / "federation")
+        subprocess.run(["tar", "-C", str(into), "-x"], input=archive, check=True)
+        for path in (into / "federation").rglob("*"):
+            path.chmod(0o700 if path.is_dir() else 0o600)
+        return into / "federation"
+
+    def audit(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """``sigex audit ARGS`` inside the audit API's container (it reaches the database)."""
+        return subprocess.run(
+            ["docker", "exec", self.container("audit-api"), "/bin/sh",
+             "/opt/sigex/entry/with-db-password.sh", "audit", *args],
+            capture_output=True, text=True, check=False, timeout=600,
+        )  # fmt: skip
+
+    def api(self, path: str) -> dict[str, Any]:
+        """GET the audit API as the auditor (mutual TLS with the AUDITOR certificate)."""
+        federation = self.state_dir / "federation"
+        context = ssl.create_default_context(cafile=str(federation / "ca.pem"))
+        auditor = federation / "parties" / "AUDITOR"
+        context.load_cert_chain(str(auditor / "tls.pem"), str(auditor / "tls.key"))
+        with urllib.request.urlopen(  # our own https API
+            f"https://localhost:{API_PORT}{path}", context=context, timeout=30
+        ) as response:
+            answer: dict[str, Any] = json.loads(response.read())
+            return answer
+
+    def admin(self) -> KafkaAdminClient:
+        """An admin client as ADMIN, from the host, over the partners' mutual-TLS ports."""
+        federation = self.state_dir / "federation"
+        return KafkaAdminClient(
+            bootstrap_servers=self.bootstrap.split(","),
+            security_protocol="SSL",
+            ssl_cafile=str(federation / "ca.pem"),
+            ssl_certfile=str(federation / "admin" / "tls.pem"),
+            ssl_keyfile=str(federation / "admin" / "tls.key"),
+            ssl_check_hostname=True,
+            request_timeout_ms=30_000,
+        )
+
     def wait_healthy(self, seconds: float = HEALTHY_WITHIN) -> None:
         deadline = time.monotonic() + seconds
         while (waiting := self.unhealthy()) and time.monotonic() < deadline:
@@ -110,17 +165,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     running.compose("up", "-d")
     try:
         running.wait_healthy()
-        # the partners' certificates, as the init container made them
-        archive = subprocess.run(
-            ["docker", "run", "--rm", "--entrypoint", "tar",
-             "-v", f"{PROJECT}_federation:/var/lib/sigex/federation",
-             "sigex:" + os.environ.get("IMAGE_TAG", "0.1.0"),
-             "-C", "/var/lib/sigex", "-c", "federation"],
-            capture_output=True, check=True, timeout=120,
-        ).stdout  # fmt: skip
-        subprocess.run(["tar", "-C", str(state), "-x"], input=archive, check=True)
-        for path in state.rglob("*"):
-            path.chmod(0o700 if path.is_dir() else 0o600)
+        running.extract_federation(state)  # the partners' certificates, as init made them
         yield running
     finally:
         if os.environ.get("SIGEX_STACK_KEEP") != "1":
