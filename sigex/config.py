@@ -72,6 +72,10 @@ TEST_ONLY_VARIABLES: Final[Mapping[str, str]] = {
     "SIGEX_TEST_POSTGRES_DSN": "a PostgreSQL server the `postgres` tests may use",
     "SIGEX_KAFKA_VERSION": "the Kafka version the local test broker downloads",
     "SIGEX_CACHE_DIR": "where downloads for tests (Kafka jars, the Compose schema) are cached",
+    "SIGEX_TEST_KAFKA_IMAGE": "the Kafka image of the tests' testcontainers broker",
+    "SIGEX_STACK_TEST": "1 runs the compose stack tests (`make stack-test` sets it)",
+    "SIGEX_STACK_KEEP": "1 leaves the stack tests' compose project up afterwards",
+    "SIGEX_STACK_ENV_FILE": "the compose variables file of the stack tests",
 }
 
 _PARTY_CODE = re.compile(r"^[A-Z][A-Z0-9]{1,31}$")
