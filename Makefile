@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: install demo test lint unit bench broker-start broker-stop clean stack-test testcontainers-test
+.PHONY: install demo test lint unit bench broker-start broker-stop clean stack stack-down stack-test testcontainers-test
 
 install: $(VENV)/.installed
 
@@ -32,6 +32,14 @@ lint: install
 ## Unit tests only: no broker, no database.
 unit: install
 	$(BIN)/pytest -m "not integration and not postgres"
+
+## Run the compose stack locally: three Kafka brokers, two gateways, the audit indexer and
+## API, PostgreSQL; images built from Debian's packages (docker/stack.py up --help for more).
+stack: install
+	python3 docker/stack.py up --local-images --make-secret
+
+stack-down:
+	python3 docker/stack.py down
 
 ## The compose stack for real: build the images (from Debian's packages where no registry
 ## answers), bring the three-broker stack up, publish and subscribe from the host, run the

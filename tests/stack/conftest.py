@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import shutil
 import ssl
 import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -48,8 +48,12 @@ def compose_command() -> list[str]:
         base = ["docker-compose"]
     else:
         raise RuntimeError("neither 'docker compose' nor 'docker-compose' is installed")
-    env_file = os.environ.get("SIGEX_STACK_ENV_FILE", str(REPO / "docker/images/local.env"))
-    return [*base, "--env-file", env_file, "-p", PROJECT, "-f", str(REPO / "docker/compose.yaml")]
+    return [*base, "--env-file", env_file(), "-p", PROJECT, "-f", str(REPO / "docker/compose.yaml")]
+
+
+def env_file() -> str:
+    """The compose variables: the local images unless SIGEX_STACK_ENV_FILE names others."""
+    return os.environ.get("SIGEX_STACK_ENV_FILE", str(REPO / "docker/images/local.env"))
 
 
 @dataclass
@@ -153,18 +157,18 @@ class Stack:
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     state = tmp_path_factory.mktemp("stack-state")
-    secret = REPO / "docker" / "secrets" / "postgres_password.txt"
-    if not secret.exists():  # the stack's one secret, made here as an operator would
-        # Compose without swarm bind-mounts a secret with the host file's permissions, and
-        # the containers read it as their own users: the folder is private, the file not
-        secret.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        secret.write_text(secrets.token_urlsafe(32) + "\n", encoding="utf-8")
-        secret.chmod(0o644)
     running = Stack(state)
     running.compose("down", "-v", "--remove-orphans", check=False)
-    running.compose("up", "-d")
+    # as an operator starts it: docker/stack.py checks the secret (made when missing) and
+    # the images, brings the stack up and waits until every service is healthy
+    started = subprocess.run(
+        [sys.executable, str(REPO / "docker" / "stack.py"), "up", "-p", PROJECT,
+         "--make-secret", "--wait", str(HEALTHY_WITHIN),
+         "--env-file", env_file()],
+        env=os.environ | PORTS, capture_output=True, text=True, timeout=1800, check=False,
+    )  # fmt: skip
     try:
-        running.wait_healthy()
+        assert started.returncode == 0, started.stderr
         running.extract_federation(state)  # the partners' certificates, as init made them
         yield running
     finally:

@@ -226,10 +226,10 @@ def under_replicated(stack: Stack) -> list[str]:
     try:
         names = [t for t in admin.list_topics() if t.startswith("sigex.")]
         return [
-            f"{topic['topic']}/{partition['partition']}"
+            f"{topic['name']}/{partition['partition_index']}"
             for topic in admin.describe_topics(names)
             for partition in topic["partitions"]
-            if len(partition["isr"]) < len(partition["replicas"])
+            if len(partition["isr_nodes"]) < len(partition["replica_nodes"])
         ]
     finally:
         admin.close()
