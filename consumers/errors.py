@@ -19,3 +19,9 @@ class DeliveryRefused(ConsumerError):
 
 class SubscriberStalled(ConsumerError):
     """Asked to drain, the subscriber could not take signals that wait for it."""
+
+
+class AccessRefused(ConsumerError):
+    """The broker lets this party see none of the delivery topics its agreements in force
+    give it: its certificate is revoked (or of an old key generation), or the ACLs were
+    never provisioned. Waiting would only ever drain nothing."""

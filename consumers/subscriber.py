@@ -38,7 +38,12 @@ from kafka.errors import (
 )
 
 from sigex.clock import Clock, SystemClock
-from sigex.consumers.errors import ConsumerError, DeliveryRefused, SubscriberStalled
+from sigex.consumers.errors import (
+    AccessRefused,
+    ConsumerError,
+    DeliveryRefused,
+    SubscriberStalled,
+)
 from sigex.consumers.health import (
     COMMIT_FAILURES_BEFORE_REJOIN,
     GROUP_OPTIONS,
@@ -57,7 +62,12 @@ from sigex.exchange.protocol import (
     TraceContext,
     pack_access_records,
 )
-from sigex.exchange.topology import delivery_topic, receipts_topic, subscriber_group_prefix
+from sigex.exchange.topology import (
+    delivery_topic,
+    receipts_topic,
+    routes_in_force,
+    subscriber_group_prefix,
+)
 from sigex.identity import PartyDirectory, PartyIdentity
 from sigex.logs import get_logger
 from sigex.observability import SubscriberMetrics
@@ -144,10 +154,13 @@ class Subscriber:
         join_seconds: float = 60.0,
         metrics: SubscriberMetrics | None = None,
         resubscribe_seconds: float = 60.0,
+        refused_seconds: float = 20.0,
     ) -> None:
         """``instance`` makes this a static member of its group (a restart with the same
         instance takes the partitions back at once); ``already_handed`` are message ids
-        the application already holds (dropped as duplicates)."""
+        the application already holds (dropped as duplicates). When the broker shows none
+        of the topics the agreements in force give this party for ``refused_seconds``,
+        :class:`AccessRefused` is raised (a revoked certificate, or no ACLs)."""
         self._party = identity.code
         self._catalogue = catalogue
         self._policy = policy
@@ -168,6 +181,8 @@ class Subscriber:
         self._producer = KafkaProducer(enable_idempotence=True, acks="all", **self._options)
         self._resubscribe_seconds = resubscribe_seconds
         self._subscribed_at = 0.0
+        self._refused_seconds = refused_seconds
+        self._refused_since: float | None = None
         self.subscribe()  # at once: a subscription made on the first poll rejoins the group
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._dedup_capacity = dedup_capacity
@@ -230,6 +245,38 @@ class Subscriber:
         elif self._consumer.subscription():
             self._consumer.unsubscribe()  # none in force now (e.g. before its agreements start)
         self._subscribed_at = time.monotonic()
+        self._check_access(visible)
+
+    def _topics_in_force(self) -> frozenset[str]:
+        """The delivery topics of :attr:`topics` some agreement in force now delivers to."""
+        if self._policy is None:
+            return frozenset(self._topics)
+        now = self._clock.now()
+        return frozenset(
+            delivery_topic(signal, recipient)
+            for _sender, signal, recipient in routes_in_force(self._policy, now)
+            if recipient == self._party
+        ) & frozenset(self._topics)
+
+    def _check_access(self, visible: list[str]) -> None:
+        """Raise :class:`AccessRefused` once the broker has hidden every topic in force from
+        this party for ``refused_seconds`` (a moment's difference at a window's edge, while
+        the ACLs are compiled again, is not a refusal)."""
+        in_force = self._topics_in_force()
+        if visible or not in_force:
+            self._refused_since = None
+            return
+        now = time.monotonic()
+        if self._refused_since is None:
+            self._refused_since = now
+            _log.warning("subscriber.topics_hidden", party=self._party, topics=len(in_force))
+        elif now - self._refused_since >= self._refused_seconds:
+            raise AccessRefused(
+                f"the broker does not authorize {self._party} to read any of its "
+                f"{len(in_force)} delivery topic(s) in force (e.g. {min(in_force)}) for "
+                f"{self._refused_seconds:.0f} s: is this certificate revoked or of an old key "
+                "generation, or were the ACLs not provisioned ('sigex provision')?"
+            )
 
     def poll(self, handler: Handler, timeout_ms: int = 1000, sync: Sync | None = None) -> int:
         """Read one batch; hand each lawful delivery to ``handler``; commit after receipts.
@@ -247,7 +294,8 @@ class Subscriber:
             self.subscribe()
         if not self._consumer.subscription():
             time.sleep(timeout_ms / 1000)  # nothing this party may read now; wait as poll would
-            self._watch.observe(assigned=True, fetched=0)  # idle, not stalled: nothing is owed
+            # idle, not stalled: nothing is owed; unless the broker hides what is in force
+            self._watch.observe(assigned=self._refused_since is None, fetched=0)
             return 0
         try:
             batch = self._consumer.poll(timeout_ms=timeout_ms)

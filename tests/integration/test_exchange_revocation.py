@@ -20,6 +20,7 @@ from sigex.broker.provision import provision
 from sigex.cli.keys import keys
 from sigex.clock import FixedClock
 from sigex.config import TlsFiles
+from sigex.consumers.errors import AccessRefused
 from sigex.consumers.subscriber import Subscriber
 from sigex.exchange.topology import delivery_topic, principal, subscriber_group_prefix
 from sigex.identity import load_directory, load_party
@@ -99,6 +100,20 @@ def test_a_revoked_certificate_is_refused_and_its_successor_reads(
         assert _refused(refused.value)
     finally:
         again.close()
+    # ... and the sigex Subscriber with it says so, instead of draining nothing forever
+    with pytest.raises(AccessRefused, match="does not authorize GM1894"):
+        with Subscriber(
+            identity=load_party(secure_exchange.state_dir, PARTY),
+            directory=load_directory(secure_exchange.state_dir),
+            catalogue=load_catalogue(),
+            connection=old,
+            purposes=("BRP_TERUGMELDING", "LAA_SIGNAAL"),
+            policy=load_policy(),
+            name=f"revoked-{uuid.uuid4().hex[:6]}",
+            clock=FixedClock(PROVISIONED_AT),
+            refused_seconds=2.0,
+        ) as revoked:
+            revoked.drain(lambda _signal: None, idle_seconds=10.0)
     # the party's new certificate, from the same folder as always, works
     current = _consumer(secure_exchange.connection(PARTY))
     try:

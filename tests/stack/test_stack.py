@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable
@@ -262,15 +263,13 @@ def test_drill_a_gateway_killed_mid_stream(stack: Stack, tmp_path: Path) -> None
 def logged(stack: Stack, kind: str, since: datetime) -> set[str]:
     """Message ids of the NLA's access records of ``kind`` since ``since``, all pages."""
     ids: set[str] = set()
-    after = ""
+    query = {"recipient": "NLA", "kind": kind, "since": since.isoformat(), "limit": "1000"}
     while True:
-        page = stack.api(
-            f"/v1/records?recipient=NLA&kind={kind}&since={since.isoformat()}&limit=1000{after}"
-        )
+        page = stack.api(f"/v1/records?{urllib.parse.urlencode(query)}")
         ids.update(str(entry["record"]["message_id"]) for entry in page["records"])
         if page["next_after"] is None:
             return ids
-        after = f"&after={page['next_after']}"
+        query["after"] = str(page["next_after"])
 
 
 def test_drill_postgres_killed_mid_stream(stack: Stack, tmp_path: Path) -> None:
