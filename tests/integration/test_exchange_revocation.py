@@ -101,8 +101,9 @@ def test_a_revoked_certificate_is_refused_and_its_successor_reads(
     finally:
         again.close()
     # ... and the sigex Subscriber with it says so, instead of draining nothing forever
-    with pytest.raises(AccessRefused, match="does not authorize GM1894"):
-        with Subscriber(
+    with (
+        pytest.raises(AccessRefused, match="does not authorize GM1894"),
+        Subscriber(
             identity=load_party(secure_exchange.state_dir, PARTY),
             directory=load_directory(secure_exchange.state_dir),
             catalogue=load_catalogue(),
@@ -112,8 +113,9 @@ def test_a_revoked_certificate_is_refused_and_its_successor_reads(
             name=f"revoked-{uuid.uuid4().hex[:6]}",
             clock=FixedClock(PROVISIONED_AT),
             refused_seconds=2.0,
-        ) as revoked:
-            revoked.drain(lambda _signal: None, idle_seconds=10.0)
+        ) as revoked,
+    ):
+        revoked.drain(lambda _signal: None, idle_seconds=10.0)
     # the party's new certificate, from the same folder as always, works
     current = _consumer(secure_exchange.connection(PARTY))
     try:
