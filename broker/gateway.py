@@ -106,17 +106,7 @@ class GatewayRunner:
         """Run until ``stop`` is set; the batch in hand is finished (drained) before returning."""
         self._stop = stop
         options = self._connection.options()
-        consumer = KafkaConsumer(
-            group_id=self._group,
-            # static membership: a restarted instance takes its partitions back at once
-            group_instance_id=f"{self._group}-{self._instance}",
-            isolation_level="read_committed",
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            max_poll_records=self._max_poll_records,
-            **GROUP_OPTIONS,
-            **options,
-        )
+        consumer = self._new_consumer()
         transactions = BoundedTransactions(
             options,
             f"{GATEWAY_TRANSACTIONAL_PREFIX}-{self._instance}",
@@ -141,12 +131,46 @@ class GatewayRunner:
                 elif batch:
                     self._transact(consumer, transactions, batch)
                 self._report_lag(consumer)
+                if self._progress.needs_renewal and not stop.is_set():
+                    consumer = self._renew(consumer)
         finally:
             self._ready.clear()
             ledger.close()
             transactions.close()
             consumer.close()
             _log.info("gateway.stopped", instance=self._instance, processed=self.processed)
+
+    def _new_consumer(self) -> KafkaConsumer:
+        return KafkaConsumer(
+            group_id=self._group,
+            # static membership: a restarted instance takes its partitions back at once
+            group_instance_id=f"{self._group}-{self._instance}",
+            isolation_level="read_committed",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=self._max_poll_records,
+            **GROUP_OPTIONS,
+            **self._connection.options(),
+        )
+
+    def _renew(self, consumer: KafkaConsumer) -> KafkaConsumer:
+        """Replace a consumer that gets nowhere; between transactions, so nothing is in hand.
+
+        The new one, under the same static instance id, takes the partitions back at
+        once and reads from the committed offsets: what was not committed comes again.
+        """
+        _log.warning(
+            "gateway.consumer_renewed", instance=self._instance, waiting=self._progress.lag
+        )
+        self._metrics.consumer_renewed()
+        try:
+            consumer.close(autocommit=False)
+        except Exception as error:  # the old consumer is broken; the new one matters
+            _log.warning("gateway.close_failed", error=type(error).__name__)
+        renewed = self._new_consumer()
+        renewed.subscribe(topics=list(self._topics))
+        self._progress.renewed()
+        return renewed
 
     def _gather(self, consumer: KafkaConsumer) -> dict[Any, list[Any]]:
         """One transaction's worth: what is there now, topped up for at most ``linger``.
@@ -177,6 +201,7 @@ class GatewayRunner:
         self._lag_reported = time.monotonic()
         assigned = consumer.assignment()
         if not assigned:
+            self._progress.observe_lag(0)  # nothing waits for this instance
             return
         try:
             ends = consumer.end_offsets(list(assigned), timeout_ms=5000)

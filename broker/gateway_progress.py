@@ -7,6 +7,10 @@ records; the backlog is the consumer lag on the ingress topics, measured every f
 seconds. While records wait, the gateway logs at INFO how many and at what rate; if
 nothing is committed for ``stall_seconds`` while records wait, it is *stalled*: it
 logs a warning once and readiness turns false until a commit goes through.
+
+A gateway stalled for ``renew_seconds``, or unable to measure its backlog that long,
+*needs renewal*: the runner replaces its consumer (kafka-python can stay wedged on
+a connection to a broker that died and came back; a new consumer is not).
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ _log = get_logger(__name__)
 DEFAULT_STALL_SECONDS = 30.0
 #: How often the catching-up line is logged while records wait.
 DEFAULT_LOG_SECONDS = 5.0
+#: Stalled, or the backlog unknown, this long: replace the consumer.
+DEFAULT_RENEW_SECONDS = 60.0
 
 
 class GatewayProgress:
@@ -32,15 +38,18 @@ class GatewayProgress:
         *,
         stall_seconds: float = DEFAULT_STALL_SECONDS,
         log_seconds: float = DEFAULT_LOG_SECONDS,
+        renew_seconds: float = DEFAULT_RENEW_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._stall_seconds = stall_seconds
+        self._renew_seconds = renew_seconds
         self._log_seconds = log_seconds
         self._clock = clock
         self._last_commit = clock()
         self._committed_since_log = 0
         self._last_log = clock()
         self._lag: int | None = None
+        self._last_measured = clock()
         self._stall_reported = False
 
     @property
@@ -51,6 +60,20 @@ class GatewayProgress:
     def stalled(self) -> bool:
         waiting = self._lag is not None and self._lag > 0
         return waiting and self._clock() - self._last_commit > self._stall_seconds
+
+    @property
+    def needs_renewal(self) -> bool:
+        """Stalled for ``renew_seconds`` past the stall, or the backlog not measured for
+        ``renew_seconds``: the consumer is not getting anywhere."""
+        now = self._clock()
+        stuck = self.stalled and now - self._last_commit > self._stall_seconds + self._renew_seconds
+        return stuck or now - self._last_measured > self._renew_seconds
+
+    def renewed(self) -> None:
+        """A new consumer: it gets ``renew_seconds`` before it can need renewal again."""
+        now = self._clock()
+        self._last_measured = now
+        self._last_commit = max(self._last_commit, now - self._stall_seconds)
 
     def committed(self, records: int) -> None:
         self._last_commit = self._clock()
@@ -64,6 +87,7 @@ class GatewayProgress:
         was = self._lag
         self._lag = lag
         now = self._clock()
+        self._last_measured = now
         if lag > 0 and now - self._last_log >= self._log_seconds:
             elapsed = now - self._last_log
             _log.info(

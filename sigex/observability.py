@@ -131,6 +131,13 @@ class GatewayMetrics:
             namespace=NAMESPACE,
             registry=registry,
         )
+        self._consumer_renewals = Counter(
+            "gateway_consumer_renewals",
+            "Consumers replaced because they got nowhere for the renewal time (stalled, or "
+            "the backlog could not be measured); what was not committed is read again.",
+            namespace=NAMESPACE,
+            registry=registry,
+        )
         self._stalled = Gauge(
             "gateway_stalled",
             "1 while records wait and nothing was committed for the stall time (not ready).",
@@ -198,6 +205,9 @@ class GatewayMetrics:
 
     def set_stalled(self, stalled: bool) -> None:
         self._stalled.set(1 if stalled else 0)
+
+    def consumer_renewed(self) -> None:
+        self._consumer_renewals.inc()
 
     def set_consumer_lag(self, topic: str, partition: int, lag: int) -> None:
         self._consumer_lag.labels(topic=_label("topic", topic), partition=str(partition)).set(

@@ -76,3 +76,32 @@ def test_provisioning_keeps_acknowledged_writes_on_two_brokers_where_there_are_t
     from sigex.broker.provision import min_insync_replicas
 
     assert [min_insync_replicas(rf) for rf in (1, 2, 3, 5)] == [1, 1, 2, 2]
+
+
+def test_a_consumer_stalled_past_the_renewal_time_needs_renewal(clock: Clock) -> None:
+    progress = GatewayProgress(stall_seconds=30, renew_seconds=60, clock=clock)
+    progress.observe_lag(500)
+    clock.now += 60
+    progress.observe_lag(500)  # measured, but still nothing committed
+    assert progress.stalled and not progress.needs_renewal
+    clock.now += 31  # 91 s without a commit: 30 s to the stall, 60 s more
+    progress.observe_lag(500)
+    assert progress.needs_renewal
+    progress.renewed()
+    assert not progress.needs_renewal  # the new consumer gets its own time
+    clock.now += 61
+    progress.observe_lag(500)
+    assert progress.needs_renewal
+    progress.committed(10)
+    assert not progress.needs_renewal
+
+
+def test_a_backlog_that_cannot_be_measured_needs_renewal(clock: Clock) -> None:
+    progress = GatewayProgress(stall_seconds=30, renew_seconds=60, clock=clock)
+    progress.observe_lag(0)
+    clock.now += 59
+    assert not progress.needs_renewal
+    clock.now += 2  # no lag measured for 61 s (every request to the broker failed)
+    assert progress.needs_renewal and not progress.stalled
+    progress.renewed()
+    assert not progress.needs_renewal
