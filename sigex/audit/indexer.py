@@ -326,15 +326,16 @@ def run_indexer(
 
 
 def _new_consumer(settings: IndexerSettings) -> KafkaConsumer:
+    # the receipts topics are found by pattern: ask for metadata more often than others do
+    options = settings.connection.options() | {"metadata_max_age_ms": 5000}
     consumer = KafkaConsumer(
-        **settings.connection.options(),
+        **options,
         group_id=settings.group_id,
         group_instance_id=settings.instance_id or settings.group_id,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         isolation_level="read_committed",
         max_poll_records=settings.max_poll_records,
-        metadata_max_age_ms=5000,
         **GROUP_OPTIONS,
     )
     consumer.subscribe(pattern=subscription(settings.audit_topic, settings.receipts_prefix))
