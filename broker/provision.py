@@ -65,6 +65,9 @@ class ProvisionReport:
     acls_deleted: list[AclSpec] = field(default_factory=list)
     stray_acls_deleted: int = 0
     acls_enforced: bool = True
+    #: the brokers found, and the replication chosen for them (0 when topics were not touched)
+    brokers: int = 0
+    replication_factor: int = 0
 
     @property
     def changed(self) -> bool:
@@ -261,8 +264,9 @@ def provision(admin: KafkaAdminClient, topology: Topology) -> ProvisionReport:
     """Make the cluster's topics and ACLs match ``topology``."""
     report = ProvisionReport()
     try:
-        brokers = len(admin.describe_cluster()["brokers"])
-        _apply_topics(admin, topology, min(3, max(1, brokers)), report)
+        report.brokers = len(admin.describe_cluster()["brokers"])
+        report.replication_factor = min(3, max(1, report.brokers))
+        _apply_topics(admin, topology, report.replication_factor, report)
         _apply_acls(admin, topology, report)
     except KafkaError as failure:
         raise ProvisioningFailed(f"the broker refused provisioning: {failure}") from failure

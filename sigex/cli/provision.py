@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from sigex.broker.provision import ProvisionReport, provision_cluster
+from sigex.broker.provision import ProvisionReport, min_insync_replicas, provision_cluster
 from sigex.cli.options import broker_connection, connection_options
 from sigex.clock import Clock, SystemClock
 from sigex.config import federation_dir
@@ -60,6 +60,17 @@ def _summary(policy: CompiledPolicy, topology: Topology, report: ProvisionReport
         f"{len(report.topics_grown)} grown, {len(report.topics_reconfigured)} reconfigured; "
         f"{len(report.acls_created)} ACLs created, {len(report.acls_deleted)} deleted"
         + ("" if report.acls_enforced else " (the broker enforces no ACLs)")
+        + _replication_line(report)
+    )
+
+
+def _replication_line(report: ProvisionReport) -> str:
+    if not report.replication_factor:
+        return ""
+    return (
+        f"; {report.brokers} broker(s): topics with replication factor "
+        f"{report.replication_factor}, min.insync.replicas "
+        f"{min_insync_replicas(report.replication_factor)}"
     )
 
 

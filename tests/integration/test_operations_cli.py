@@ -111,6 +111,7 @@ def wait_until(check: object, timeout: float = 60.0) -> bool:
 def test_the_container_commands_run_the_exchange(operator: Operator, tmp_path: Path) -> None:
     provisioned = operator.run("provision", "--partitions", "2")
     assert "topics created" in provisioned.stdout
+    assert "1 broker(s): topics with replication factor 1" in provisioned.stdout
     again = operator.run("provision", "--partitions", "2")
     assert "nothing to change" in again.stdout
 

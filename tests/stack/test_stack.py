@@ -183,6 +183,11 @@ def test_the_audit_api_answers_and_the_log_verifies(stack: Stack) -> None:
     assert verified.returncode == 0, verified.stdout + verified.stderr
 
 
+def test_init_provisioned_for_the_three_brokers_it_found(stack: Stack) -> None:
+    logs = stack.docker("logs", stack.container("init"))
+    assert "3 broker(s): topics with replication factor 3, min.insync.replicas 2" in logs, logs
+
+
 def _drill(
     stack: Stack,
     tmp_path: Path,
