@@ -318,6 +318,8 @@ class PolicyGateway:
             purpose=item.forwarding.context.purpose,
             trace=item.trace,
             message_id=None,
+            # one dead letter per refused recipient: each its own record and operation id
+            recipient=item.forwarding.context.recipient,
         )
 
     def _dead_letter(
@@ -332,8 +334,10 @@ class PolicyGateway:
         trace: TraceContext | None = None,
         message_id: str | None = None,
         subjects: Sequence[str] = (),
+        recipient: str | None = None,
     ) -> list[_Pending]:
-        """Park the original ciphertext with reason codes only, and audit it."""
+        """Park the original ciphertext with reason codes only, and audit it (``recipient``:
+        the one recipient it was refused for after the decision, if that is why)."""
         codes = tuple(sorted(set(codes)))
         for code in codes:
             self._metrics.refused(code)
@@ -355,7 +359,7 @@ class PolicyGateway:
             message_id=message,
             occurred_at=self._clock.now(),
             sender=sender if sender.isupper() else "UNKNOWN",
-            recipient=None,
+            recipient=recipient,
             signal=signal,
             purpose=purpose,
             policy_version=self._policy.version,

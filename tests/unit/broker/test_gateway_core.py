@@ -27,7 +27,7 @@ from sigex.reasons import ReasonCode
 from sigex.roles import Role
 from sigex.schemas.catalogue import load_catalogue
 from sigex.schemas.codec import encode_fields
-from tests.unit.schemas.conftest import make_bsn
+from tests.unit.schemas.conftest import example_records, make_bsn
 
 REPO = Path(__file__).resolve().parents[3]
 NOW = datetime(2027, 2, 1, 10, 0, tzinfo=UTC)
@@ -84,16 +84,17 @@ class Ingress:
         purpose: str = PURPOSE,
         message_id: bytes | None = None,
         topic_of: str | None = None,
+        signal: str = SIGNAL,
     ) -> bytes:
-        spec = load_catalogue().signal(SIGNAL)
+        spec = load_catalogue().signal(signal)
         sealer = Sealer(
             identity=load_party(self._state, signer),
             directory=load_directory(self._state),
             clock=FixedClock(NOW),
         )
         context = SealContext(
-            topic=ingress_topic(SIGNAL, topic_of or signer),
-            signal=SIGNAL,
+            topic=ingress_topic(signal, topic_of or signer),
+            signal=signal,
             schema_fingerprint=spec.fingerprint,
             sender=signer,
             recipient=Role.GATEWAY,
@@ -236,3 +237,24 @@ def test_a_delivery_the_broker_refused_is_refused_for_that_message_only(
         (other.topic, other.partition, other.offset, delivery_topic(SIGNAL, "GM0363"))
     ]
     assert reasons(output) == [ReasonCode.DELIVERY_FAILED]
+
+
+def test_each_recipient_refused_after_the_decision_has_its_own_dead_letter_record(
+    gateway: PolicyGateway, ingress: Ingress
+) -> None:
+    """One Waadi signal for three recipients, two of whose topics cannot be written: two
+    DEAD_LETTERED records, one per recipient, under different operation ids (one shared id
+    made the indexer keep the first and refuse the second as a conflict)."""
+    waadi = "waadi.admission-violation"
+    sealed = ingress.seal(
+        example_records()[waadi], signer="NLA", purpose="WTTA_TOEZICHT", signal=waadi
+    )
+    output = gateway.process(
+        [ingress.record(sealed, topic=ingress_topic(waadi, "NLA"))],
+        undeliverable=frozenset({delivery_topic(waadi, "BD"), delivery_topic(waadi, "JUSTIS")}),
+    )
+    assert [m.topic for m in output.deliveries] == [delivery_topic(waadi, "UWV")]
+    parked = [r for r in output.audit if r.kind is EventKind.DEAD_LETTERED]
+    assert sorted(r.recipient or "" for r in parked) == ["BD", "JUSTIS"]
+    ids = [r.operation_id for r in output.audit]
+    assert len(ids) == len(set(ids)), "two access records share an operation id"
