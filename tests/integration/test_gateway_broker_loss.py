@@ -32,6 +32,7 @@ from sigex.roles import Role
 from tests.conftest import free_port
 from tests.integration.conftest import REPO, SecureExchange
 from tests.integration.exchange_kit import EXCHANGE_TIME, ExchangeKit, fresh_bsn, start_kit
+from tests.signal_records import frequent_mover
 
 SIGNAL = "laa.frequent-mover"
 PURPOSE = "LAA_SIGNAAL"
@@ -72,19 +73,8 @@ def cluster(
 
 
 def mover(number: int) -> dict[str, object]:
-    return {
-        "signal_id": str(uuid.UUID(int=number + 1, version=4)),
-        "detected_at": EXCHANGE_TIME,
-        "bsn": fresh_bsn(),
-        "municipality": RECIPIENT,
-        "postcode": "1011AB",
-        "house_number": 12,
-        "house_number_addition": None,
-        "moves_in_period": 6,
-        "period_start": EXCHANGE_TIME.date().replace(month=1, day=1),
-        "period_end": EXCHANGE_TIME.date().replace(month=12, day=31),
-        "profile": "LAA-VV-01",
-    }
+    signal_id = str(uuid.UUID(int=number + 1, version=4))
+    return frequent_mover(RECIPIENT, fresh_bsn(), EXCHANGE_TIME, signal_id)
 
 
 def delivered(exchange: SecureExchange) -> Counter[bytes]:

@@ -11,7 +11,6 @@ On its own TLS broker with ACLs, since it deletes a topic.
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from sigex.exchange.protocol import REASONS_HEADER, SOURCE_HEADER, header_value
 from sigex.exchange.topology import AUDIT_TOPIC, DEAD_LETTER_TOPIC, delivery_topic, ingress_topic
 from tests.integration.conftest import SecureExchange, running_exchange
 from tests.integration.exchange_kit import EXCHANGE_TIME, ExchangeKit, fresh_bsn, start_kit
+from tests.signal_records import frequent_mover
 
 SIGNAL = "laa.frequent-mover"
 PURPOSE = "LAA_SIGNAAL"
@@ -42,19 +42,7 @@ def kit(exchange: SecureExchange) -> Iterator[ExchangeKit]:
 
 
 def mover(municipality: str) -> dict[str, object]:
-    return {
-        "signal_id": str(uuid.uuid4()),
-        "detected_at": EXCHANGE_TIME,
-        "bsn": fresh_bsn(),
-        "municipality": municipality,
-        "postcode": "1011AB",
-        "house_number": 12,
-        "house_number_addition": None,
-        "moves_in_period": 6,
-        "period_start": EXCHANGE_TIME.date().replace(month=1, day=1),
-        "period_end": EXCHANGE_TIME.date().replace(month=12, day=31),
-        "profile": "LAA-VV-01",
-    }
+    return frequent_mover(municipality, fresh_bsn(), EXCHANGE_TIME)
 
 
 def _wait_for(predicate: object, seconds: float) -> bool:

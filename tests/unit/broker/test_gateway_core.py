@@ -27,6 +27,7 @@ from sigex.reasons import ReasonCode
 from sigex.roles import Role
 from sigex.schemas.catalogue import load_catalogue
 from sigex.schemas.codec import encode_fields
+from tests.signal_records import frequent_mover
 from tests.unit.schemas.conftest import example_records, make_bsn
 
 REPO = Path(__file__).resolve().parents[3]
@@ -54,19 +55,7 @@ def gateway(state: Path) -> PolicyGateway:
 
 
 def mover(municipality: str, bsn: str) -> dict[str, object]:
-    return {
-        "signal_id": str(uuid.uuid4()),
-        "detected_at": NOW,
-        "bsn": bsn,
-        "municipality": municipality,
-        "postcode": "1011AB",
-        "house_number": 12,
-        "house_number_addition": None,
-        "moves_in_period": 6,
-        "period_start": NOW.date().replace(month=1, day=1),
-        "period_end": NOW.date().replace(month=12, day=31),
-        "profile": "LAA-VV-01",
-    }
+    return frequent_mover(municipality, bsn, NOW)
 
 
 class Ingress:
