@@ -109,6 +109,10 @@ class ConsumerWatch:
             self.recoveries = 0
         self._assigned = True
 
+    def held(self) -> None:
+        """The application holds the consumer back (it has all it can take): not idle."""
+        self._progress_at = self.clock()
+
     def lag_due(self) -> bool:
         """True (and the lag clock restarted) when the lag may be asked again."""
         now = self.clock()

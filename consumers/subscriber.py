@@ -102,6 +102,26 @@ class ReceivedSignal:
     fields: Mapping[str, object]
 
 
+@dataclass(frozen=True, slots=True)
+class FetchedSignal:
+    """A delivery opened, checked and receipted as received; not yet acknowledged."""
+
+    signal: ReceivedSignal
+    topic: str
+    partition: int
+    offset: int
+    decision: DeliveryDecision
+
+
+@dataclass(frozen=True, slots=True)
+class FetchedBatch:
+    """What :meth:`Subscriber.fetch` read: lawful signals, and the positions it settled itself
+    (refused or duplicate deliveries, already on record)."""
+
+    signals: tuple[FetchedSignal, ...] = ()
+    settled: tuple[tuple[str, int, int], ...] = ()
+
+
 Handler = Callable[[ReceivedSignal], None]
 #: Makes what the handler wrote durable; called before a batch's offsets are committed.
 Sync = Callable[[], None]
@@ -511,17 +531,33 @@ class Subscriber:
         sealed: list[bytes],
         handed: list[str],
     ) -> int:
+        admitted = self._admit(message, receipts, sealed)
+        if admitted is None:
+            return 0
+        received, decision = admitted
+        receipts += self._receipts(EventKind.RECEIVED, received, decision)
+        handed.append(received.message_id)
+        handler(received)
+        receipts += self._receipts(EventKind.ACKNOWLEDGED, received, decision)
+        self._remember(received.message_id)
+        self.acknowledged += 1
+        return 1
+
+    def _admit(
+        self, message: Any, receipts: list[AccessRecord], sealed: list[bytes]
+    ) -> tuple[ReceivedSignal, DeliveryDecision] | None:
+        """Open and check one delivery; None when it is refused or a duplicate (on record)."""
         try:
             delivered = self._opener.open_delivery(message.value, topic=message.topic)
             decision = DeliveryDecision.from_bytes(delivered.decision)
         except (EnvelopeError, ProtocolError):
             self._refuse_unreadable(message, sealed)
-            return 0
+            return None
         try:
             received = self._check(delivered, decision)
         except DeliveryRefused as refusal:
             self._refuse(message, refusal.code, decision, receipts, delivered)
-            return 0
+            return None
         if received.message_id in self._seen:
             self.duplicates += 1
             if received.message_id in self._restored:
@@ -530,14 +566,103 @@ class Subscriber:
                 self._restored.discard(received.message_id)
                 receipts += self._receipts(EventKind.RECEIVED, received, decision)
                 receipts += self._receipts(EventKind.ACKNOWLEDGED, received, decision)
-            return 0
-        receipts += self._receipts(EventKind.RECEIVED, received, decision)
-        handed.append(received.message_id)
-        handler(received)
-        receipts += self._receipts(EventKind.ACKNOWLEDGED, received, decision)
-        self._remember(received.message_id)
-        self.acknowledged += 1
-        return 1
+            return None
+        return received, decision
+
+    # -- pulling: hand over now, acknowledge later ----------------------------------------------
+
+    @property
+    def partitions(self) -> frozenset[tuple[str, int]]:
+        """The (topic, partition) pairs the group gives this subscriber now."""
+        return frozenset((tp.topic, tp.partition) for tp in self._consumer.assignment())
+
+    def fetch(
+        self, timeout_ms: int = 500, max_records: int = 500, *, hold: bool = False
+    ) -> FetchedBatch:
+        """Read one batch and open it, without handing anything over or committing.
+
+        For an application that takes signals now and acknowledges them later
+        (the partner node). Each lawful delivery comes back as a
+        :class:`FetchedSignal` with its RECEIVED receipt already written;
+        deliveries refused or already acknowledged are settled here (on record)
+        and listed by position, so that the caller can commit past them.
+        ``hold`` keeps the group membership alive while reading nothing (the
+        application has as many signals open as it can take): not a stall.
+        Acknowledge with :meth:`settle`.
+        """
+        if (
+            not self._consumer.subscription()
+            or time.monotonic() - self._subscribed_at >= self._resubscribe_seconds
+        ):
+            self.subscribe()
+        if not self._consumer.subscription():
+            time.sleep(timeout_ms / 1000)
+            self._watch.observe(assigned=self._refused_since is None, fetched=0)
+            return FetchedBatch()
+        assigned = self._consumer.assignment()
+        if hold:
+            self._consumer.pause(*assigned)
+        else:
+            self._consumer.resume(*self._consumer.paused())
+        try:
+            batch = self._consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
+        except TopicAuthorizationFailedError as refused:
+            _log.warning("subscriber.topic_refused", party=self._party, detail=str(refused))
+            self.subscribe()
+            return FetchedBatch()
+        fetched = sum(len(messages) for messages in batch.values())
+        if hold:
+            self._watch.held()
+        else:
+            self._watch.observe(assigned=bool(self._consumer.assignment()), fetched=fetched)
+        receipts: list[AccessRecord] = []
+        sealed: list[bytes] = []
+        signals: list[FetchedSignal] = []
+        settled: list[tuple[str, int, int]] = []
+        for partition, messages in batch.items():
+            for message in messages:
+                admitted = self._admit(message, receipts, sealed)
+                if admitted is None:
+                    settled.append((partition.topic, partition.partition, message.offset))
+                    continue
+                received, decision = admitted
+                receipts += self._receipts(EventKind.RECEIVED, received, decision)
+                signals.append(
+                    FetchedSignal(
+                        received, partition.topic, partition.partition, message.offset, decision
+                    )
+                )
+        self._acknowledge(receipts, sealed, {})
+        return FetchedBatch(tuple(signals), tuple(settled))
+
+    def settle(
+        self,
+        acknowledged: Iterable[FetchedSignal],
+        positions: Mapping[tuple[str, int], int],
+    ) -> None:
+        """Write the ACKNOWLEDGED receipts of ``acknowledged``, then commit ``positions``.
+
+        ``positions`` maps (topic, partition) to the next offset to read; those of
+        partitions this subscriber no longer holds are not committed (their new
+        holder reads them again). Raises what the receipts' write raised:
+        nothing is committed then.
+        """
+        signals = list(acknowledged)
+        receipts = [
+            receipt
+            for item in signals
+            for receipt in self._receipts(EventKind.ACKNOWLEDGED, item.signal, item.decision)
+        ]
+        held = self._consumer.assignment()
+        offsets = {
+            tp: OffsetAndMetadata(offset, "", -1)
+            for (topic, partition), offset in positions.items()
+            if (tp := TopicPartition(topic, partition)) in held
+        }
+        self._acknowledge(receipts, [], offsets)
+        for item in signals:
+            self._remember(item.signal.message_id)
+        self.acknowledged += len(signals)
 
     def _check(self, delivered: DeliveredMessage, decision: DeliveryDecision) -> ReceivedSignal:
         context = delivered.context

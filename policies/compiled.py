@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from sigex.policies.decision import Decision
+from sigex.policies.errors import PolicyError
 from sigex.policies.model import (
     Agreement,
     Classification,
@@ -211,3 +212,14 @@ class CompiledPolicy:
         if isinstance(value, str) and value in agreement.possible_recipients:
             return value
         return None
+
+
+def parse_moment(text: str, compiled: CompiledPolicy) -> datetime:
+    """A date means the start of that day in the policy's time zone; a naive time is local too."""
+    try:
+        if len(text) == 10:
+            return datetime.combine(date.fromisoformat(text), time(), tzinfo=compiled.zone)
+        moment = datetime.fromisoformat(text)
+    except ValueError as error:
+        raise PolicyError("at must be a date (YYYY-MM-DD) or an ISO 8601 moment") from error
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=compiled.zone)

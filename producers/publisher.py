@@ -277,13 +277,19 @@ class Publisher:
         self.close()
 
     def publish(
-        self, signal: str, purpose: str, records: Sequence[Mapping[str, object]]
+        self,
+        signal: str,
+        purpose: str,
+        records: Sequence[Mapping[str, object]],
+        trace: TraceContext | None = None,
     ) -> PublishResult:
         """Validate, decide, seal and send a batch; returns what was published and refused.
 
         Every record is checked (types, identifiers, sealed size, a signal_id
         used twice) before anything is sent: a bad one raises InvalidRecord
-        and nothing of the batch leaves.
+        and nothing of the batch leaves. Each record is its own trace, unless
+        ``trace`` is given (the caller's W3C trace context): then every record
+        is a span of that trace.
         """
         spec = self._catalogue.signal(signal)
         encoded: list[dict[str, bytes]] = []
@@ -305,6 +311,7 @@ class Publisher:
                 record,
                 fields,
                 route(self._policy, spec, self._party, purpose, record, now),
+                TraceContext.new() if trace is None else trace.child(secrets.token_hex(8)),
             )
             for index, (record, fields) in enumerate(zip(records, encoded, strict=True))
         ]
@@ -383,7 +390,7 @@ class Publisher:
         topic = receipts_topic(self._party)
         events = []
         for item in refused:
-            message_id = f"refused-{item.trace.trace_id}"
+            message_id = f"refused-{item.trace.trace_id}-{item.trace.span_id}"
             event = {
                 "v": 1,
                 "trace_id": item.trace.trace_id,

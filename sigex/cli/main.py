@@ -15,6 +15,7 @@ from sigex.cli.config import config
 from sigex.cli.data import data
 from sigex.cli.gateway import gateway
 from sigex.cli.keys import keys
+from sigex.cli.node import node
 from sigex.cli.policy import policy
 from sigex.cli.provision import provision
 from sigex.cli.publish import publish
@@ -115,6 +116,7 @@ for command in (
     subscribe,
     provision,
     gateway,
+    node,
     demo,
 ):
     main.add_command(command)

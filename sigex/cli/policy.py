@@ -7,16 +7,14 @@ policy has problems / the delivery is refused, 2 for a usage error.
 from __future__ import annotations
 
 import sys
-from datetime import date, datetime, time
 from pathlib import Path
 
 import click
 
 from sigex.clock import SystemClock
-from sigex.policies.compiled import CompiledPolicy
+from sigex.policies.compiled import parse_moment
 from sigex.policies.compiler import check_policy, load_policy
 from sigex.policies.decide import Decision, DecisionRequest, decide
-from sigex.policies.errors import PolicyError
 
 _DIRECTORY = click.option(
     "--directory",
@@ -46,19 +44,6 @@ def check(directory: Path | None) -> None:
         f"policy {compiled.version} (sha256 {compiled.content_hash}): OK, "
         f"{len(compiled.agreements)} agreements, {len(compiled.routes())} routes"
     )
-
-
-def parse_moment(text: str | None, compiled: CompiledPolicy) -> datetime:
-    """A date means the start of that day in the policy's time zone; a naive time is local too."""
-    if text is None:
-        return SystemClock().now()
-    try:
-        if len(text) == 10:
-            return datetime.combine(date.fromisoformat(text), time(), tzinfo=compiled.zone)
-        moment = datetime.fromisoformat(text)
-    except ValueError as error:
-        raise PolicyError("--at must be a date (YYYY-MM-DD) or an ISO 8601 moment") from error
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=compiled.zone)
 
 
 def describe(decision: Decision, request: DecisionRequest, day: str) -> list[str]:
@@ -108,7 +93,7 @@ def explain(
 ) -> None:
     """Decide one delivery and print the decision with its reasons (exit 1 when refused)."""
     compiled = load_policy(directory)
-    at = parse_moment(at_text, compiled)
+    at = SystemClock().now() if at_text is None else parse_moment(at_text, compiled)
     request = DecisionRequest(sender, signal, recipient, purpose, frozenset(classifications))
     decision = decide(request, compiled, at)
     for line in describe(decision, request, compiled.local_day(at).isoformat()):

@@ -195,11 +195,20 @@ def from_json_record(spec: SignalSpec, values: Mapping[str, Any]) -> dict[str, o
     return record
 
 
+class JsonFieldError(ProtocolError):
+    """A field of a JSON record cannot be read as its type; names the field, never the value."""
+
+    def __init__(self, field: str, rule: str) -> None:
+        self.field = field
+        self.rule = rule
+        super().__init__(f"field {field!r}: {rule}")
+
+
 def _parse(name: str, text: str, parse: Any) -> object:
     try:
         return parse(text)
     except ValueError as error:
-        raise ProtocolError(f"field {name!r}: not an ISO 8601 date or time") from error
+        raise JsonFieldError(name, "not an ISO 8601 date or time") from error
 
 
 # -- access records on the wire ------------------------------------------------------------------
