@@ -167,7 +167,7 @@ class PublishingDesk:
         return self._publisher is not None
 
     def connect(self) -> None:
-        """Make the Publisher (blocks while the broker does not answer; raises BrokerUnavailable)."""
+        """Make the Publisher; blocks while no broker answers (then BrokerUnavailable)."""
         try:
             publisher = self._factory()
         except BrokerUnreachable as error:

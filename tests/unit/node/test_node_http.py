@@ -165,9 +165,7 @@ def test_an_idempotency_key_reused_for_another_body_is_refused(client: TestClien
     url = f"/v1/signals/{SIGNAL}"
     first = client.post(url, json={"purpose": PURPOSE, "record": record(bsn="1")}, headers=headers)
     problem(first, 422)
-    again = client.post(
-        url, json={"purpose": PURPOSE, "record": record(bsn="1")}, headers=headers
-    )
+    again = client.post(url, json={"purpose": PURPOSE, "record": record(bsn="1")}, headers=headers)
     assert again.json() == first.json()
     assert again.headers["idempotent-replayed"] == "true"
     other = client.post(url, json={"purpose": PURPOSE, "record": record()}, headers=headers)
