@@ -10,7 +10,10 @@ acknowledged (after a lease and after a restart), and mutual TLS.
 
 from __future__ import annotations
 
+import json
+import shutil
 import ssl
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -237,3 +240,40 @@ def publish_with(
         json={"purpose": "LAA_SIGNAAL", "records": records},
         timeout=60,
     )
+
+
+def test_a_partner_system_in_javascript_publishes_receives_and_acknowledges(
+    kit: ExchangeKit, rvig: RunningNode, gm0363: RunningNode
+) -> None:
+    """Node.js's fetch, no sigex code: the whole round trip, checked in the access log."""
+    node = shutil.which("node")
+    assert node is not None, "Node.js is needed for the language-independence test (.ci/run)"
+    record = mover()
+    script = Path(__file__).with_name("partner_node_client.mjs")
+    done = subprocess.run(
+        [node, str(script), rvig.url, gm0363.url, json.dumps(record)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["received_message_id"] == seen["published_message_id"]
+    assert seen["received_trace_id"] == seen["trace_id"]
+    assert seen["received_bsn_matches"] is True
+    assert seen["received_legal_basis"] == "NL.WBRP.LAA"
+    assert seen["acknowledged"] == [seen["received_message_id"]]
+    assert seen["answer_status"] == "published"
+    assert seen["reply_message_id"] == seen["answer_message_id"]
+    assert seen["reply_outcome"] == "ADDRESS_CORRECTED"
+    assert seen["reply_acknowledged"] == [seen["reply_message_id"]]
+    for party, message_id in (
+        ("GM0363", seen["received_message_id"]),
+        ("RVIG", seen["reply_message_id"]),
+    ):
+        receipts = kit.access_records(
+            receipts_topic(party),
+            lambda r, m=message_id: r.message_id == m and r.kind is EventKind.ACKNOWLEDGED,
+        )
+        assert receipts, f"no acknowledgement of {party} in the access log"
