@@ -11,6 +11,7 @@ acknowledged (after a lease and after a restart), and mutual TLS.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import ssl
 import subprocess
@@ -28,7 +29,7 @@ from sigex.exchange.access_record import EventKind
 from sigex.exchange.protocol import to_json_value
 from sigex.exchange.topology import receipts_topic
 from sigex.node.service import NodeSettings
-from tests.integration.conftest import SecureExchange
+from tests.integration.conftest import REPO, SecureExchange
 from tests.integration.exchange_kit import EXCHANGE_TIME, ExchangeKit, fresh_bsn, start_kit
 from tests.integration.node_kit import RunningNode, running_node, wait_ready
 from tests.signal_records import frequent_mover
@@ -277,3 +278,43 @@ def test_a_partner_system_in_javascript_publishes_receives_and_acknowledges(
             lambda r, m=message_id: r.message_id == m and r.kind is EventKind.ACKNOWLEDGED,
         )
         assert receipts, f"no acknowledgement of {party} in the access log"
+
+
+def tested_blocks(document: Path) -> list[str]:
+    """The shell blocks of ``document`` marked ``<!-- tested -->``, in order."""
+    blocks: list[str] = []
+    lines = document.read_text(encoding="utf-8").splitlines()
+    for number, line in enumerate(lines):
+        if line.strip() == "<!-- tested -->":
+            assert lines[number + 1].startswith("```sh"), f"line {number + 2}: not a sh block"
+            end = lines.index("```", number + 2)
+            blocks.append("\n".join(lines[number + 2 : end]))
+    return blocks
+
+
+def test_the_curl_examples_in_the_docs_work(
+    rvig: RunningNode, gm0363: RunningNode, tmp_path: Path
+) -> None:
+    """docs/partner-node.md's curl walk-through, run as written against the two nodes."""
+    blocks = tested_blocks(REPO / "docs" / "partner-node.md")
+    assert len(blocks) >= 6
+    script = "set -euo pipefail\n" + "\n".join(blocks) + "\n"
+    done = subprocess.run(
+        ["bash", "-c", script],
+        cwd=tmp_path,
+        env={
+            "PATH": os.environ["PATH"],
+            "NODE_RVIG": rvig.url,
+            "NODE_GM0363": gm0363.url,
+        },
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"
+    assert '"allowed":true' in done.stdout
+    assert '"status":"published"' in done.stdout
+    assert "idempotent-replayed: true" in done.stdout.lower()
+    assert '"pointer":"/record/bsn"' in done.stdout
+    assert '"acknowledged":["' in done.stdout
