@@ -47,8 +47,11 @@ from sigex.identity import (
     load_party,
     read_parties,
 )
+from sigex.partners import case_system
 from sigex.partners.consumers.inbox import Inbox
 from sigex.partners.consumers.outcomes import answer_frequent_movers
+from sigex.partners.node_runner import DEFAULT_NODE_PORT, DemoNode
+from sigex.partners.node_runner import PARTY as NODE_RUNNER_PARTY
 from sigex.partners.producers.finders import (
     ADMISSION,
     BSN_MISMATCH,
@@ -82,6 +85,8 @@ INBOXES: Mapping[str, tuple[str, ...]] = {
     "RVIG": ("LAA_TERUGKOPPELING",),
 }
 MUNICIPALITY_PURPOSES = ("LAA_SIGNAAL", "BRP_TERUGMELDING")
+#: the municipality that takes part through its partner node and a case system calling it
+NODE_PARTY = NODE_RUNNER_PARTY
 
 
 def _default_state_dir() -> Path:
@@ -95,6 +100,7 @@ class DemoReport:
     reasons: dict[tuple[str, str, str], set[str]] = field(default_factory=dict)
     received: dict[str, Counter[tuple[str, str]]] = field(default_factory=dict)
     example_bsn: str | None = None
+    case_system: case_system.Summary | None = None
 
     def note_refusals(self, key: tuple[str, str, str], refusals: Iterable[RefusedSignal]) -> None:
         for refusal in refusals:
@@ -252,6 +258,12 @@ def _wait_for_gateway(runner: GatewayRunner, target: int, timeout: float = 300.0
 @click.option("--seed", default=7, show_default=True, help="Seed of the synthetic data.")
 @click.option("--port", default=9092, show_default=True, help="Broker port (controller: +1).")
 @click.option(
+    "--node-port",
+    default=DEFAULT_NODE_PORT,
+    show_default=True,
+    help=f"Port of {NODE_PARTY}'s partner node (on 127.0.0.1).",
+)
+@click.option(
     "--at",
     "at_day",
     type=click.DateTime(formats=["%Y-%m-%d"]),
@@ -264,6 +276,7 @@ def demo(
     people: int,
     seed: int,
     port: int,
+    node_port: int,
     at_day: datetime | None,
 ) -> None:
     """Run a whole exchange on a local broker and summarise who received what."""
@@ -310,7 +323,7 @@ def demo(
         generate_dataset(dataset, people=people, seed=seed, as_of=today)
     _say("data", f"{people:,} synthetic people (seed {seed}) in {dataset}")
 
-    report, inboxes = _exchange(state, bootstrap, policy, catalogue, clock, dataset)
+    report, inboxes = _exchange(state, bootstrap, policy, catalogue, clock, dataset, node_port)
     audit_db = state / "audit.sqlite"
     with AccessLogStore.open(str(audit_db)) as store:
         stats = run_indexer(
@@ -336,8 +349,13 @@ def _exchange(
     catalogue: Catalogue,
     clock: Clock,
     dataset: Path,
+    node_port: int = DEFAULT_NODE_PORT,
 ) -> tuple[DemoReport, dict[str, Inbox]]:
-    """Run the gateway while the producers publish and the recipients take their signals."""
+    """Run the gateway while the producers publish and the recipients take their signals.
+
+    The municipality :data:`NODE_PARTY` takes part through its partner node, with the
+    reference case system (standard library only) calling the node over HTTP.
+    """
     core = PolicyGateway(
         identity=load_party(state, Role.GATEWAY),
         directory=load_directory(state),
@@ -356,6 +374,8 @@ def _exchange(
     _say("gateway", "running (one instance, transactional, exactly once)")
 
     report = DemoReport()
+    node = DemoNode.start(state, bootstrap, policy, catalogue, clock, node_port)
+    _say("node", f"{NODE_PARTY}'s partner node on {node.url} (its case system calls it)")
     try:
         sent = _publish(state, connection, policy, catalogue, clock, dataset, report)
         _wait_for_gateway(runner, sent)
@@ -367,10 +387,17 @@ def _exchange(
             policy,
             catalogue,
             clock,
-            {p: v for p, v in parties.items() if p != "RVIG"},
+            {p: v for p, v in parties.items() if p not in ("RVIG", NODE_PARTY)},
         )
         outcome_sent = 0
+        cases = node.run_case_system(state, clock.now())
+        report.case_system = cases
+        outcome_sent += cases.answered
+        key = (NODE_PARTY, "laa.investigation-outcome", "LAA_TERUGKOPPELING")
+        report.published[key] += cases.answered
         for municipality in municipalities:
+            if municipality == NODE_PARTY:
+                continue
             with Publisher(
                 identity=load_party(state, municipality),
                 directory=load_directory(state),
@@ -390,6 +417,7 @@ def _exchange(
         _wait_for_gateway(runner, sent + outcome_sent)
         inboxes |= _receive(state, bootstrap, policy, catalogue, clock, {"RVIG": INBOXES["RVIG"]})
     finally:
+        node.stop()
         stop.set()
         gateway_thread.join(timeout=60)
 
@@ -424,6 +452,13 @@ def _summary(
             click.echo(f"  {party:<7} nothing (no agreement delivered to it)")
         for (signal, purpose), count in sorted(counts.items()):
             click.echo(f"  {party:<7} {signal:<28} {purpose:<20} {count:>6}")
+    if report.case_system is not None:
+        cases = report.case_system
+        click.echo(
+            f"  {NODE_PARTY:<7} through its partner node: {cases.received} signals into its case "
+            f"system ({state / 'case-system' / f'{NODE_PARTY}.sqlite'}), "
+            f"{cases.answered} frequent movers answered"
+        )
     click.echo(f"Access log: {log_size:,} records in {audit_db}")
     if today < date(2027, 1, 1):
         click.echo(

@@ -34,12 +34,14 @@ def inbox_lines(summary: str) -> list[str]:
 def deliveries_in_inboxes(state: Path, bsn: str) -> list[tuple[str, str]]:
     """(recipient, message id) of every inbox row whose fields hold ``bsn``."""
     found = []
-    for inbox in sorted((state / "inboxes").glob("*.sqlite")):
-        with sqlite3.connect(inbox) as db:
-            for message_id, fields in db.execute("SELECT message_id, fields FROM received_signal"):
+    stores = [(path, "received_signal") for path in (state / "inboxes").glob("*.sqlite")]
+    stores += [(path, "cases") for path in (state / "case-system").glob("*.sqlite")]
+    for store, table in stores:
+        with sqlite3.connect(store) as db:
+            for message_id, fields in db.execute(f"SELECT message_id, fields FROM {table}"):
                 values = json.loads(fields)
                 if bsn in (values.get("bsn"), *(values.get("worker_bsns") or [])):
-                    found.append((inbox.stem, message_id))
+                    found.append((store.stem, message_id))
     return sorted(found)
 
 
@@ -52,11 +54,15 @@ def test_the_demo_runs_the_exchange_and_the_auditor_can_answer_for_a_person(
     env = {k: v for k, v in os.environ.items() if not k.startswith("SIGEX_")}
     env["SIGEX_STATE_DIR"] = str(tmp_path)
     args = ["demo", "--state-dir", str(state), "--port", str(port), "--people", "4000"]
+    args += ["--node-port", str(free_port())]
     try:
         first = run(*args, env=env).stdout
         assert "What happened" in first
         assert re.search(r"NLA\s+payroll\.bsn-mismatch\s+SUWI64_ARB\s+[1-9]", first)
         assert "BASIS_UNDER_REVIEW" in first, "the basis under review is refused and said so"
+        # Amsterdam takes part through its partner node and a case system calling it
+        node_line = re.search(r"GM0363 +through its partner node: (\d+) signals", first)
+        assert node_line and int(node_line.group(1)) > 0, first
         match = re.search(r"audit report --bsn (\d{9})", first)
         assert match, first
         bsn = match.group(1)
@@ -92,6 +98,7 @@ def test_the_demo_runs_the_exchange_and_the_auditor_can_answer_for_a_person(
         published_again = re.findall(r"^publish .*?(\d+) sent", second, flags=re.MULTILINE)
         assert published_again and all(n == "0" for n in published_again)
         assert inbox_lines(first) == inbox_lines(second)
+        assert "through its partner node: 0 signals" in second, "nothing is offered twice"
     finally:
         subprocess.run(
             [
