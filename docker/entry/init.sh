@@ -8,7 +8,9 @@
 #    when the audit pseudonym key has gone (restore it from the backup).
 # 2. Hand the broker its TLS identity: copy it into the broker-tls volume,
 #    readable by the sigex group (the Kafka container is given that group).
-# 3. Wait until the broker answers, then create the topics and ACLs from the
+# 3. Prepare GM0363's partner node: its record key, and the TLS files of the node and
+#    of the case system that calls it (made once).
+# 4. Wait until the broker answers, then create the topics and ACLs from the
 #    agreements with `sigex provision` (idempotent: safe on every start).
 set -eu
 
@@ -33,6 +35,23 @@ for name in keystore.pem truststore.pem; do
 done
 
 sigex config check
+
+# 3. Amsterdam (GM0363) takes part through its partner node, called by its case
+#    system over mutual TLS: the node's record key, and a CA with the node's
+#    certificate and the case system's (made once, kept on later starts). The
+#    case system gets only the CA and its own key pair.
+node_tls="${NODE_TLS_DIR:-/var/lib/sigex-node-tls}"
+case_tls="${CASE_SYSTEM_TLS_DIR:-/var/lib/sigex-case-system-tls}"
+sigex node init --as GM0363 --tls-out "$node_tls" \
+    --host node-gm0363 --host localhost --host 127.0.0.1 --client case-system
+if [ -f "$node_tls/client-case-system.pem" ]; then
+    for name in ca.pem client-case-system.pem client-case-system.key; do
+        cp "$node_tls/$name" "$case_tls/$name.new"
+        chmod 0600 "$case_tls/$name.new"
+        mv "$case_tls/$name.new" "$case_tls/$name"
+    done
+    rm -f "$node_tls/client-case-system.pem" "$node_tls/client-case-system.key" "$node_tls/ca.key"
+fi
 
 n=0
 until sigex provision; do

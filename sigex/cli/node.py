@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from sigex.cli.options import connect, connection_options, settings_with
+from sigex.identity import load_party
 from sigex.identity.node_tls import issue_node_certificates
 from sigex.logs import get_logger
 from sigex.node.access import PublishGrants
@@ -17,8 +18,10 @@ from sigex.node.service import (
     NodeSettingsError,
     build_node,
 )
+from sigex.observability import Readiness, start_operations
 from sigex.policies.compiler import load_policy
 from sigex.preflight import BrokerConnectionError
+from sigex.producers.publisher import load_or_create_record_key
 from sigex.schemas.catalogue import load_catalogue
 
 _log = get_logger(__name__)
@@ -70,6 +73,18 @@ def parse_listen(text: str) -> tuple[str, int]:
 @click.option("--lease-seconds", default=60.0, show_default=True)
 @click.option("--inbox-capacity", default=1000, show_default=True)
 @click.option("--group", "group_name", default="node", show_default=True)
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Where the node keeps its Idempotency-Keys [default: the party's folder/node].",
+)
+@click.option(
+    "--operations",
+    is_flag=True,
+    help="Also serve /metrics, /livez and /readyz without TLS on SIGEX_METRICS_PORT and "
+    "SIGEX_HEALTH_PORT (for a container's health check and Prometheus).",
+)
 @connection_options
 def serve(
     party: str,
@@ -85,6 +100,8 @@ def serve(
     lease_seconds: float,
     inbox_capacity: int,
     group_name: str,
+    data_dir: Path | None,
+    operations: bool,
     state_dir: Path | None,
     bootstrap: str | None,
     plaintext: bool,
@@ -135,10 +152,28 @@ def serve(
         catalogue=load_catalogue(),
         policy=policy,
         grants=grants,
+        idempotency_path=None if data_dir is None else data_dir / "idempotency.sqlite",
     )
+    servers = None
+    if operations:
+
+        def readiness() -> Readiness:
+            reasons = built.not_ready()
+            return Readiness.no(tuple(reasons)) if reasons else Readiness.yes()
+
+        servers = start_operations(
+            registry=built.metrics.registry,
+            readiness=readiness,
+            metrics_port=sigex_settings.metrics_port,
+            health_port=sigex_settings.health_port,
+        )
     scheme = "https" if settings.tls else "http"
     click.echo(f"sigex node of {party} on {scheme}://{host}:{port} (OpenAPI at /openapi.json)")
-    run_server(built)
+    try:
+        run_server(built)
+    finally:
+        if servers is not None:
+            servers.stop()
 
 
 @node.command()
@@ -164,3 +199,41 @@ def certs(party: str, out: Path, hosts: tuple[str, ...], clients: tuple[str, ...
     click.echo(f"CA {made.ca}; node {made.server_cert} and {made.server_key}")
     for client, (cert, key) in made.clients.items():
         click.echo(f"client {client}: {cert} and {key}")
+
+
+@node.command(name="init")
+@click.option("--as", "party", required=True, help="The party whose node this is.")
+@click.option(
+    "--tls-out",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Also make the node's TLS files here, unless a CA is there already.",
+)
+@click.option("--host", "hosts", multiple=True, default=("localhost", "127.0.0.1"))
+@click.option("--client", "clients", multiple=True, help="A client to certify (repeatable).")
+@click.option(
+    "--state-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Federation state folder [default: SIGEX_STATE_DIR].",
+)
+def init(
+    party: str,
+    tls_out: Path | None,
+    hosts: tuple[str, ...],
+    clients: tuple[str, ...],
+    state_dir: Path | None,
+) -> None:
+    """Prepare PARTY's node before it runs on a read-only federation: the secret its
+    record keys are derived from and, with --tls-out, its TLS files. Keeps what exists."""
+    settings = settings_with(state_dir)
+    load_party(settings.state_dir, party)  # the party must be in the federation
+    load_or_create_record_key(settings.state_dir, party)
+    click.echo(f"{party}: record key in place")
+    if tls_out is None:
+        return
+    if (tls_out / "ca.pem").exists():
+        click.echo(f"{party}: TLS files kept in {tls_out}")
+        return
+    made = issue_node_certificates(tls_out, party, hosts=hosts, clients=clients)
+    click.echo(f"{party}: TLS files made in {tls_out} ({len(made.clients)} client(s))")

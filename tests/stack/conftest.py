@@ -26,8 +26,13 @@ from kafka import KafkaAdminClient
 
 REPO = Path(__file__).resolve().parents[2]
 PROJECT = "sigex-stack-test"
-PORTS = {"KAFKA_1_HOST_PORT": "39092", "KAFKA_2_HOST_PORT": "39093", "KAFKA_3_HOST_PORT": "39094"}
-BOOTSTRAP = ",".join(f"localhost:{port}" for port in PORTS.values())
+PORTS = {
+    "KAFKA_1_HOST_PORT": "39092",
+    "KAFKA_2_HOST_PORT": "39093",
+    "KAFKA_3_HOST_PORT": "39094",
+    "NODE_GM0363_HOST_PORT": "38470",
+}
+BOOTSTRAP = ",".join(f"localhost:{port}" for name, port in PORTS.items() if "KAFKA" in name)
 HEALTHY_WITHIN = 300
 API_PORT = 8443
 

@@ -9,20 +9,28 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import ssl
 import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.parse
+import urllib.request
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
+from sigex.exchange.protocol import to_json_value
 from sigex.policies.compiler import load_policy
-from tests.stack.conftest import Stack
+from tests.signal_records import frequent_mover
+from tests.stack.conftest import PORTS, Stack
 from tests.unit.producers.test_producers_publish_file import good_record
+from tests.unit.schemas.conftest import make_bsn
 
 SIGEX = str(Path(sys.executable).with_name("sigex"))
 #: The reference finders: what each finds, who publishes it, as which signal, for what.
@@ -388,3 +396,38 @@ def test_drill_down_and_up_keeps_everything(stack: Stack, tmp_path: Path) -> Non
     verified = stack.audit("verify")
     assert verified.returncode == 0, verified.stdout + verified.stderr
     print(f"drill down/up: healthy again {back:.0f} s after down; 0 re-delivered")
+
+
+def test_a_municipality_answers_through_its_partner_node(stack: Stack, tmp_path: Path) -> None:
+    """RVIG publishes from the host; in the stack, GM0363's case system takes each signal
+    from GM0363's partner node over mutual TLS and answers it; RVIG receives the answers."""
+    detected = datetime.now(UTC) - timedelta(minutes=1)
+    records = [
+        to_json_value(frequent_mover("GM0363", make_bsn(uuid.uuid4().int % 10**8), detected))
+        for _ in range(5)
+    ]
+    path = tmp_path / "movers.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    sent = sigex(stack, "publish", "--as", "RVIG", "--signal", "laa.frequent-mover",
+                 "--purpose", "LAA_SIGNAAL", str(path))  # fmt: skip
+    assert sent.returncode == 0, sent.stderr
+    ours = {str(r["signal_id"]) for r in records}
+    answered: Counter[str] = Counter()
+    out = tmp_path / "answers.out"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and set(answered) != ours:
+        done = sigex(stack, "subscribe", "--as", "RVIG", "--purpose", "LAA_TERUGKOPPELING",
+                     "--name", "node-answers", "--out", str(out),
+                     "--idle-timeout", "15")  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        lines = out.read_text(encoding="utf-8").splitlines() if out.exists() else []
+        replies = (json.loads(line)["fields"]["in_reply_to"] for line in lines)
+        answered = Counter(r for r in replies if r in ours)
+    assert set(answered) == ours and sum(answered.values()) == len(ours), answered
+    # only GM0363's own systems get in: a client without its CA's certificate does not
+    anonymous = ssl.create_default_context()
+    anonymous.check_hostname = False
+    anonymous.verify_mode = ssl.CERT_NONE
+    port = PORTS["NODE_GM0363_HOST_PORT"]
+    with pytest.raises((ssl.SSLError, ConnectionError, urllib.error.URLError)):
+        urllib.request.urlopen(f"https://localhost:{port}/livez", context=anonymous, timeout=10)

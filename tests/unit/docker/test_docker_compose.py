@@ -43,11 +43,17 @@ def services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return found
 
 
+#: services of the sigex image that run a partner's own system, not a sigex command
+PARTNER_SYSTEMS = frozenset({"case-system-gm0363"})
+#: services that publish their own HTTP port (not the audit API's)
+NODES = {"node-gm0363": 8470}
+
+
 def sigex_services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {
         name: service
         for name, service in services(compose).items()
-        if SIGEX_IMAGE.match(service.get("image", ""))
+        if SIGEX_IMAGE.match(service.get("image", "")) and name not in PARTNER_SYSTEMS
     }
 
 
@@ -248,7 +254,13 @@ def test_images_are_pinned(compose: dict[str, Any]) -> None:
 
 
 def test_sigex_services_set_only_known_settings(compose: dict[str, Any]) -> None:
-    assert set(sigex_services(compose)) == {"init", "gateway", "audit-indexer", "audit-api"}
+    assert set(sigex_services(compose)) == {
+        "init",
+        "gateway",
+        "audit-indexer",
+        "audit-api",
+        "node-gm0363",
+    }
     for name, service in sigex_services(compose).items():
         unknown = set(environment(service)) - KNOWN_VARIABLES
         assert not unknown, f"{name} sets {unknown}, which sigex.config does not know"
@@ -276,7 +288,8 @@ def test_sigex_service_settings_load_and_check(compose: dict[str, Any], tmp_path
         if name not in ONE_SHOT:
             assert settings.health_port in exposed, f"{name}: health port is not exposed"
         for _, port in host_ports(service):
-            assert port == settings.audit_api_port, f"{name}: publishes {port}, not its API"
+            api = NODES.get(name, settings.audit_api_port)
+            assert port == api, f"{name}: publishes {port}, not its API"
 
 
 @pytest.mark.parametrize("broker", ["kafka-1", "kafka-2", "kafka-3"])
@@ -538,3 +551,18 @@ def test_broker_certificate_names_every_advertised_host(
     certificate = x509.load_pem_x509_certificates(pem)[0]
     names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert advertised_hosts(compose) <= set(names.get_values_for_type(x509.DNSName))
+
+
+def test_the_partner_node_listens_beyond_loopback_only_with_mutual_tls(
+    compose: dict[str, Any],
+) -> None:
+    node = services(compose)["node-gm0363"]
+    command = container_command(node)
+    listen = command[command.index("--listen") + 1]
+    assert listen.endswith(f":{NODES['node-gm0363']}")
+    for option in ("--tls-cert", "--tls-key", "--client-ca"):
+        assert option in command
+    case_system = services(compose)["case-system-gm0363"]
+    words = case_system["command"]
+    assert words[words.index("--node") + 1] == f"https://node-gm0363:{NODES['node-gm0363']}"
+    assert "federation" not in str(case_system.get("volumes")), "a partner system has no keys"

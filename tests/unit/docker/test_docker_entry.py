@@ -13,6 +13,15 @@ ENTRY = REPO / "docker" / "entry"
 
 
 INIT_KEYS = "keys init --broker-host kafka-1 --broker-host kafka-2 --broker-host kafka-3"
+NODE_FILES = ("ca.pem", "ca.key", "node.pem", "node.key")
+CLIENT_FILES = ("client-case-system.pem", "client-case-system.key")
+
+
+def node_init(tmp_path: Path) -> str:
+    return (
+        f"node init --as GM0363 --tls-out {tmp_path / 'node-tls'} --host node-gm0363 "
+        "--host localhost --host 127.0.0.1 --client case-system"
+    )
 
 
 def stand_in_sigex(folder: Path, provision_failures: int = 0) -> Path:
@@ -29,6 +38,10 @@ case "$*" in
     echo key-and-cert > "$SIGEX_STATE_DIR/federation/broker/keystore.pem"
     echo ca > "$SIGEX_STATE_DIR/federation/broker/truststore.pem"
     echo {{}} > "$SIGEX_STATE_DIR/federation/directory.json" ;;
+  "node init"*)
+    out=$(echo "$*" | sed 's/.*--tls-out \\([^ ]*\\).*/\\1/')
+    [ -f "$out/ca.pem" ] && exit 0
+    for name in {" ".join(NODE_FILES + CLIENT_FILES)}; do echo made > "$out/$name"; done ;;
   "provision")
     count=$(grep -c '^provision$' "{folder}/calls.log")
     [ "$count" -gt {provision_failures} ] || exit 1 ;;
@@ -47,11 +60,14 @@ def run_init(tmp_path: Path, bin_dir: Path, attempts: int = 3) -> subprocess.Com
         "PATH": f"{bin_dir}:{os.environ['PATH']}",
         "SIGEX_STATE_DIR": str(tmp_path / "state"),
         "BROKER_TLS_DIR": str(tmp_path / "broker-tls"),
+        "NODE_TLS_DIR": str(tmp_path / "node-tls"),
+        "CASE_SYSTEM_TLS_DIR": str(tmp_path / "case-tls"),
         "INIT_ATTEMPTS": str(attempts),
         "INIT_RETRY_SECONDS": "0",
         "PYTHON": sys.executable,
     }
-    (tmp_path / "broker-tls").mkdir(exist_ok=True)
+    for folder in ("broker-tls", "node-tls", "case-tls"):
+        (tmp_path / folder).mkdir(exist_ok=True)
     return subprocess.run(
         ["sh", str(ENTRY / "init.sh")],
         env=environ,
@@ -73,8 +89,16 @@ def test_init_creates_the_federation_once_and_provisions(tmp_path: Path) -> None
     assert calls(bin_dir) == [
         INIT_KEYS,
         "config check",
+        node_init(tmp_path),
         "provision",
     ]
+    # the case system gets the CA and its own pair; the node keeps no client key, no CA key
+    for name in ("ca.pem", *CLIENT_FILES):
+        copied = tmp_path / "case-tls" / name
+        assert copied.read_text(encoding="utf-8") == "made\n"
+        assert stat.S_IMODE(copied.stat().st_mode) == 0o600
+    left = sorted(path.name for path in (tmp_path / "node-tls").iterdir())
+    assert left == ["ca.pem", "node.key", "node.pem"]
     keystore = tmp_path / "broker-tls" / "keystore.pem"
     assert keystore.read_text(encoding="utf-8") == "key-and-cert\n"
     assert stat.S_IMODE(keystore.stat().st_mode) == 0o640
@@ -82,9 +106,10 @@ def test_init_creates_the_federation_once_and_provisions(tmp_path: Path) -> None
     assert second.returncode == 0, second.stderr
     # keys init runs every time: it keeps the federation, adds a missing API certificate
     # (tests/unit/identity/test_identity_key_files.py checks that on a real one)
-    assert calls(bin_dir)[3:] == [
+    assert calls(bin_dir)[4:] == [
         INIT_KEYS,
         "config check",
+        node_init(tmp_path),
         "provision",
     ]
 
