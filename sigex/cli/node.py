@@ -18,6 +18,7 @@ from sigex.node.service import (
     NodeSettingsError,
     build_node,
 )
+from sigex.node.webhook import WebhookSettings
 from sigex.observability import Readiness, start_operations
 from sigex.policies.compiler import load_policy
 from sigex.preflight import BrokerConnectionError
@@ -80,6 +81,15 @@ def parse_listen(text: str) -> tuple[str, int]:
     help="Where the node keeps its Idempotency-Keys [default: the party's folder/node].",
 )
 @click.option(
+    "--webhook",
+    default=None,
+    help="Push deliveries to this URL of your own system (a 2xx answer acknowledges them).",
+)
+@click.option("--webhook-ca", type=click.Path(dir_okay=False), default=None)
+@click.option("--webhook-cert", type=click.Path(dir_okay=False), default=None)
+@click.option("--webhook-key", type=click.Path(dir_okay=False), default=None)
+@click.option("--webhook-batch", default=100, show_default=True, type=click.IntRange(1, 500))
+@click.option(
     "--operations",
     is_flag=True,
     help="Also serve /metrics, /livez and /readyz without TLS on SIGEX_METRICS_PORT and "
@@ -101,6 +111,11 @@ def serve(
     inbox_capacity: int,
     group_name: str,
     data_dir: Path | None,
+    webhook: str | None,
+    webhook_ca: str | None,
+    webhook_cert: str | None,
+    webhook_key: str | None,
+    webhook_batch: int,
     operations: bool,
     state_dir: Path | None,
     bootstrap: str | None,
@@ -135,6 +150,11 @@ def serve(
         inbox_capacity=inbox_capacity,
         purposes=purposes,
         group_name=group_name,
+        webhook=None
+        if webhook is None
+        else WebhookSettings(
+            webhook, batch=webhook_batch, ca=webhook_ca, cert=webhook_cert, key=webhook_key
+        ),
     )
     settings.check()
     sigex_settings = settings_with(state_dir, bootstrap)

@@ -24,10 +24,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from sigex.consumers.subscriber import FetchedSignal
-from sigex.exchange.protocol import ProtocolError, TraceContext, to_json_value
+from sigex.exchange.protocol import ProtocolError, TraceContext
 from sigex.logs import get_logger
 from sigex.node.access import client_of
+from sigex.node.deliveries import delivery_json
 from sigex.node.errors import (
     BrokerUnavailable,
     FieldProblem,
@@ -216,30 +216,6 @@ def _number(request: Request, name: str, default: float, low: float, high: float
             extra={"parameter": name},
         )
     return value
-
-
-def delivery_json(item: FetchedSignal) -> dict[str, Any]:
-    received = item.signal
-    return {
-        "message_id": received.message_id,
-        "trace_id": received.trace_id,
-        "signal": received.signal,
-        "sender": received.sender,
-        "recipient": received.recipient,
-        "purpose": received.purpose,
-        "legal_basis": received.legal_basis,
-        "agreement_id": received.agreement_id,
-        "agreement_version": received.agreement_version,
-        "retention_days": received.retention_days,
-        "sent_at": received.sent_at.isoformat(),
-        "decision": {
-            "outcome": "PERMIT",
-            "decided_at": received.decided_at.isoformat(),
-            "policy_version": received.policy_version,
-            "fields": sorted(item.decision.fields),
-        },
-        "fields": to_json_value(dict(received.fields)),
-    }
 
 
 async def deliveries(request: Request, node: PartnerNode, client: str) -> Response:

@@ -215,6 +215,16 @@ class DeliveryInbox:
                 lent.append(entry.item)
         return lent
 
+    def release(self, message_ids: Sequence[str]) -> None:
+        """End the leases of these signals now: they are offered again at once."""
+        with self._lock:
+            for message_id in message_ids:
+                entry = self._entries.get(message_id)
+                if entry is not None and not entry.acked:
+                    entry.lease_until = None
+                    entry.leased_to = None
+        self._notify()
+
     def next_expiry(self) -> float | None:
         """Seconds until the first lease runs out (None when nothing is lent)."""
         now = self._clock()

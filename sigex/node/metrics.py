@@ -46,4 +46,10 @@ class NodeMetrics:
             namespace=NAMESPACE,
             registry=self.registry,
         )
+        self.webhook_failures = Counter(
+            "node_webhook_failures",
+            "Pushes to the webhook that were not answered with 2xx (the signals come again).",
+            namespace=NAMESPACE,
+            registry=self.registry,
+        )
         self.subscriber = SubscriberMetrics(self.registry)

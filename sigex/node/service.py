@@ -22,6 +22,7 @@ from sigex.consumers.subscriber import Subscriber
 from sigex.errors import SigexError
 from sigex.identity import load_directory, load_party
 from sigex.node.access import PublishGrants, RateLimiter
+from sigex.node.deliveries import delivery_json
 from sigex.node.errors import BrokerUnavailable
 from sigex.node.idempotency import IdempotencyStore
 from sigex.node.inbox import DeliveryInbox
@@ -29,6 +30,7 @@ from sigex.node.metrics import NodeMetrics
 from sigex.node.openapi import openapi_document
 from sigex.node.publishing import PublishingDesk
 from sigex.node.pump import DeliveryPump
+from sigex.node.webhook import WebhookPusher, WebhookSettings
 from sigex.policies.compiled import CompiledPolicy, parse_moment
 from sigex.producers.publisher import Publisher, load_or_create_record_key
 from sigex.schemas.catalogue import Catalogue
@@ -63,6 +65,8 @@ class NodeSettings:
     purposes: tuple[str, ...] = ()
     #: the consumer group's name (``sigex.sub.<PARTY>.<name>``); two nodes with one name share
     group_name: str = "node"
+    #: push deliveries to this endpoint of the partner's own (see :mod:`sigex.node.webhook`)
+    webhook: WebhookSettings | None = None
 
     @property
     def tls(self) -> bool:
@@ -78,6 +82,8 @@ class NodeSettings:
         for path in parts:
             if path is not None and not path.is_file():
                 raise NodeSettingsError(f"{path}: no such file")
+        if self.webhook is not None:
+            self.webhook.context()  # an address that is not http(s) stops the node here
         if not self.tls and not is_loopback(self.host):
             raise NodeSettingsError(
                 f"the node listens on {self.host}, beyond loopback: that needs mutual TLS "
@@ -130,6 +136,11 @@ class PartnerNode:
         self.receives = subscriber_factory is not None
         self.pump = DeliveryPump(subscriber_factory or _receives_nothing, self.inbox, party=party)
         self.openapi: dict[str, Any] = openapi_document(catalogue, policy, party, __version__)
+        self.pusher = (
+            None
+            if settings.webhook is None or not self.receives
+            else WebhookPusher(settings.webhook, self.inbox, self.metrics, delivery_json)
+        )
         self._changed = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop = threading.Event()
@@ -158,6 +169,8 @@ class PartnerNode:
     def start(self) -> None:
         if self.receives:
             self.pump.start()
+        if self.pusher is not None:
+            self.pusher.start()
         threading.Thread(
             target=self._connect_publisher, name="sigex-node-connect", daemon=True
         ).start()
@@ -171,6 +184,8 @@ class PartnerNode:
 
     def stop(self) -> None:
         self._stop.set()
+        if self.pusher is not None:
+            self.pusher.stop()
         if self.receives:
             self.pump.stop(timeout=STOP_SECONDS)
         self.desk.close()

@@ -14,7 +14,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from sigex.broker.gateway import GatewayRunner
 from sigex.broker.gateway_core import PolicyGateway
-from sigex.clock import FixedClock
+from sigex.clock import Clock, FixedClock
 from sigex.consumers.subscriber import ReceivedSignal, Subscriber
 from sigex.envelope import OutgoingRecord, SealContext, Sealer, pseudonym
 from sigex.exchange.access_record import AccessRecord
@@ -50,7 +50,7 @@ class ExchangeKit:
     exchange: SecureExchange
     policy: CompiledPolicy
     catalogue: Catalogue
-    clock: FixedClock
+    clock: Clock
     runner: GatewayRunner
     _stop: threading.Event
     _thread: threading.Thread
@@ -214,11 +214,17 @@ class ExchangeKit:
 
 
 def start_kit(
-    exchange: SecureExchange, *, suffix: str | None = None, instance: str | None = None
+    exchange: SecureExchange,
+    *,
+    suffix: str | None = None,
+    instance: str | None = None,
+    clock: Clock | None = None,
 ) -> Iterator[ExchangeKit]:
     """A gateway in a group of its own (``suffix``; the same suffix is the same group, so a
-    later kit with it continues where an earlier one stopped) and a kit around it."""
-    kit = launch_kit(exchange, suffix=suffix, instance=instance)
+    later kit with it continues where an earlier one stopped) and a kit around it. Its clock
+    stands at EXCHANGE_TIME unless ``clock`` is given (e.g. the system's, for partners that
+    run as processes of their own)."""
+    kit = launch_kit(exchange, suffix=suffix, instance=instance, clock=clock)
     try:
         yield kit
     finally:
@@ -226,10 +232,14 @@ def start_kit(
 
 
 def launch_kit(
-    exchange: SecureExchange, *, suffix: str | None = None, instance: str | None = None
+    exchange: SecureExchange,
+    *,
+    suffix: str | None = None,
+    instance: str | None = None,
+    clock: Clock | None = None,
 ) -> ExchangeKit:
     """Start a gateway and return the kit; the caller closes it."""
-    clock = FixedClock(EXCHANGE_TIME)
+    clock = clock or FixedClock(EXCHANGE_TIME)
     policy = load_policy()
     catalogue = load_catalogue()
     state = exchange.state_dir

@@ -15,12 +15,14 @@ import os
 import shutil
 import ssl
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import pytest
@@ -29,6 +31,7 @@ from sigex.exchange.access_record import EventKind
 from sigex.exchange.protocol import to_json_value
 from sigex.exchange.topology import receipts_topic
 from sigex.node.service import NodeSettings
+from sigex.node.webhook import WebhookSettings
 from tests.integration.conftest import REPO, SecureExchange
 from tests.integration.exchange_kit import EXCHANGE_TIME, ExchangeKit, fresh_bsn, start_kit
 from tests.integration.node_kit import RunningNode, running_node, wait_ready
@@ -318,3 +321,68 @@ def test_the_curl_examples_in_the_docs_work(
     assert "idempotent-replayed: true" in done.stdout.lower()
     assert '"pointer":"/record/bsn"' in done.stdout
     assert '"acknowledged":["' in done.stdout
+
+
+class _Hook(BaseHTTPRequestHandler):
+    """The partner's endpoint: refuses its first push (500), then takes every push (204)."""
+
+    pushes: ClassVar[list[tuple[int, list[dict[str, Any]]]]] = []
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+        status = 500 if not type(self).pushes else 204
+        type(self).pushes.append((status, body["deliveries"]))
+        self.send_response(status)
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    def log_message(self, *_args: Any) -> None:
+        return
+
+
+def test_a_webhook_gets_each_signal_and_its_2xx_acknowledges_it(
+    kit: ExchangeKit, rvig: RunningNode
+) -> None:
+    _Hook.pushes = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    hook = WebhookSettings(f"http://127.0.0.1:{server.server_address[1]}/signals", batch=50)
+    settings = NodeSettings(rate=0, group_name=f"hook-{uuid.uuid4().hex[:6]}", webhook=hook)
+    try:
+        with running_node(kit, "GM0363", settings=settings) as node:
+            wait_ready(node)
+            record = mover()
+            assert publish(rvig, [record]).status_code == 200
+            deadline = time.monotonic() + 90
+            taken: set[str] = set()
+            while time.monotonic() < deadline and record["signal_id"] not in taken:
+                time.sleep(0.5)
+                taken = {
+                    d["fields"]["signal_id"]
+                    for status, ds in _Hook.pushes
+                    if status == 204
+                    for d in ds
+                }
+            assert record["signal_id"] in taken
+            refused = {d["message_id"] for status, ds in _Hook.pushes if status == 500 for d in ds}
+            later = {d["message_id"] for status, ds in _Hook.pushes if status == 204 for d in ds}
+            assert refused and refused <= later, "what the endpoint refused came again"
+            [delivery] = [
+                d for s, ds in _Hook.pushes if s == 204 for d in ds
+                if d["fields"]["signal_id"] == record["signal_id"]
+            ]  # fmt: skip
+            assert delivery["legal_basis"] == "NL.WBRP.LAA"
+            receipts = kit.access_records(
+                receipts_topic("GM0363"),
+                lambda r: (
+                    r.message_id == delivery["message_id"] and r.kind is EventKind.ACKNOWLEDGED
+                ),
+            )
+            assert receipts, "the 2xx answer was not put on record as the acknowledgement"
+            # acknowledged by the push: a poll of the same node does not get it again
+            polled = httpx.get(f"{node.url}/v1/deliveries", params={"wait": 2}, timeout=30)
+            assert delivery["message_id"] not in {
+                d["message_id"] for d in polled.json()["deliveries"]
+            }
+    finally:
+        server.shutdown()
