@@ -7,6 +7,8 @@
 //
 // usage: node partner_node_client.mjs RVIG_URL GM0363_URL RECORD_JSON
 
+import { randomUUID } from "node:crypto";
+
 const [rvig, municipality, recordJson] = process.argv.slice(2);
 const record = JSON.parse(recordJson);
 
@@ -36,12 +38,12 @@ async function takeUntil(node, wanted, seconds) {
   throw new Error("nothing arrived in time");
 }
 
-const traceId = crypto.randomUUID().replaceAll("-", "");
+const traceId = randomUUID().replaceAll("-", "");
 const published = await call(
   "POST",
   `${rvig}/v1/signals/laa.frequent-mover`,
   { purpose: "LAA_SIGNAAL", records: [record] },
-  { "Idempotency-Key": crypto.randomUUID(), traceparent: `00-${traceId}-00f067aa0ba902b7-01` },
+  { "Idempotency-Key": randomUUID(), traceparent: `00-${traceId}-00f067aa0ba902b7-01` },
 );
 
 const signal = await takeUntil(
@@ -54,7 +56,7 @@ const acked = await call("POST", `${municipality}/v1/deliveries/ack`, {
 });
 
 const outcome = {
-  signal_id: crypto.randomUUID(),
+  signal_id: randomUUID(),
   detected_at: new Date("2027-02-01T10:00:00Z").toISOString(),
   in_reply_to: signal.fields.signal_id,
   municipality: "GM0363",

@@ -9,19 +9,12 @@ import pytest
 import structlog
 
 from sigex.broker.gateway_progress import GatewayProgress
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.manual_clock import ManualClock
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> ManualClock:
+    return ManualClock()
 
 
 @pytest.fixture
@@ -33,7 +26,7 @@ def info_logs() -> Iterator[None]:
     structlog.configure(**before)
 
 
-def test_waiting_records_and_no_commit_for_the_stall_time_is_stalled(clock: Clock) -> None:
+def test_waiting_records_and_no_commit_for_the_stall_time_is_stalled(clock: ManualClock) -> None:
     progress = GatewayProgress(stall_seconds=30, clock=clock)
     progress.observe_lag(500)
     clock.now += 29
@@ -44,7 +37,7 @@ def test_waiting_records_and_no_commit_for_the_stall_time_is_stalled(clock: Cloc
     assert not progress.stalled
 
 
-def test_an_idle_gateway_with_nothing_waiting_is_never_stalled(clock: Clock) -> None:
+def test_an_idle_gateway_with_nothing_waiting_is_never_stalled(clock: ManualClock) -> None:
     progress = GatewayProgress(stall_seconds=30, clock=clock)
     clock.now += 3600
     assert not progress.stalled  # lag unknown
@@ -53,7 +46,7 @@ def test_an_idle_gateway_with_nothing_waiting_is_never_stalled(clock: Clock) -> 
 
 
 def test_the_backlog_is_logged_while_it_lasts_and_a_stall_once(
-    clock: Clock, info_logs: None
+    clock: ManualClock, info_logs: None
 ) -> None:
     progress = GatewayProgress(stall_seconds=30, log_seconds=5, clock=clock)
     with structlog.testing.capture_logs() as logs:
@@ -78,7 +71,7 @@ def test_provisioning_keeps_acknowledged_writes_on_two_brokers_where_there_are_t
     assert [min_insync_replicas(rf) for rf in (1, 2, 3, 5)] == [1, 1, 2, 2]
 
 
-def test_a_consumer_stalled_past_the_renewal_time_needs_renewal(clock: Clock) -> None:
+def test_a_consumer_stalled_past_the_renewal_time_needs_renewal(clock: ManualClock) -> None:
     progress = GatewayProgress(stall_seconds=30, renew_seconds=60, clock=clock)
     progress.observe_lag(500)
     clock.now += 60
@@ -96,7 +89,7 @@ def test_a_consumer_stalled_past_the_renewal_time_needs_renewal(clock: Clock) ->
     assert not progress.needs_renewal
 
 
-def test_a_backlog_that_cannot_be_measured_needs_renewal(clock: Clock) -> None:
+def test_a_backlog_that_cannot_be_measured_needs_renewal(clock: ManualClock) -> None:
     progress = GatewayProgress(stall_seconds=30, renew_seconds=60, clock=clock)
     progress.observe_lag(0)
     clock.now += 59

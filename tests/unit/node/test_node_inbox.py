@@ -6,26 +6,19 @@ import pytest
 
 from sigex.consumers.subscriber import FetchedBatch
 from sigex.node.inbox import DeliveryInbox
+from tests.manual_clock import ManualClock
 from tests.unit.node.fetched import fetched
 
 TOPIC = "sigex.laa.frequent-mover.out.GM0363"
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def inbox(clock: Clock) -> DeliveryInbox:
+def inbox(clock: ManualClock) -> DeliveryInbox:
     return DeliveryInbox(capacity=4, lease_seconds=30, clock=clock)
 
 
@@ -34,7 +27,7 @@ def ids(items: list[object]) -> list[str]:
 
 
 def test_a_lease_lends_each_signal_once_until_it_runs_out(
-    inbox: DeliveryInbox, clock: Clock
+    inbox: DeliveryInbox, clock: ManualClock
 ) -> None:
     inbox.add(FetchedBatch((fetched("m1", 10), fetched("m2", 11))))
     assert ids(inbox.lease(1, "a")) == ["m1"]
