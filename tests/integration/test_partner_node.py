@@ -283,7 +283,7 @@ def test_a_partner_system_in_javascript_publishes_receives_and_acknowledges(
         assert receipts, f"no acknowledgement of {party} in the access log"
 
 
-def tested_blocks(document: Path) -> list[str]:
+def doc_blocks_marked_tested(document: Path) -> list[str]:
     """The shell blocks of ``document`` marked ``<!-- tested -->``, in order."""
     blocks: list[str] = []
     lines = document.read_text(encoding="utf-8").splitlines()
@@ -299,7 +299,7 @@ def test_the_curl_examples_in_the_docs_work(
     rvig: RunningNode, gm0363: RunningNode, tmp_path: Path
 ) -> None:
     """docs/partner-node.md's curl walk-through, run as written against the two nodes."""
-    blocks = tested_blocks(REPO / "docs" / "partner-node.md")
+    blocks = doc_blocks_marked_tested(REPO / "docs" / "partner-node.md")
     assert len(blocks) >= 6
     script = "set -euo pipefail\n" + "\n".join(blocks) + "\n"
     done = subprocess.run(
