@@ -122,6 +122,17 @@ class FetchedBatch:
     settled: tuple[tuple[str, int, int], ...] = ()
 
 
+@dataclass
+class Settling:
+    """Acknowledgements on their way (:meth:`Subscriber.begin_settle`): receipts sent, then
+    the commit of the positions they allow."""
+
+    signals: list[FetchedSignal]
+    sends: list[Any]
+    offsets: dict[Any, Any]
+    commit: Any = None
+
+
 Handler = Callable[[ReceivedSignal], None]
 #: Makes what the handler wrote durable; called before a batch's offsets are committed.
 Sync = Callable[[], None]
@@ -588,7 +599,7 @@ class Subscriber:
         and listed by position, so that the caller can commit past them.
         ``hold`` keeps the group membership alive while reading nothing (the
         application has as many signals open as it can take): not a stall.
-        Acknowledge with :meth:`settle`.
+        Acknowledge with :meth:`begin_settle` and :meth:`advance`.
         """
         if (
             not self._consumer.subscription()
@@ -635,34 +646,68 @@ class Subscriber:
         self._acknowledge(receipts, sealed, {})
         return FetchedBatch(tuple(signals), tuple(settled))
 
-    def settle(
+    def begin_settle(
         self,
         acknowledged: Iterable[FetchedSignal],
         positions: Mapping[tuple[str, int], int],
-    ) -> None:
-        """Write the ACKNOWLEDGED receipts of ``acknowledged``, then commit ``positions``.
+    ) -> Settling:
+        """Send the ACKNOWLEDGED receipts of ``acknowledged``; commit ``positions`` after them.
 
+        Nothing waits here: :meth:`advance` moves the settlement on (the commit is
+        sent only once every receipt is confirmed) and says when it is done.
         ``positions`` maps (topic, partition) to the next offset to read; those of
         partitions this subscriber no longer holds are not committed (their new
-        holder reads them again). Raises what the receipts' write raised:
-        nothing is committed then.
+        holder reads them again).
         """
         signals = list(acknowledged)
+        topic = receipts_topic(self._party)
         receipts = [
-            receipt
+            receipt.to_bytes()
             for item in signals
             for receipt in self._receipts(EventKind.ACKNOWLEDGED, item.signal, item.decision)
         ]
         held = self._consumer.assignment()
-        offsets = {
-            tp: OffsetAndMetadata(offset, "", -1)
-            for (topic, partition), offset in positions.items()
-            if (tp := TopicPartition(topic, partition)) in held
-        }
-        self._acknowledge(receipts, [], offsets)
-        for item in signals:
+        return Settling(
+            signals=signals,
+            sends=[self._producer.send(topic, value=p) for p in pack_access_records(receipts)],
+            offsets={
+                tp: OffsetAndMetadata(offset, "", -1)
+                for (topic_name, partition), offset in positions.items()
+                if (tp := TopicPartition(topic_name, partition)) in held
+            },
+        )
+
+    def advance(self, settling: Settling) -> bool:
+        """Move ``settling`` on without blocking; True once its receipts are on record and
+        its commit answered. Raises what a receipt's write raised: nothing is committed then.
+
+        A commit the group refuses (it is rebalancing) counts as done, as in :meth:`poll`:
+        the signals come again after the rejoin and the message-id check drops them.
+        """
+        if settling.commit is None:
+            if not all(send.is_done for send in settling.sends):
+                return False
+            for send in settling.sends:
+                if send.failed():
+                    raise send.exception
+            if settling.offsets:
+                settling.commit = self._consumer.commit_async(settling.offsets)
+                return False
+        elif not settling.commit.is_done:
+            return False
+        elif settling.commit.failed():
+            self._watch.commit_failures += 1
+            _log.warning(
+                "subscriber.commit_deferred",
+                party=self._party,
+                error=type(settling.commit.exception).__name__,
+            )
+        else:
+            self._watch.commit_failures = 0
+        for item in settling.signals:
             self._remember(item.signal.message_id)
-        self.acknowledged += len(signals)
+        self.acknowledged += len(settling.signals)
+        return True
 
     def _check(self, delivered: DeliveredMessage, decision: DeliveryDecision) -> ReceivedSignal:
         context = delivered.context

@@ -18,14 +18,16 @@ from collections.abc import Callable
 
 from sigex.consumers.errors import AccessRefused
 from sigex.consumers.health import Step
-from sigex.consumers.subscriber import Subscriber
+from sigex.consumers.subscriber import Settling, Subscriber
 from sigex.logs import get_logger
-from sigex.node.inbox import DeliveryInbox
+from sigex.node.inbox import DeliveryInbox, Settlement
 
 _log = get_logger(__name__)
 
 #: how long one poll may wait for signals; acknowledgements wait at most this long for the pump
-POLL_MS = 50
+POLL_MS = 20
+#: the poll's wait while a settlement is under way, so that it is moved on promptly
+SETTLING_POLL_MS = 2
 RETRY_SECONDS = 5.0
 
 
@@ -102,23 +104,40 @@ class DeliveryPump:
         self._stop.wait(self._retry_seconds)
 
     def _pump(self, subscriber: Subscriber) -> None:
+        """Fetch while one settlement at a time goes on beside it: an acknowledgement never
+        holds up receiving, and no commit can pass one that failed."""
         self.problem = None
-        while not self._stop.is_set():
-            settlement = self._inbox.due()
-            if settlement is not None:
-                try:
-                    subscriber.settle(settlement.signals, settlement.positions)
-                except Exception as error:
-                    self._inbox.failed(settlement, error)
-                    raise
-                self._inbox.settled(settlement)
-            room = self._inbox.room()
-            batch = subscriber.fetch(self._poll_ms, max(room, 1), hold=room == 0)
-            self._inbox.add(batch)
-            self._inbox.keep_partitions(subscriber.partitions)
-            self.subscribed = subscriber.subscribed
-            if room and subscriber.health() is Step.RECOVER:
-                subscriber.rejoin()
+        inflight: tuple[Settlement, Settling] | None = None
+        try:
+            while not self._stop.is_set():
+                if inflight is None:
+                    settlement = self._inbox.due()
+                    if settlement is not None:
+                        inflight = (
+                            settlement,
+                            subscriber.begin_settle(settlement.signals, settlement.positions),
+                        )
+                if inflight is not None and subscriber.advance(inflight[1]):
+                    self._inbox.settled(inflight[0])
+                    inflight = None
+                    continue
+                self._receive(subscriber, busy=inflight is not None)
+        except BaseException as error:
+            if inflight is not None:
+                self._inbox.failed(inflight[0], error)
+            raise
+        if inflight is not None:
+            self._inbox.failed(inflight[0], RuntimeError("the node stopped before it settled"))
+
+    def _receive(self, subscriber: Subscriber, *, busy: bool) -> None:
+        room = self._inbox.room()
+        poll_ms = SETTLING_POLL_MS if busy else self._poll_ms
+        batch = subscriber.fetch(poll_ms, max(room, 1), hold=room == 0)
+        self._inbox.add(batch)
+        self._inbox.keep_partitions(subscriber.partitions)
+        self.subscribed = subscriber.subscribed
+        if room and not busy and subscriber.health() is Step.RECOVER:
+            subscriber.rejoin()
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, every: float = 0.05) -> bool:
