@@ -33,6 +33,7 @@ import argparse
 import json
 import os
 import queue
+import shutil
 import statistics
 import sys
 import threading
@@ -113,6 +114,8 @@ class Bench:
         self.directory = load_directory(self.state)
         #: how long each send of the last paced run took (ms)
         self.send_ms: list[float] = []
+        #: the last paced run's latencies split at the gateway's decision (ms)
+        self.stages: dict[str, list[float]] = {}
 
     # -- the two paths ---------------------------------------------------------------------------
 
@@ -230,33 +233,37 @@ class Bench:
         rate: float,
         seconds: float,
         send: Callable[[dict[str, Any]], None],
-        receive: Callable[[Callable[[str], None], threading.Event], None],
+        receive: Callable[[Callable[[str, str], None], threading.Event], None],
     ) -> list[float]:
+        """Latency (ms) of each signal sent at ``rate``; :attr:`stages` splits it at the
+        gateway's decision (its ``decided_at``): before (sender and gateway) and after
+        (delivery, and the receiving side)."""
         batch = records(int(rate * seconds), seed=int(time.time()))
         self.send_ms = []
         due: dict[str, float] = {}
         arrived: dict[str, float] = {}
+        decided: dict[str, float] = {}
         lock = threading.Lock()
         stop = threading.Event()
-
         wanted = {str(record["signal_id"]) for record in batch}
 
-        def note(signal_id: str) -> None:
+        def note(signal_id: str, decided_at: str) -> None:
             if signal_id not in wanted:
                 return  # an earlier run's signal, still waiting for this receiver
             with lock:
-                arrived.setdefault(signal_id, time.perf_counter())
+                if signal_id not in arrived:
+                    arrived[signal_id] = time.time()
+                    decided[signal_id] = datetime.fromisoformat(decided_at).timestamp()
 
         receiver = threading.Thread(target=receive, args=(note, stop), daemon=True)
         receiver.start()
         time.sleep(2)  # the receiver is polling
-        start = time.perf_counter()
+        start, wall = time.perf_counter(), time.time()
         for index, record in enumerate(batch):
-            moment = start + index / rate
-            pause = moment - time.perf_counter()
+            pause = start + index / rate - time.perf_counter()
             if pause > 0:
                 time.sleep(pause)
-            due[str(record["signal_id"])] = moment
+            due[str(record["signal_id"])] = wall + index / rate
             before = time.perf_counter()
             send(record)
             self.send_ms.append((time.perf_counter() - before) * 1000)
@@ -268,6 +275,10 @@ class Bench:
         missing = len(batch) - len(arrived)
         if missing:
             raise RuntimeError(f"{missing} paced signals did not arrive")
+        self.stages = {
+            "to_decision": [(decided[k] - due[k]) * 1000 for k in due],
+            "after_decision": [(arrived[k] - decided[k]) * 1000 for k in due],
+        }
         return [(arrived[key] - due[key]) * 1000 for key in due]
 
 
@@ -325,12 +336,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 warm.poll(lambda _s: None, timeout_ms=200)
             warm.drain(lambda _s: None, idle_seconds=2)
 
-        def library_receive(note: Callable[[str], None], stop: threading.Event) -> None:
+        def library_receive(note: Callable[[str, str], None], stop: threading.Event) -> None:
             with bench.subscriber(library_group) as subscriber:
                 while not stop.is_set():
-                    subscriber.poll(lambda s: note(str(s.fields["signal_id"])), timeout_ms=100)
+                    subscriber.poll(
+                        lambda s: note(str(s.fields["signal_id"]), s.decided_at.isoformat()),
+                        timeout_ms=100,
+                    )
 
-        def node_receive(note: Callable[[str], None], stop: threading.Event) -> None:
+        def node_receive(note: Callable[[str, str], None], stop: threading.Event) -> None:
             """Long-poll, and acknowledge from a second thread (as a partner system would:
             its next poll does not wait for the last acknowledgement)."""
             pending: queue.Queue[list[str] | None] = queue.Queue()
@@ -349,7 +363,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     )
                     deliveries = answer.json()["deliveries"]
                     for delivery in deliveries:
-                        note(delivery["fields"]["signal_id"])
+                        note(delivery["fields"]["signal_id"], delivery["decision"]["decided_at"])
                     if deliveries:
                         pending.put([d["message_id"] for d in deliveries])
             pending.put(None)
@@ -370,6 +384,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             latency: dict[str, list[float]] = {"library": [], "node": []}
             send_ms: dict[str, list[float]] = {"library": [], "node": []}
             p99_rounds: dict[str, list[float]] = {"library": [], "node": []}
+            stages: dict[str, dict[str, list[float]]] = {
+                "library": {"to_decision": [], "after_decision": []},
+                "node": {"to_decision": [], "after_decision": []},
+            }
             for _ in range(args.paced_rounds):  # alternating, so that drift hits both
                 for name, send, receive in (
                     ("library", library_send, library_receive),
@@ -379,11 +397,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     latency[name] += values
                     send_ms[name] += bench.send_ms
                     p99_rounds[name].append(latency_summary(values)["p99"])
+                    for stage, stage_values in bench.stages.items():
+                        stages[name][stage] += stage_values
             sending = {name: latency_summary(values) for name, values in send_ms.items()}
         publisher.close()
         client.close()
         exchange.stop_all()
 
+    shutil.rmtree(folder, ignore_errors=True)  # the processes' logs, kept only after a failure
     summary = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine_notes(),
@@ -410,6 +431,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "latency_ms": {name: latency_summary(values) for name, values in latency.items()},
         "send_call_ms": sending,
         "p99_ms_per_round": p99_rounds,
+        "stages_ms": {
+            name: {stage: latency_summary(values) for stage, values in split.items()}
+            for name, split in stages.items()
+        },
     }
     summary["p99_added_ms"] = median(p99_rounds["node"]) - median(p99_rounds["library"])
     return summary
@@ -462,6 +487,18 @@ def report(summary: dict[str, Any]) -> str:
         + "; node "
         + ", ".join(f"{v:.0f}" for v in summary["p99_ms_per_round"]["node"])
         + f". The node adds **{summary['p99_added_ms']:.1f} ms** to the median p99.",
+        "",
+        "The same latency split at the gateway's decision (its `decided_at`): until the "
+        "decision (the sender's call, the ingress topic, the gateway's batch) and after it "
+        "(the gateway's transaction, the delivery topic, the receiving side), ms:",
+        "",
+        "| | until decision p50 | p99 | after decision p50 | p99 |",
+        "|---|---|---|---|---|",
+        *(
+            f"| {name} | {v['to_decision']['p50']:.1f} | {v['to_decision']['p99']:.1f} | "
+            f"{v['after_decision']['p50']:.1f} | {v['after_decision']['p99']:.1f} |"
+            for name, v in summary["stages_ms"].items()
+        ),
         "",
         "How long one send took (the call or the HTTP request, ms):",
         "",
