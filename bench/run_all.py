@@ -24,6 +24,7 @@ BENCHMARKS = {
     "accesslog": ["bench_accesslog.py"],
     "reference-memory": ["bench_reference_memory.py"],
     "e2e": ["bench_e2e.py"],
+    "node": ["bench_node.py"],
 }
 QUICK_CAPABLE = {"policy", "envelope", "observability", "accesslog", "e2e"}
 NO_WRITE_CAPABLE = {"envelope", "accesslog", "e2e", "reference-memory"}
