@@ -26,7 +26,7 @@ BENCHMARKS = {
     "e2e": ["bench_e2e.py"],
     "node": ["bench_node.py"],
 }
-QUICK_CAPABLE = {"policy", "envelope", "observability", "accesslog", "e2e"}
+QUICK_CAPABLE = {"policy", "envelope", "observability", "accesslog", "e2e", "node"}
 NO_WRITE_CAPABLE = {"envelope", "accesslog", "e2e", "reference-memory"}
 
 

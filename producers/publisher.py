@@ -77,6 +77,8 @@ SIGNAL_ID_FIELD = "signal_id"
 DEFAULT_MAX_MESSAGE_BYTES = 1_048_576
 #: room for what Kafka adds around an envelope: record batch header, key, headers
 KAFKA_RECORD_OVERHEAD = 512
+#: the longest :meth:`Publisher.close` waits for records still in flight
+CLOSE_TIMEOUT_SECONDS = 30.0
 
 
 class RecordTooLarge(ProducerError):
@@ -267,8 +269,14 @@ class Publisher:
     def party(self) -> str:
         return self._party
 
-    def close(self) -> None:
-        self._producer.close()
+    def close(self, timeout: float = CLOSE_TIMEOUT_SECONDS) -> None:
+        """Close the producer, waiting at most ``timeout`` s for what is still in flight.
+
+        Records still unsent then were never acknowledged, so :meth:`publish` has
+        already raised for them; without a bound, a partition whose leader is gone
+        would hold the process here for good.
+        """
+        self._producer.close(timeout=timeout)
 
     def __enter__(self) -> Publisher:
         return self
