@@ -70,3 +70,17 @@ def wait_ready(node: RunningNode, timeout: float = 60.0) -> None:
             return
         time.sleep(0.2)
     raise AssertionError(f"node {node.party} not ready: {node.node.not_ready()}")
+
+
+def caught_up(kit: ExchangeKit, quiet: float = 5.0, timeout: float = 300.0) -> None:
+    """Until the kit's gateway has worked through what earlier tests left on the ingress
+    topics (a new gateway group starts at the earliest offset): ``quiet`` s with nothing new."""
+    deadline = time.monotonic() + timeout
+    last, since = kit.runner.processed, time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        if kit.runner.processed != last:
+            last, since = kit.runner.processed, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            return
+    raise AssertionError(f"the gateway still works through a backlog after {timeout:.0f} s")

@@ -34,7 +34,7 @@ from sigex.node.service import NodeSettings
 from sigex.node.webhook import WebhookSettings
 from tests.integration.conftest import REPO, SecureExchange
 from tests.integration.exchange_kit import EXCHANGE_TIME, ExchangeKit, fresh_bsn, start_kit
-from tests.integration.node_kit import RunningNode, running_node, wait_ready
+from tests.integration.node_kit import RunningNode, caught_up, running_node, wait_ready
 from tests.signal_records import frequent_mover
 
 pytestmark = pytest.mark.integration
@@ -43,7 +43,9 @@ SIGNAL = "laa.frequent-mover"
 
 @pytest.fixture(scope="module")
 def kit(secure_exchange: SecureExchange) -> Iterator[ExchangeKit]:
-    yield from start_kit(secure_exchange)
+    for kit in start_kit(secure_exchange):
+        caught_up(kit)
+        yield kit
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +81,7 @@ def publish(node: RunningNode, records: list[dict[str, Any]], **headers: str) ->
 
 
 def receive_until(
-    node: RunningNode, signal_ids: set[str], timeout: float = 60.0
+    node: RunningNode, signal_ids: set[str], timeout: float = 120.0
 ) -> list[dict[str, Any]]:
     """Long-poll ``node`` until every signal id came (others are acknowledged and dropped)."""
     got: list[dict[str, Any]] = []

@@ -34,6 +34,7 @@ from sigex.exchange.protocol import to_json_value
 from tests.conftest import free_port
 from tests.integration.conftest import SecureExchange
 from tests.integration.exchange_kit import ExchangeKit, fresh_bsn, start_kit
+from tests.integration.node_kit import caught_up
 from tests.signal_records import frequent_mover
 
 pytestmark = pytest.mark.integration
@@ -43,7 +44,9 @@ SIGNAL = "laa.frequent-mover"
 
 @pytest.fixture(scope="module")
 def kit(secure_exchange: SecureExchange) -> Iterator[ExchangeKit]:
-    yield from start_kit(secure_exchange, clock=SystemClock())
+    for kit in start_kit(secure_exchange, clock=SystemClock()):
+        caught_up(kit)
+        yield kit
 
 
 @contextmanager
@@ -89,7 +92,7 @@ def movers(count: int) -> list[dict[str, Any]]:
     return [to_json_value(frequent_mover("GM0363", fresh_bsn(), at)) for _ in range(count)]
 
 
-def take(url: str, wanted: set[str], seconds: float = 60) -> dict[str, str]:
+def take(url: str, wanted: set[str], seconds: float = 120) -> dict[str, str]:
     """signal_id -> message_id of ``wanted`` signals lent by the node (others are acked)."""
     found: dict[str, str] = {}
     deadline = time.monotonic() + seconds
