@@ -214,12 +214,15 @@ class CompiledPolicy:
         return None
 
 
-def parse_moment(text: str, compiled: CompiledPolicy) -> datetime:
-    """A date means the start of that day in the policy's time zone; a naive time is local too."""
+def parse_moment(text: str, compiled: CompiledPolicy, name: str = "at") -> datetime:
+    """A date means the start of that day in the policy's time zone; a naive time is local too.
+
+    ``name`` is what the caller calls the value (``--at`` on the command line), for the error.
+    """
     try:
         if len(text) == 10:
             return datetime.combine(date.fromisoformat(text), time(), tzinfo=compiled.zone)
         moment = datetime.fromisoformat(text)
     except ValueError as error:
-        raise PolicyError("at must be a date (YYYY-MM-DD) or an ISO 8601 moment") from error
+        raise PolicyError(f"{name} must be a date (YYYY-MM-DD) or an ISO 8601 moment") from error
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=compiled.zone)

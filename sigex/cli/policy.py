@@ -93,7 +93,7 @@ def explain(
 ) -> None:
     """Decide one delivery and print the decision with its reasons (exit 1 when refused)."""
     compiled = load_policy(directory)
-    at = SystemClock().now() if at_text is None else parse_moment(at_text, compiled)
+    at = SystemClock().now() if at_text is None else parse_moment(at_text, compiled, "--at")
     request = DecisionRequest(sender, signal, recipient, purpose, frozenset(classifications))
     decision = decide(request, compiled, at)
     for line in describe(decision, request, compiled.local_day(at).isoformat()):

@@ -315,7 +315,7 @@ async def explain(request: Request, node: PartnerNode, client: str) -> Response:
     try:
         at = node.moment(query.get("at"))
     except PolicyError as error:
-        raise UnknownPurpose(str(error).replace("--at", "at")) from error
+        raise UnknownPurpose(str(error)) from error
     classifications = frozenset(query.getlist("classification"))
     request_ = DecisionRequest(
         query["sender"], query["signal"], query["recipient"], query["purpose"], classifications
