@@ -18,16 +18,16 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
 
-import httpx
+import httpx2 as httpx
 import pytest
 
-from sigex.exchange.access_record import EventKind
+from sigex.exchange.access_record import AccessRecord, EventKind
 from sigex.exchange.protocol import to_json_value
 from sigex.exchange.topology import receipts_topic
 from sigex.node.service import NodeSettings
@@ -278,11 +278,13 @@ def test_a_partner_system_in_javascript_publishes_receives_and_acknowledges(
         ("GM0363", seen["received_message_id"]),
         ("RVIG", seen["reply_message_id"]),
     ):
-        receipts = kit.access_records(
-            receipts_topic(party),
-            lambda r, m=message_id: r.message_id == m and r.kind is EventKind.ACKNOWLEDGED,
-        )
+        receipts = kit.access_records(receipts_topic(party), acknowledgement_of(message_id))
         assert receipts, f"no acknowledgement of {party} in the access log"
+
+
+def acknowledgement_of(message_id: str) -> Callable[[AccessRecord], bool]:
+    """Matches the ACKNOWLEDGED receipt of ``message_id``."""
+    return lambda r: r.message_id == message_id and r.kind is EventKind.ACKNOWLEDGED
 
 
 def doc_blocks_marked_tested(document: Path) -> list[str]:
