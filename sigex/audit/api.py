@@ -41,6 +41,7 @@ from sigex.audit.store import AccessLogStore, RecordFilter
 from sigex.errors import InvalidIdentifier, SigexError
 from sigex.exchange.access_record import EventKind, Outcome
 from sigex.exchange.pseudonyms import SubjectPseudonymiser
+from sigex.http_tls import subject_attributes
 from sigex.logs import get_logger
 
 AUDITOR_KIND = "auditor"
@@ -282,10 +283,7 @@ def principal_of(
     """
     if not peer_certificate:
         return None
-    attributes: dict[str, str] = {}
-    for rdn in peer_certificate.get("subject", ()):
-        for name, value in rdn:
-            attributes.setdefault(str(name), str(value))
+    attributes = subject_attributes(peer_certificate)
     common_name = attributes.get("commonName")
     if common_name is None or generations is None or common_name not in generations:
         return common_name

@@ -3,7 +3,7 @@
 On loopback (the default) every caller is the party's own machine: the
 client is ``loopback``. Beyond loopback the node requires mutual TLS, and a
 client is the common name of the certificate it presented, signed by the CA
-the party configured for its own systems (:mod:`sigex.node.server` puts it
+the party configured for its own systems (:mod:`sigex.http_tls` puts it
 into the request's scope). ``allowed`` optionally limits which client may
 publish which signal; receiving and explaining are open to every client the
 TLS layer let in.
@@ -17,17 +17,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from sigex.http_tls import common_name, peer_certificate
 from sigex.node.errors import NotAllowed, TooManyRequests
 
 LOOPBACK_CLIENT = "loopback"
-#: the ASGI scope key where the node's HTTP protocol puts the client certificate's name
-CLIENT_NAME_SCOPE_KEY = "sigex.client"
 
 
 def client_of(scope: Mapping[str, Any]) -> str:
     """The calling client's name: its certificate's common name, or ``loopback``."""
-    name = scope.get(CLIENT_NAME_SCOPE_KEY)
-    return str(name) if name else LOOPBACK_CLIENT
+    name = common_name(peer_certificate(scope))
+    return name or LOOPBACK_CLIENT
 
 
 @dataclass(frozen=True)

@@ -1,49 +1,19 @@
 """Serving the node with uvicorn, on loopback or behind mutual TLS.
 
-uvicorn does not hand the client's certificate to the application, so the
-node's HTTP protocol (a small subclass of uvicorn's h11 protocol) reads the
-verified certificate's common name when the connection is made and puts it
-into every request's scope (:data:`sigex.node.access.CLIENT_NAME_SCOPE_KEY`).
+The client's certificate reaches the application through
+:class:`sigex.http_tls.PeerCertificateH11`; :func:`sigex.node.access.client_of`
+takes the client's name from it.
 """
 
 from __future__ import annotations
 
-import asyncio
-import ssl
 from typing import Any
 
 import uvicorn
-from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from sigex.node.access import CLIENT_NAME_SCOPE_KEY
+from sigex.http_tls import PeerCertificateH11, mutual_tls_options
 from sigex.node.app import create_app
 from sigex.node.service import PartnerNode
-
-
-def common_name(certificate: dict[str, Any] | None) -> str | None:
-    """The subject's commonName of a certificate as :meth:`ssl.SSLSocket.getpeercert` gives it."""
-    for rdn in (certificate or {}).get("subject", ()):
-        for key, value in rdn:
-            if key == "commonName":
-                return str(value)
-    return None
-
-
-class ClientCertificateH11(H11Protocol):
-    """uvicorn's h11 protocol, telling the application which client certificate connected."""
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        ssl_object = transport.get_extra_info("ssl_object")
-        name = common_name(ssl_object.getpeercert()) if ssl_object is not None else None
-        if name is None:
-            return
-        app = self.app
-
-        async def with_client(scope: Any, receive: Any, send: Any) -> None:
-            await app({**scope, CLIENT_NAME_SCOPE_KEY: name}, receive, send)
-
-        self.app = with_client
 
 
 def server_config(node: PartnerNode) -> uvicorn.Config:
@@ -51,17 +21,13 @@ def server_config(node: PartnerNode) -> uvicorn.Config:
     settings.check()
     options: dict[str, Any] = {}
     if settings.tls:
-        options = {
-            "ssl_certfile": str(settings.tls_cert),
-            "ssl_keyfile": str(settings.tls_key),
-            "ssl_ca_certs": str(settings.client_ca),
-            "ssl_cert_reqs": ssl.CERT_REQUIRED,
-        }
+        assert settings.tls_cert and settings.tls_key and settings.client_ca  # check() saw to it
+        options = mutual_tls_options(settings.tls_cert, settings.tls_key, settings.client_ca)
     return uvicorn.Config(
         create_app(node),
         host=settings.host,
         port=settings.port,
-        http=ClientCertificateH11,
+        http=PeerCertificateH11,
         lifespan="on",
         log_config=None,
         access_log=False,
