@@ -58,6 +58,7 @@ _TEXT_FILTERS = (
     "recipient",
     "purpose",
     "agreement_id",
+    "legal_basis",
     "signal",
     "trace_id",
     "message_id",
@@ -214,7 +215,7 @@ class AuditApi:
         if latest is None:
             raise _BadRequest(404, "no checkpoint yet")
         wanted = self._int(params, "tree_size", latest.tree_size)
-        checkpoint = next((c for c in store.checkpoints() if c.tree_size == wanted), None)
+        checkpoint = store.checkpoint_at(wanted)
         if checkpoint is None:
             raise _BadRequest(404, f"no checkpoint at tree size {wanted}")
         if leaf_index >= checkpoint.tree_size:

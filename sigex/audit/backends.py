@@ -55,7 +55,8 @@ def schema_statements(int_type: str, blob_type: str, table: str = "access_record
     """The tables and indexes of the access log (``table`` lets a benchmark make a twin)."""
     columns = _COLUMNS.format(int=int_type, blob=blob_type)
     statements = [f"CREATE TABLE IF NOT EXISTS {table} ({columns})"]
-    for column in ("subject", "sender", "recipient", "purpose", "agreement_id", "signal"):
+    indexed = ("subject", "sender", "recipient", "purpose", "agreement_id", "legal_basis", "signal")
+    for column in indexed:
         statements.append(
             f"CREATE INDEX IF NOT EXISTS {table}_{column} ON {table} ({column}, leaf_index)"
         )

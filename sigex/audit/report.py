@@ -5,17 +5,25 @@ date, the sender, the recipient, the signal, the purpose, the legal basis, the
 agreement (the processing activity) and the names of the fields disclosed,
 and whether the recipient acknowledged it. Refusals disclosed nothing and are
 only counted. The BSN itself is never printed: the caller already knows it.
+
+:func:`citizen_document` words it for the person, in Dutch or English
+(:mod:`sigex.audit.report_texts`); :func:`render_text`, the console's HTML page
+and :mod:`sigex.audit.report_pdf` each lay that one document out.
 """
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from sigex.audit.report_texts import Language, texts_for
 from sigex.audit.store import StoredRecord
 from sigex.exchange.access_record import AccessRecord, EventKind, format_time
+from sigex.policies.compiled import CompiledPolicy
 
 _REFUSALS = frozenset(
     {EventKind.REFUSED_AT_PUBLISH, EventKind.REFUSED_FOR_RECIPIENT, EventKind.DEAD_LETTERED}
@@ -91,6 +99,18 @@ def build_report(
     return AccessReport(generated_at, disclosures, refusals, tree_size)
 
 
+def report_context(party_names: Mapping[str, str], policy: CompiledPolicy | None) -> ReportContext:
+    """Names of parties, and (from the policy, when there is one) of purposes and laws."""
+    if policy is None:
+        return ReportContext(party_names=dict(party_names))
+    return ReportContext(
+        party_names=dict(party_names),
+        purpose_descriptions={code: p.description for code, p in policy.purposes.items()},
+        basis_citations={code: b.citation for code, b in policy.legal_bases.items()},
+        zone=policy.zone,
+    )
+
+
 def _disclosure(index: int, record: AccessRecord, acknowledged: bool) -> Disclosure:
     assert record.recipient is not None  # a DELIVERED record always names its recipient
     return Disclosure(
@@ -109,49 +129,153 @@ def _disclosure(index: int, record: AccessRecord, acknowledged: bool) -> Disclos
     )
 
 
-def render_text(report: AccessReport, party_names: Mapping[str, str]) -> str:
-    """The report as a document a person can read."""
+@dataclass(frozen=True, slots=True)
+class ReportItem:
+    """One disclosure as the citizen reads it: a heading and labelled lines."""
 
-    def name(code: str) -> str:
-        full = party_names.get(code)
+    heading: str
+    lines: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ReportDocument:
+    """The article 15 report in one language, ready for text, HTML or PDF."""
+
+    language: Language
+    title: str
+    generated: str
+    intro: tuple[str, ...]
+    items: tuple[ReportItem, ...]
+    closing: tuple[str, ...]
+    objection_heading: str
+    objection: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ReportContext:
+    """What the report needs beyond the log: names of parties, purposes and laws, the zone."""
+
+    party_names: Mapping[str, str] = field(default_factory=dict)
+    purpose_descriptions: Mapping[str, str] = field(default_factory=dict)
+    basis_citations: Mapping[str, str] = field(default_factory=dict)
+    zone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Europe/Amsterdam"))
+
+
+_MONTHS = {
+    "nl": (
+        "januari",
+        "februari",
+        "maart",
+        "april",
+        "mei",
+        "juni",
+        "juli",
+        "augustus",
+        "september",
+        "oktober",
+        "november",
+        "december",
+    ),
+    "en": (
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ),
+}
+
+
+def _moment(moment: datetime, language: Language, zone: ZoneInfo) -> str:
+    local = moment.astimezone(zone)
+    month = _MONTHS[language][local.month - 1]
+    return f"{local.day} {month} {local.year}, {local:%H:%M}"
+
+
+def citizen_document(
+    report: AccessReport, language: Language, context: ReportContext
+) -> ReportDocument:
+    """The report written for the person it is about, in ``language`` (``nl`` or ``en``)."""
+    texts = texts_for(language)
+
+    def party(code: str) -> str:
+        full = context.party_names.get(code)
         return f"{full} ({code})" if full else code
 
-    lines = [
-        "Access report (GDPR article 15)",
-        "===============================",
-        "",
-        f"Generated: {format_time(report.generated_at)}",
-        "This lists every disclosure of data about you that the signal exchange recorded:",
-        "who sent it, who received it, when, for which purpose and on which legal basis.",
-        "",
-    ]
-    if not report.disclosures:
-        lines.append("No data about you was disclosed through the exchange.")
+    def purpose(code: str) -> str:
+        described = texts.purposes.get(code) or context.purpose_descriptions.get(code)
+        return f"{described} ({code})" if described else code
+
+    def basis(code: str | None) -> str:
+        if code is None:
+            return "-"
+        citation = context.basis_citations.get(code)
+        return f"{citation} ({code})" if citation else code
+
+    items = []
     for number, item in enumerate(report.disclosures, start=1):
         agreement = (
-            f"{item.agreement_id} version {item.agreement_version}" if item.agreement_id else "-"
+            f"{item.agreement_id}, {texts.version} {item.agreement_version}"
+            if item.agreement_id
+            else "-"
         )
-        lines += [
-            f"{number}. {format_time(item.occurred_at)[:19].replace('T', ' ')} UTC",
-            f"   recipient:    {name(item.recipient)}",
-            f"   sender:       {name(item.sender)}",
-            f"   signal:       {item.signal}",
-            f"   purpose:      {item.purpose}",
-            f"   legal basis:  {item.legal_basis or '-'}",
-            f"   agreement:    {agreement}",
-            f"   data fields:  {', '.join(item.disclosed_fields) or '-'}",
-            f"   acknowledged: {'yes' if item.acknowledged else 'no'}",
-            f"   log record:   {item.leaf_index}",
-            "",
-        ]
-    lines.append(f"Deliveries: {len(report.disclosures)}.")
+        items.append(
+            ReportItem(
+                f"{texts.item} {number}",
+                (
+                    (texts.when, _moment(item.occurred_at, language, context.zone)),
+                    (texts.recipient, party(item.recipient)),
+                    (texts.sender, party(item.sender)),
+                    (texts.signal, texts.signals.get(item.signal, item.signal)),
+                    (texts.purpose, purpose(item.purpose)),
+                    (texts.legal_basis, basis(item.legal_basis)),
+                    (texts.agreement, agreement),
+                    (texts.fields, ", ".join(item.disclosed_fields) or "-"),
+                    (texts.acknowledged, texts.yes if item.acknowledged else texts.no),
+                    (texts.log_record, str(item.leaf_index)),
+                ),
+            )
+        )
+    closing = [texts.count.format(count=len(report.disclosures))]
+    if not report.disclosures:
+        closing.insert(0, texts.none_disclosed)
     if report.refusals:
-        lines.append(
-            f"In {report.refusals} further case(s) a disclosure was refused; nothing was sent."
-        )
+        closing.append(texts.refusals.format(count=report.refusals))
     if report.tree_size is not None:
-        lines.append(
-            f"The records above are part of a tamper-evident log of {report.tree_size} records; "
-            "each can be proven with `sigex audit verify --record <log record>`."
-        )
-    return "\n".join(lines) + "\n"
+        closing.append(texts.integrity.format(size=report.tree_size))
+    closing.append(texts.time_zone_note)
+    return ReportDocument(
+        language=language,
+        title=texts.title,
+        generated=f"{texts.generated}: {_moment(report.generated_at, language, context.zone)}",
+        intro=texts.intro,
+        items=tuple(items),
+        closing=tuple(closing),
+        objection_heading=texts.object_heading,
+        objection=texts.objection,
+    )
+
+
+def render_text(document: ReportDocument) -> str:
+    """The report as plain text a person can read."""
+    lines = [document.title, "=" * len(document.title), "", document.generated, ""]
+    for paragraph in document.intro:
+        lines += [*textwrap.wrap(paragraph, 88), ""]
+    for item in document.items:
+        width = max(len(label) for label, _ in item.lines) + 1
+        lines.append(item.heading)
+        lines += [f"   {(label + ':').ljust(width)} {value}" for label, value in item.lines]
+        lines.append("")
+    for paragraph in document.closing:
+        lines += [*textwrap.wrap(paragraph, 88), ""]
+    lines += [document.objection_heading, "-" * len(document.objection_heading)]
+    for paragraph in document.objection:
+        lines += [*textwrap.wrap(paragraph, 88), ""]
+    return "\n".join(lines).rstrip("\n") + "\n"

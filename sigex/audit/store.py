@@ -145,6 +145,7 @@ class RecordFilter:
     recipient: str | None = None
     purpose: str | None = None
     agreement_id: str | None = None
+    legal_basis: str | None = None
     signal: str | None = None
     outcome: Outcome | None = None
     kind: EventKind | None = None
@@ -165,6 +166,7 @@ class RecordFilter:
             "recipient",
             "purpose",
             "agreement_id",
+            "legal_basis",
             "signal",
             "trace_id",
             "message_id",
@@ -470,10 +472,22 @@ class AccessLogStore:
                 )
 
     def checkpoints(self) -> list[Checkpoint]:
-        rows = self.backend.query(
+        return self._checkpoint_rows(
             "SELECT tree_size, root, issued_at, key_id, signature FROM checkpoints "
             "ORDER BY tree_size, issued_at"
         )
+
+    def checkpoint_at(self, tree_size: int) -> Checkpoint | None:
+        """The last checkpoint issued at exactly ``tree_size`` records, if any."""
+        found = self._checkpoint_rows(
+            "SELECT tree_size, root, issued_at, key_id, signature FROM checkpoints "
+            "WHERE tree_size = ? ORDER BY issued_at DESC LIMIT 1",
+            (tree_size,),
+        )
+        return found[0] if found else None
+
+    def _checkpoint_rows(self, sql: str, params: Sequence[Any] = ()) -> list[Checkpoint]:
+        rows = self.backend.query(sql, params)
         return [
             Checkpoint(
                 tree_size=stored_int(row[0], f"checkpoint row {number}: tree_size"),
@@ -486,8 +500,24 @@ class AccessLogStore:
         ]
 
     def latest_checkpoint(self) -> Checkpoint | None:
-        found = self.checkpoints()
-        return found[-1] if found else None
+        """The checkpoint of the largest tree (the last issued of those), read by index."""
+        found = self._checkpoint_rows(
+            "SELECT tree_size, root, issued_at, key_id, signature FROM checkpoints "
+            "ORDER BY tree_size DESC, issued_at DESC LIMIT 1"
+        )
+        return found[0] if found else None
+
+    def checkpoint_count(self) -> int:
+        return int(self.backend.query("SELECT COUNT(*) FROM checkpoints")[0][0])
+
+    def recent_checkpoints(self, limit: int) -> list[Checkpoint]:
+        """The ``limit`` checkpoints of the largest trees, oldest first."""
+        found = self._checkpoint_rows(
+            "SELECT tree_size, root, issued_at, key_id, signature FROM checkpoints "
+            "ORDER BY tree_size DESC, issued_at DESC LIMIT ?",
+            (limit,),
+        )
+        return found[::-1]
 
     def checkpoint(self, signing_key: Ed25519PrivateKey, clock: Clock) -> Checkpoint:
         """Sign the current size and root with the audit service's key, and keep it."""

@@ -22,7 +22,9 @@ from sigex.audit._keys import Ed25519PrivateKey, Ed25519PublicKey
 from sigex.audit.api import AuditApi, make_server, server_tls_context
 from sigex.audit.checkpoint import Checkpoint, load_private_key, load_public_key
 from sigex.audit.errors import AccessLogError, CheckpointError
-from sigex.audit.report import build_report, render_text
+from sigex.audit.report import build_report, citizen_document, render_text, report_context
+from sigex.audit.report_pdf import render_pdf
+from sigex.audit.report_texts import LANGUAGES, Language
 from sigex.audit.store import AccessLogStore, RecordFilter, StoredRecord
 from sigex.audit.tls import api_identity
 from sigex.audit.verify import (
@@ -32,7 +34,7 @@ from sigex.audit.verify import (
     verify_record,
     verify_store,
 )
-from sigex.cli.options import broker_connection
+from sigex.cli.options import broker_connection, settings_with
 from sigex.clock import SystemClock
 from sigex.config import load_settings
 from sigex.errors import SigexError
@@ -42,6 +44,7 @@ from sigex.identity import default_state_dir
 from sigex.identity.directory import PartyEntry
 from sigex.identity.federation import load_directory, load_party
 from sigex.observability import AuditMetrics, Readiness, start_operations
+from sigex.policies.compiler import load_policy
 from sigex.roles import Role
 from sigex.transport import KafkaConnection
 
@@ -180,6 +183,7 @@ def _filter_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--recipient", default=None),
         click.option("--purpose", default=None),
         click.option("--agreement", "agreement_id", default=None, help="Agreement id."),
+        click.option("--legal-basis", "legal_basis", default=None, help="Legal basis code."),
         click.option("--signal", default=None),
         click.option(
             "--outcome", type=click.Choice([o.value for o in Outcome], case_sensitive=False)
@@ -208,6 +212,7 @@ def _record_filter(state_dir: Path, values: Mapping[str, Any]) -> RecordFilter:
         recipient=values.get("recipient"),
         purpose=values.get("purpose"),
         agreement_id=values.get("agreement_id"),
+        legal_basis=values.get("legal_basis"),
         signal=values.get("signal"),
         outcome=Outcome(values["outcome"].upper()) if values.get("outcome") else None,
         kind=EventKind(values["kind"].upper()) if values.get("kind") else None,
@@ -410,20 +415,68 @@ def verify(
 @db_option
 @state_option
 @click.option("--bsn", required=True, help="The person's BSN (pseudonymised, never stored).")
-@click.option("--format", "output", type=click.Choice(["text", "json"]), default="text")
-def report(db: str | None, state_dir: Path, bsn: str, output: str) -> None:
+@click.option(
+    "--lang",
+    "language",
+    type=click.Choice(LANGUAGES),
+    default="nl",
+    show_default=True,
+    help="The report's language: Dutch (for the citizen) or English.",
+)
+@click.option("--format", "output", type=click.Choice(["text", "json", "pdf"]), default="text")
+@click.option(
+    "--out",
+    "destination",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Write the report to this file (required for --format pdf).",
+)
+def report(
+    db: str | None,
+    state_dir: Path,
+    bsn: str,
+    language: Language,
+    output: str,
+    destination: Path | None,
+) -> None:
     """The GDPR article 15 answer for one person: every recipient, purpose, basis and date."""
+    if output == "pdf" and destination is None:
+        raise click.UsageError("--format pdf writes a file: give --out")
     subject = _pseudonymiser(state_dir).pseudonym(bsn)
     with _open(db, state_dir, create=False) as store:
         records = list(store.query_all(RecordFilter(subject=subject)))
         latest = store.latest_checkpoint()
     answer = build_report(records, SystemClock().now(), latest.tree_size if latest else None)
     if output == "json":
-        click.echo(json.dumps(answer.to_dict(), indent=2, sort_keys=True))
+        _emit(json.dumps(answer.to_dict(), indent=2, sort_keys=True) + "\n", destination)
+        return
+    names = {p.code: p.name for p in _directory_parties(state_dir)}
+    context = report_context(names, load_policy(settings_with(state_dir).policy_dir))
+    document = citizen_document(answer, language, context)
+    if output == "pdf":
+        assert destination is not None  # checked above
+        _write_file(destination, render_pdf(document))
+        click.echo(f"wrote the report to {destination}", err=True)
+        return
+    _emit(render_text(document), destination)
+
+
+def _emit(text: str, destination: Path | None) -> None:
+    if destination is None:
+        click.echo(text, nl=False)
     else:
-        click.echo(
-            render_text(answer, {p.code: p.name for p in _directory_parties(state_dir)}), nl=False
-        )
+        _write_file(destination, text.encode("utf-8"))
+
+
+def _write_file(destination: Path, content: bytes) -> None:
+    """Write whole or not at all: a partial file is never left under the name asked for."""
+    partial = destination.with_name(destination.name + ".partial")
+    try:
+        partial.write_bytes(content)
+        os.replace(partial, destination)
+    except OSError as error:
+        partial.unlink(missing_ok=True)
+        raise click.FileError(str(destination), hint=error.strerror or "cannot write") from None
 
 
 @audit.command()

@@ -46,6 +46,16 @@ class EventKind(Enum):
     DEAD_LETTERED = "DEAD_LETTERED"
     RECEIVED = "RECEIVED"
     ACKNOWLEDGED = "ACKNOWLEDGED"
+    #: An auditor looked at the log in the auditor's console (written by the audit service
+    #: itself). ``sender`` is the auditor, ``signal`` the console view, ``reason_codes`` name
+    #: the filters used (never their values) and ``subject`` is the person looked up, or
+    #: :data:`NO_SUBJECT` when the query named nobody.
+    CONSULTED = "CONSULTED"
+
+
+#: The subject of a record about no person (an auditor's query that named nobody); no keyed
+#: pseudonym is all zeros.
+NO_SUBJECT = "0" * 64
 
 
 class Outcome(Enum):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import sqlite3
 from pathlib import Path
 
@@ -113,11 +114,36 @@ def test_report_lists_exactly_the_deliveries(
         ("NLA", "SUWI64_ARB", False),
     ]
     assert document["refusals"] == 1
-    code, text = _run(federation_state, db, "report", "--bsn", person)
-    assert "Gemeente Amsterdam (GM0363)" in text
-    assert "legal basis:  NL.SUWI.64" in text
-    assert "Deliveries: 2." in text
+    code, text = _run(federation_state, db, "report", "--bsn", person, "--lang", "en")
+    assert code == 0, text
+    assert re.search(r"Recipient: +Gemeente Amsterdam \(GM0363\)", text)
+    assert re.search(r"Legal basis: +Wet SUWI art\. 64 \(NL\.SUWI\.64\)", text)
+    assert "Disclosures: 2." in text
     assert person not in text
+    # Dutch is the default: the person reading it is Dutch
+    code, dutch = _run(federation_state, db, "report", "--bsn", person)
+    assert code == 0, dutch
+    assert dutch.startswith("Overzicht van verstrekkingen van uw gegevens (AVG, artikel 15)")
+    assert re.search(r"Wettelijke grondslag: +Wet SUWI art\. 64", dutch)
+    assert "Aantal verstrekkingen: 2." in dutch
+    assert "autoriteitpersoonsgegevens.nl" in dutch, "the report says where to complain"
+    assert person not in dutch
+
+
+def test_report_as_pdf(
+    federation_state: Path, logged: tuple[Path, str, list[AccessRecord]], tmp_path: Path
+) -> None:
+    db, person, _ = logged
+    code, text = _run(federation_state, db, "report", "--bsn", person, "--format", "pdf")
+    assert code == 2 and "--out" in text
+    pdf = tmp_path / "report.pdf"
+    code, text = _run(
+        federation_state, db, "report", "--bsn", person, "--format", "pdf", "--out", str(pdf)
+    )
+    assert code == 0, text
+    content = pdf.read_bytes()
+    assert content.startswith(b"%PDF-") and b"%%EOF" in content[-32:]
+    assert person.encode() not in content
 
 
 def test_export_verifies_offline_and_a_changed_export_does_not(
