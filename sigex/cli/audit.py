@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 import signal
@@ -21,11 +19,16 @@ from prometheus_client import CollectorRegistry
 from sigex.audit._keys import Ed25519PrivateKey, Ed25519PublicKey
 from sigex.audit.api import AuditApi, make_server, server_tls_context
 from sigex.audit.checkpoint import Checkpoint, load_private_key, load_public_key
+from sigex.audit.console.app import create_console_app
+from sigex.audit.console.health import VERIFICATION_FILE
+from sigex.audit.console.server import console_server, principal_from_certificate
+from sigex.audit.console.service import build_console
 from sigex.audit.errors import AccessLogError, CheckpointError
 from sigex.audit.report import build_report, citizen_document, render_text, report_context
 from sigex.audit.report_pdf import render_pdf
 from sigex.audit.report_texts import LANGUAGES, Language
-from sigex.audit.store import AccessLogStore, RecordFilter, StoredRecord
+from sigex.audit.store import AccessLogStore, RecordFilter
+from sigex.audit.tabular import TABLE_COLUMNS, csv_text, table_row
 from sigex.audit.tls import api_identity
 from sigex.audit.verify import (
     VerificationReport,
@@ -47,21 +50,6 @@ from sigex.observability import AuditMetrics, Readiness, start_operations
 from sigex.policies.compiler import load_policy
 from sigex.roles import Role
 from sigex.transport import KafkaConnection
-
-TABLE_COLUMNS = (
-    "leaf_index",
-    "occurred_at",
-    "kind",
-    "sender",
-    "recipient",
-    "signal",
-    "purpose",
-    "legal_basis",
-    "agreement",
-    "outcome",
-    "reason_codes",
-    "disclosed_fields",
-)
 
 
 def _default_state_dir() -> Path:
@@ -223,25 +211,6 @@ def _record_filter(state_dir: Path, values: Mapping[str, Any]) -> RecordFilter:
     )
 
 
-def _table_row(stored: StoredRecord) -> dict[str, str]:
-    record = stored.record
-    agreement = f"{record.agreement_id}@{record.agreement_version}" if record.agreement_id else ""
-    return {
-        "leaf_index": str(stored.leaf_index),
-        "occurred_at": format_time(record.occurred_at)[:19],
-        "kind": record.kind.value,
-        "sender": record.sender,
-        "recipient": record.recipient or "",
-        "signal": record.signal,
-        "purpose": record.purpose,
-        "legal_basis": record.legal_basis or "",
-        "agreement": agreement,
-        "outcome": record.outcome.value,
-        "reason_codes": " ".join(record.reason_codes),
-        "disclosed_fields": " ".join(record.disclosed_fields),
-    }
-
-
 def _render_table(rows: Sequence[dict[str, str]]) -> str:
     widths = {c: max([len(c), *(len(r[c]) for r in rows)]) for c in TABLE_COLUMNS}
     lines = ["  ".join(c.ljust(widths[c]) for c in TABLE_COLUMNS)]
@@ -272,13 +241,9 @@ def query(
         }
         click.echo(json.dumps(document, indent=2, sort_keys=True))
         return
-    rows = [_table_row(s) for s in page.records]
+    rows = [table_row(s) for s in page.records]
     if output == "csv":
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=TABLE_COLUMNS, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-        click.echo(buffer.getvalue(), nl=False)
+        click.echo(csv_text(page.records), nl=False)
         return
     click.echo(_render_table(rows))
     if page.next_after is not None:
@@ -538,43 +503,103 @@ def checkpoint(
 @db_option
 @state_option
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=int, default=8443, show_default=True)
+@click.option("--port", type=int, default=8443, show_default=True, help="The JSON API's port.")
+@click.option(
+    "--console-port",
+    type=int,
+    default=8444,
+    show_default=True,
+    help="The auditor's console (web pages) on this port; 0 picks one.",
+)
+@click.option("--no-console", is_flag=True, help="Serve the JSON API only.")
 @click.option("--cert", type=click.Path(path_type=Path, dir_okay=False), default=None)
 @click.option("--key", type=click.Path(path_type=Path, dir_okay=False), default=None)
 @click.option("--ca", type=click.Path(path_type=Path, dir_okay=False), default=None)
+@click.option(
+    "--signing-key",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    default=None,
+    help="PEM Ed25519 key to sign checkpoints over the console's own records "
+    "(default: the AUDIT party's signing key, when this state folder has it).",
+)
 def serve(
     db: str | None,
     state_dir: Path,
     host: str,
     port: int,
+    console_port: int,
+    no_console: bool,
     cert: Path | None,
     key: Path | None,
     ca: Path | None,
+    signing_key: Path | None,
 ) -> None:
-    """A read-only HTTP JSON API over TLS; clients authenticate with federation certificates."""
+    """The JSON API and the auditor's console, over mutual TLS with federation certificates."""
 
     cert, key = api_identity(state_dir, cert, key)
-    context = server_tls_context(cert, key, ca or state_dir / "federation" / "ca.pem")
+    client_ca = ca or state_dir / "federation" / "ca.pem"
+    context = server_tls_context(cert, key, client_ca)
     location = resolve_db(db, state_dir)
     try:
         pseudonymiser: SubjectPseudonymiser | None = _pseudonymiser(state_dir)
     except AccessLogError:
         pseudonymiser = None
+    parties = _directory_parties(state_dir)
     api = AuditApi(
         lambda: AccessLogStore.open(location),
-        {p.code: p.kind for p in _directory_parties(state_dir)},
+        {p.code: p.kind for p in parties},
         pseudonymiser,
     )
-    server = make_server(
-        api, host, port, context, generations=lambda: load_directory(state_dir).generations()
+
+    def generations() -> Mapping[str, int]:
+        return load_directory(state_dir).generations()
+
+    server = make_server(api, host, port, context, generations=generations)
+    click.echo(f"serving the access log API on https://{host}:{server.server_address[1]}", err=True)
+    if no_console:
+        _serve_api(server)
+        return
+    console = build_console(
+        location,
+        parties,
+        pseudonymiser,
+        load_policy(settings_with(state_dir).policy_dir),
+        _console_signing_key(state_dir, signing_key),
+        _audit_public_key(state_dir, None),
+        state_dir / "audit" / VERIFICATION_FILE,
     )
-    click.echo(f"serving the access log on https://{host}:{server.server_address[1]}", err=True)
+    app = create_console_app(console, principal_from_certificate(generations))
+    web = console_server(app, host, console_port, cert, key, client_ca)
+    threading.Thread(target=_serve_api, args=(server,), name="audit-api", daemon=True).start()
+    click.echo(f"serving the auditor's console on https://{host}:{console_port}/", err=True)
+    try:
+        web.run()
+    finally:
+        server.shutdown()
+
+
+def _serve_api(server: Any) -> None:
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
         server.server_close()
+
+
+def _console_signing_key(state_dir: Path, key_file: Path | None) -> Ed25519PrivateKey | None:
+    """The key for checkpoints over console records; without one the indexer covers them."""
+    try:
+        return _audit_signing_key(state_dir, key_file)
+    except SigexError:
+        if key_file is not None:
+            raise
+        click.echo(
+            "no audit signing key here: the console's own records wait for the indexer's "
+            "next checkpoint",
+            err=True,
+        )
+        return None
 
 
 @audit.command()
