@@ -17,8 +17,14 @@ import click
 from prometheus_client import CollectorRegistry
 
 from sigex.audit._keys import Ed25519PrivateKey, Ed25519PublicKey
-from sigex.audit.api import AuditApi, make_server, server_tls_context
-from sigex.audit.checkpoint import Checkpoint, load_private_key, load_public_key
+from sigex.audit.api import AUDITOR_KIND, AuditApi, make_server, server_tls_context
+from sigex.audit.checkpoint import (
+    Checkpoint,
+    key_id,
+    load_private_key,
+    load_public_key,
+    public_key_pem,
+)
 from sigex.audit.console.app import create_console_app
 from sigex.audit.console.health import VERIFICATION_FILE
 from sigex.audit.console.server import console_server, principal_from_certificate
@@ -44,8 +50,10 @@ from sigex.errors import SigexError
 from sigex.exchange.access_record import EventKind, Outcome, format_time
 from sigex.exchange.pseudonyms import SubjectPseudonymiser, load_pseudonym_key
 from sigex.identity import default_state_dir
+from sigex.identity.browser_tls import pkcs12_bundle
 from sigex.identity.directory import PartyEntry
 from sigex.identity.federation import load_directory, load_party
+from sigex.identity.keyfiles import write_private
 from sigex.observability import AuditMetrics, Readiness, start_operations
 from sigex.policies.compiler import load_policy
 from sigex.roles import Role
@@ -468,6 +476,58 @@ def export(
     with _open(db, state_dir, create=False) as store:
         count = export_log(store, destination, public_key=key, record_filter=record_filter)
     click.echo(f"exported {count} records to {destination}")
+
+
+@audit.command(name="key")
+@state_option
+def audit_key(state_dir: Path) -> None:
+    """Print the audit service's public key and its key id, to pin in the console out of band."""
+    keys = _audit_public_key(state_dir, None)
+    if not keys:
+        raise CheckpointError("no audit key in this state folder's signed directory")
+    for public_key in keys:
+        click.echo(f"key id {key_id(public_key)}")
+        click.echo(public_key_pem(public_key).decode("ascii"), nl=False)
+
+
+@audit.command(name="browser-certificate")
+@state_option
+@click.option(
+    "--as", "party", default="AUDITOR", show_default=True, help="The auditor party whose key."
+)
+@click.option(
+    "--out", "destination", type=click.Path(path_type=Path, dir_okay=False), required=True
+)
+@click.option(
+    "--password-file",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    default=None,
+    help="Read the PKCS#12 password from this file (default: ask).",
+)
+def browser_certificate(
+    state_dir: Path, party: str, destination: Path, password_file: Path | None
+) -> None:
+    """Write an auditor's certificate and key as a PKCS#12 file to import into a browser."""
+    kinds = {p.code: p.kind for p in _directory_parties(state_dir)}
+    if kinds.get(party) != AUDITOR_KIND:
+        raise click.BadParameter(f"{party} is not an auditor in the directory", param_hint="--as")
+    if password_file is not None:
+        password = password_file.read_text(encoding="utf-8").strip()
+    else:
+        password = click.prompt("Password for the file", hide_input=True, confirmation_prompt=True)
+    identity = load_party(state_dir, party)
+    files = (identity.tls_certificate, identity.tls_key, identity.ca_certificate)
+    if files[0] is None or files[1] is None or files[2] is None:
+        raise click.UsageError(f"{party} has no TLS certificate in this state folder")
+    bundle = pkcs12_bundle(
+        files[0],
+        files[1],
+        files[2],
+        password.encode("utf-8"),
+        f"sigex {party}",
+    )
+    write_private(destination, bundle)
+    click.echo(f"wrote {destination}: import it into the browser the auditor uses", err=True)
 
 
 @audit.command()

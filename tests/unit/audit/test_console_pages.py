@@ -326,7 +326,7 @@ def test_every_answer_carries_the_strict_headers(kit: ConsoleKit) -> None:
         assert answer.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
         assert answer.headers["cache-control"] == "no-store"
         assert answer.headers["x-content-type-options"] == "nosniff"
-        assert answer.headers["referrer-policy"] == "no-referrer"
+        assert answer.headers["referrer-policy"] == "same-origin"
     assert "'unsafe-inline'" not in CONTENT_SECURITY_POLICY
 
 
