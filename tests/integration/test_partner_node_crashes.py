@@ -92,19 +92,26 @@ def movers(count: int) -> list[dict[str, Any]]:
     return [to_json_value(frequent_mover("GM0363", fresh_bsn(), at)) for _ in range(count)]
 
 
-def take(url: str, wanted: set[str], seconds: float = 120) -> dict[str, str]:
-    """signal_id -> message_id of ``wanted`` signals lent by the node (others are acked)."""
+def take(url: str, wanted: set[str], seconds: float = 240) -> dict[str, str]:
+    """signal_id -> message_id of ``wanted`` signals lent by the node.
+
+    A new group starts at the earliest offset: what earlier tests delivered to the party comes
+    first, and is acknowledged a poll at a time (one call each would take minutes in CI).
+    """
     found: dict[str, str] = {}
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline and set(found) != wanted:
         answer = httpx.get(f"{url}/v1/deliveries", params={"max": 500, "wait": 3}, timeout=30)
         assert answer.status_code == 200, answer.text
+        others: list[str] = []
         for delivery in answer.json()["deliveries"]:
             signal_id = delivery["fields"]["signal_id"]
             if signal_id in wanted:
                 found[signal_id] = delivery["message_id"]
             else:
-                ack(url, [delivery["message_id"]])
+                others.append(delivery["message_id"])
+        if others:
+            ack(url, others)
     return found
 
 
