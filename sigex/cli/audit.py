@@ -26,7 +26,7 @@ from sigex.audit.checkpoint import (
     public_key_pem,
 )
 from sigex.audit.console.app import create_console_app
-from sigex.audit.console.health import VERIFICATION_FILE
+from sigex.audit.console.health import VERIFICATION_FILE, Verification, save_verification
 from sigex.audit.console.server import console_server, principal_from_certificate
 from sigex.audit.console.service import build_console
 from sigex.audit.errors import AccessLogError, CheckpointError
@@ -266,6 +266,16 @@ def _published_checkpoints(connection: KafkaConnection) -> list[Checkpoint]:
     return fetch_published_checkpoints(connection)
 
 
+def _keep_verification(state_dir: Path, report: VerificationReport) -> None:
+    """Keep the outcome for the console's log health page (best effort: a read-only state
+    folder only loses that page's line, never the verification)."""
+    try:
+        verification = Verification.of(report, SystemClock().now())
+        save_verification(state_dir / "audit" / VERIFICATION_FILE, verification)
+    except OSError as error:
+        click.echo(f"note: the outcome was not kept for the console ({error.strerror})", err=True)
+
+
 def _print_report(report: VerificationReport) -> None:
     for finding in report.findings[:200]:
         click.echo(f"  {finding}")
@@ -380,6 +390,7 @@ def verify(
             require_coverage=not allow_uncovered,
             allow_empty=allow_empty,
         )
+    _keep_verification(state_dir, report)
     _print_report(report)
     ctx.exit(0 if report.ok else 1)
 

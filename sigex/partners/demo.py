@@ -475,6 +475,10 @@ def _summary(
         )
     click.echo(f"  .venv/bin/sigex audit verify {db} --state-dir {state}")
     click.echo(
+        f"  .venv/bin/sigex audit serve {db} --state-dir {state}   "
+        "# the auditor's console: docs/access-log.md"
+    )
+    click.echo(
         "  .venv/bin/sigex policy explain --sender NLA --signal waadi.admission-violation "
         "--recipient BD --purpose WTTA_TOEZICHT --at 2027-02-01"
     )

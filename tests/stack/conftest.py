@@ -35,6 +35,7 @@ PORTS = {
 BOOTSTRAP = ",".join(f"localhost:{port}" for name, port in PORTS.items() if "KAFKA" in name)
 HEALTHY_WITHIN = 300
 API_PORT = 8443
+CONSOLE_PORT = 8444
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -127,17 +128,27 @@ class Stack:
             capture_output=True, text=True, check=False, timeout=600,
         )  # fmt: skip
 
-    def api(self, path: str) -> dict[str, Any]:
-        """GET the audit API as the auditor (mutual TLS with the AUDITOR certificate)."""
+    def _auditor_tls(self) -> ssl.SSLContext:
         federation = self.state_dir / "federation"
         context = ssl.create_default_context(cafile=str(federation / "ca.pem"))
         auditor = federation / "parties" / "AUDITOR"
         context.load_cert_chain(str(auditor / "tls.pem"), str(auditor / "tls.key"))
+        return context
+
+    def api(self, path: str) -> dict[str, Any]:
+        """GET the audit API as the auditor (mutual TLS with the AUDITOR certificate)."""
         with urllib.request.urlopen(  # our own https API
-            f"https://localhost:{API_PORT}{path}", context=context, timeout=30
+            f"https://localhost:{API_PORT}{path}", context=self._auditor_tls(), timeout=30
         ) as response:
             answer: dict[str, Any] = json.loads(response.read())
             return answer
+
+    def console(self, path: str) -> str:
+        """GET a page of the auditor's console as the auditor."""
+        with urllib.request.urlopen(  # our own https console
+            f"https://localhost:{CONSOLE_PORT}{path}", context=self._auditor_tls(), timeout=30
+        ) as response:
+            return str(response.read().decode("utf-8"))
 
     def admin(self) -> KafkaAdminClient:
         """An admin client as ADMIN, from the host, over the partners' mutual-TLS ports."""

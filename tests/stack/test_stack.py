@@ -189,6 +189,9 @@ def test_the_audit_api_answers_and_the_log_verifies(stack: Stack) -> None:
     assert answer.get("signature")
     verified = stack.audit("verify")
     assert verified.returncode == 0, verified.stdout + verified.stderr
+    # the auditor's console answers the auditor's certificate, and logs the look first
+    page = stack.console("/overview")
+    assert "<h1>Overview</h1>" in page
 
 
 def test_init_provisioned_for_the_three_brokers_it_found(stack: Stack) -> None:
@@ -310,6 +313,9 @@ def test_drill_postgres_killed_mid_stream(stack: Stack, tmp_path: Path) -> None:
     print(f"drill postgres: the access log complete {time.monotonic() - started:.0f} s after")
     verified = stack.audit("verify")
     assert verified.returncode == 0, verified.stdout + verified.stderr
+    # the auditor's console answers the auditor's certificate, and logs the look first
+    page = stack.console("/overview")
+    assert "<h1>Overview</h1>" in page
 
 
 def test_a_revoked_certificate_and_a_foreign_one_are_refused(stack: Stack, tmp_path: Path) -> None:
@@ -395,6 +401,9 @@ def test_drill_down_and_up_keeps_everything(stack: Stack, tmp_path: Path) -> Non
         time.sleep(5)
     verified = stack.audit("verify")
     assert verified.returncode == 0, verified.stdout + verified.stderr
+    # the auditor's console answers the auditor's certificate, and logs the look first
+    page = stack.console("/overview")
+    assert "<h1>Overview</h1>" in page
     print(f"drill down/up: healthy again {back:.0f} s after down; 0 re-delivered")
 
 

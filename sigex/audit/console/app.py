@@ -266,6 +266,9 @@ class _Pages:
         await self.auditor_of(request)
         return self.page(request, "key.html", title="Audit key")
 
+    async def no_icon(self, request: Request) -> Response:
+        return Response(status_code=204)
+
     async def livez(self, request: Request) -> Response:
         return PlainTextResponse("ok\n")
 
@@ -307,6 +310,7 @@ def create_console_app(console: AuditConsole, principal_of: PrincipalOf) -> ASGI
         Route("/report", pages.report, methods=["POST"]),
         Route("/key", pages.key),
         Route("/livez", pages.livez),
+        Route("/favicon.ico", pages.no_icon),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     app = Starlette(

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from sigex.audit.console.overview import Tally
 
-BAR_WIDTH = 360.0
+BAR_WIDTH = 290.0
 COLUMN_HEIGHT = 120.0
 
 

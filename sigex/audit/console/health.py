@@ -46,6 +46,16 @@ class Verification:
     summary: str
     findings: tuple[str, ...]
 
+    @classmethod
+    def of(cls, report: VerificationReport, at: datetime) -> Verification:
+        return cls(
+            at=at,
+            ok=report.ok,
+            tree_size=report.tree_size,
+            summary=report.summary(),
+            findings=tuple(f"{f.where}: {f.problem}" for f in report.findings[:50]),
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "at": format_time(self.at),
@@ -101,15 +111,8 @@ def log_health(
     )
 
 
-def save_verification(path: Path, report: VerificationReport, at: datetime) -> Verification:
-    """Keep ``report`` as the last verification (written whole, then renamed into place)."""
-    verification = Verification(
-        at=at,
-        ok=report.ok,
-        tree_size=report.tree_size,
-        summary=report.summary(),
-        findings=tuple(f"{f.where}: {f.problem}" for f in report.findings[:50]),
-    )
+def save_verification(path: Path, verification: Verification) -> Verification:
+    """Keep ``verification`` as the last one (written whole, then renamed into place)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".partial")
     partial.write_text(json.dumps(verification.to_dict(), sort_keys=True), encoding="utf-8")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,7 @@ from sigex.errors import InvalidIdentifier
 from sigex.exchange.access_record import EventKind, Outcome
 from sigex.exchange.pseudonyms import SubjectPseudonymiser
 from sigex.identity.directory import PartyEntry
+from sigex.logs import get_logger
 from sigex.policies.compiled import CompiledPolicy
 
 AUDITOR_KIND = "auditor"
@@ -48,6 +49,7 @@ EXPORT_LIMIT = 100_000
 DEFAULT_PERIOD_DAYS = 30
 #: The zone for local times when no policy is loaded (the policy names its own).
 DEFAULT_ZONE = ZoneInfo("Europe/Amsterdam")
+_log = get_logger(__name__)
 _PSEUDONYM = re.compile(r"^[0-9a-f]{64}$")
 _CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}$")
 #: The search form's text filters, in the order the form shows them.
@@ -162,6 +164,7 @@ class AuditConsole:
     verification_file: Path
     trusted_keys: TrustedKeys | None = None
     _local: threading.local = field(default_factory=threading.local, repr=False)
+    _local_verification: Verification | None = field(default=None, repr=False)
 
     # -- who asks --------------------------------------------------------------------------
 
@@ -251,13 +254,24 @@ class AuditConsole:
 
     def health(self, auditor: str) -> LogHealth:
         self._consult(Consultation(auditor, "health"))
-        return log_health(self.store(), self.trusted_keys, self.verification_file)
+        health = log_health(self.store(), self.trusted_keys, self.verification_file)
+        remembered = self._local_verification
+        kept = health.last_verification
+        if remembered is not None and (kept is None or kept.at < remembered.at):
+            return replace(health, last_verification=remembered)
+        return health
 
     def verify_now(self, auditor: str) -> Verification:
         """Read the whole log through (``sigex audit verify``) and keep the outcome."""
         self._consult(Consultation(auditor, "verify"))
         report = verify_store(self.store(), public_key=self.trusted_keys)
-        return save_verification(self.verification_file, report, self.clock.now())
+        verification = Verification.of(report, self.clock.now())
+        self._local_verification = verification
+        try:
+            save_verification(self.verification_file, verification)
+        except OSError as error:  # a read-only state folder: this process still remembers it
+            _log.warning("console_verification_not_kept", error=error.strerror)
+        return verification
 
     def usage(
         self, auditor: str, thresholds: UsageThresholds, since: str = "", until: str = ""

@@ -289,7 +289,8 @@ def test_sigex_service_settings_load_and_check(compose: dict[str, Any], tmp_path
             assert settings.health_port in exposed, f"{name}: health port is not exposed"
         for _, port in host_ports(service):
             api = NODES.get(name, settings.audit_api_port)
-            assert port == api, f"{name}: publishes {port}, not its API"
+            published = {api, *console_port(service)}
+            assert port in published, f"{name}: publishes {port}, not its API or console"
 
 
 @pytest.mark.parametrize("broker", ["kafka-1", "kafka-2", "kafka-3"])
@@ -454,12 +455,21 @@ def test_container_options_exist_on_the_command(compose: dict[str, Any]) -> None
                 )
 
 
+def console_port(service: dict[str, Any]) -> list[int]:
+    """The auditor's console port a service's command names (``--console-port``), if any."""
+    command = container_command(service)
+    if "--console-port" not in command:
+        return []
+    return [int(command[command.index("--console-port") + 1])]
+
+
 def test_audit_api_port_agrees_everywhere(compose: dict[str, Any]) -> None:
     api = services(compose)["audit-api"]
     command = container_command(api)
     port = environment(api)["SIGEX_AUDIT_API_PORT"]
     assert command[command.index("--port") + 1] == port
-    assert api["ports"] == [f"127.0.0.1:{port}:{port}"]
+    (console,) = console_port(api)
+    assert api["ports"] == [f"127.0.0.1:{port}:{port}", f"127.0.0.1:{console}:{console}"]
     assert api["healthcheck"]["test"][-1] == f"tcp:{port}"
 
 
