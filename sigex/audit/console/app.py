@@ -231,7 +231,10 @@ class _Pages:
         thresholds = _thresholds(params)
         since, until = params.get("since", ""), params.get("until", "")
         found = await run_in_threadpool(self.console.usage, auditor, thresholds, since, until)
-        return self.page(request, "usage.html", title="Usage reports", usage=found)
+        last_day = (found.until - timedelta(days=1)).date()
+        return self.page(
+            request, "usage.html", title="Usage reports", usage=found, last_day=last_day
+        )
 
     async def report_form(self, request: Request) -> Response:
         await self.auditor_of(request)

@@ -113,7 +113,7 @@ def _many_about_one(
         [*period, *DISCLOSED, max(threshold, 1), ROWS],
     )
     return tuple(
-        PersonLoad(str(r[0]), str(r[1]), int(r[2]), str(r[3])[:19], str(r[4])[:19]) for r in rows
+        PersonLoad(str(r[0]), str(r[1]), int(r[2]), _minute(r[3]), _minute(r[4])) for r in rows
     )
 
 
@@ -169,6 +169,11 @@ def _first_purposes(store: AccessLogStore, period: list[str]) -> tuple[FirstPurp
             "LIMIT ?",
             [*kinds, *period, ROWS],
         )
-        found += [FirstPurpose(str(r[0]), role, str(r[1]), str(r[2])[:19]) for r in rows]
+        found += [FirstPurpose(str(r[0]), role, str(r[1]), _minute(r[2])) for r in rows]
     found.sort(key=lambda f: (f.first, f.party))
     return tuple(found[:ROWS])
+
+
+def _minute(stored_time: object) -> str:
+    """A stored UTC time as ``YYYY-MM-DD HH:MM:SS`` for a table."""
+    return str(stored_time)[:19].replace("T", " ")
