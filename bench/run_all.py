@@ -25,9 +25,10 @@ BENCHMARKS = {
     "reference-memory": ["bench_reference_memory.py"],
     "e2e": ["bench_e2e.py"],
     "node": ["bench_node.py"],
+    "console": ["bench_console.py"],
 }
-QUICK_CAPABLE = {"policy", "envelope", "observability", "accesslog", "e2e", "node"}
-NO_WRITE_CAPABLE = {"envelope", "accesslog", "e2e", "reference-memory"}
+QUICK_CAPABLE = {"policy", "envelope", "observability", "accesslog", "e2e", "node", "console"}
+NO_WRITE_CAPABLE = {"envelope", "accesslog", "e2e", "reference-memory", "console"}
 
 
 def main() -> int:

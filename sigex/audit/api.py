@@ -28,7 +28,7 @@ import re
 import ssl
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from sigex.audit.console.consultations import Consultation, ConsultationLog, ConsultationNotLogged
 from sigex.audit.errors import AccessLogError
 from sigex.audit.store import AccessLogStore, RecordFilter
 from sigex.errors import InvalidIdentifier, SigexError
@@ -95,11 +96,29 @@ class AuditApi:
         open_store: Callable[[], AccessLogStore],
         party_kinds: Mapping[str, str],
         pseudonymiser: SubjectPseudonymiser | None,
+        consultations: ConsultationLog | None = None,
     ) -> None:
         self._open_store = open_store
         self._party_kinds = dict(party_kinds)
         self._pseudonymiser = pseudonymiser
+        self._consultations = consultations
         self._local = threading.local()
+
+    def _consult(self, principal: str, view: str, filters: Iterable[str], subject: str | None,
+                 message_id: str | None = None) -> None:  # fmt: skip
+        """Write the question to the log before answering it (when a consultation log is set)."""
+        if self._consultations is not None:
+            self._consultations.write(
+                self._store(),
+                Consultation(
+                    principal,
+                    view,
+                    tuple(filters),
+                    subject,
+                    message_id=message_id,
+                    channel="api",
+                ),
+            )
 
     def _store(self) -> AccessLogStore:
         store = getattr(self._local, "store", None)
@@ -111,6 +130,8 @@ class AuditApi:
     def handle(self, principal: str | None, method: str, target: str, body: bytes) -> ApiResponse:
         try:
             return ApiResponse(200, self._route(principal, method, target, body))
+        except ConsultationNotLogged as error:
+            return ApiResponse(503, {"error": str(error)})
         except _BadRequest as refused:
             return ApiResponse(refused.status, {"error": refused.message})
         except AccessLogError as error:
@@ -125,9 +146,9 @@ class AuditApi:
         url = urlsplit(target)
         params = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
         if method == "GET" and url.path == "/v1/records":
-            return self._records(params, visible_to)
+            return self._records(principal, params, visible_to)
         if method == "POST" and url.path == "/v1/records/query":
-            return self._records(self._json_body(body), visible_to)
+            return self._records(principal, self._json_body(body), visible_to)
         if method == "GET" and url.path == "/v1/checkpoints":
             return {"checkpoints": [c.to_dict() for c in self._store().checkpoints()]}
         if method == "GET" and url.path == "/v1/checkpoints/latest":
@@ -141,7 +162,7 @@ class AuditApi:
             return {"old_size": old, "new_size": new, "proof": [p.hex() for p in proof]}
         matched = _PROOF_PATH.match(url.path)
         if method == "GET" and matched:
-            return self._proof(int(matched.group(1)), params, visible_to)
+            return self._proof(principal, int(matched.group(1)), params, visible_to)
         raise _BadRequest(404, "no such endpoint")
 
     @staticmethod
@@ -193,10 +214,14 @@ class AuditApi:
             raise _BadRequest(400, "every query needs at least one filter")
         return record_filter
 
-    def _records(self, params: Mapping[str, str], visible_to: str | None) -> dict[str, Any]:
+    def _records(
+        self, principal: str, params: Mapping[str, str], visible_to: str | None
+    ) -> dict[str, Any]:
         record_filter = self._filter(params)
         limit = min(self._int(params, "limit", 100), MAX_LIMIT)
         after = self._int(params, "after") if params.get("after") else None
+        used = sorted(k for k, v in params.items() if v and k not in ("limit", "after"))
+        self._consult(principal, "records", used, record_filter.subject)
         page = self._store().query(
             record_filter, limit=max(limit, 1), after=after, visible_to=visible_to
         )
@@ -208,7 +233,7 @@ class AuditApi:
         }
 
     def _proof(
-        self, leaf_index: int, params: Mapping[str, str], visible_to: str | None
+        self, principal: str, leaf_index: int, params: Mapping[str, str], visible_to: str | None
     ) -> dict[str, Any]:
         store = self._store()
         latest = store.latest_checkpoint()
@@ -223,6 +248,8 @@ class AuditApi:
         page = store.query(RecordFilter(), limit=1, after=leaf_index - 1, visible_to=visible_to)
         if not page.records or page.records[0].leaf_index != leaf_index:
             raise _BadRequest(404, "no such record")
+        record = page.records[0].record
+        self._consult(principal, "proof", ("leaf_index",), record.subject, record.message_id)
         proof = store.inclusion_proof(leaf_index, checkpoint.tree_size)
         return {
             "leaf_index": leaf_index,

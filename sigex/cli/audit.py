@@ -26,6 +26,7 @@ from sigex.audit.checkpoint import (
     public_key_pem,
 )
 from sigex.audit.console.app import create_console_app
+from sigex.audit.console.consultations import ConsultationLog
 from sigex.audit.console.health import VERIFICATION_FILE, Verification, save_verification
 from sigex.audit.console.server import console_server, principal_from_certificate
 from sigex.audit.console.service import build_console
@@ -590,7 +591,7 @@ def checkpoint(
     "--signing-key",
     type=click.Path(path_type=Path, dir_okay=False, exists=True),
     default=None,
-    help="PEM Ed25519 key to sign checkpoints over the console's own records "
+    help="PEM Ed25519 key to sign checkpoints over the records of the questions asked "
     "(default: the AUDIT party's signing key, when this state folder has it).",
 )
 def serve(
@@ -616,10 +617,13 @@ def serve(
     except AccessLogError:
         pseudonymiser = None
     parties = _directory_parties(state_dir)
+    signing = _console_signing_key(state_dir, signing_key)
+    # the API's questions are written to the log before they are answered, as the console's are
     api = AuditApi(
         lambda: AccessLogStore.open(location),
         {p.code: p.kind for p in parties},
         pseudonymiser,
+        ConsultationLog(SystemClock(), signing),
     )
 
     def generations() -> Mapping[str, int]:
@@ -635,7 +639,7 @@ def serve(
         parties,
         pseudonymiser,
         load_policy(settings_with(state_dir).policy_dir),
-        _console_signing_key(state_dir, signing_key),
+        signing,
         _audit_public_key(state_dir, None),
         state_dir / "audit" / VERIFICATION_FILE,
     )

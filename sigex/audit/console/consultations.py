@@ -1,8 +1,9 @@
 """Every question an auditor asks the console is written to the access log before it is answered.
 
 A consultation is an :class:`~sigex.exchange.access_record.AccessRecord` of kind
-``CONSULTED``: the auditor is the sender, the console view is the signal
-(``console.search``, ``console.record`` ...), the purpose is ``AUDIT``, the
+``CONSULTED``: the one who asked is the sender, the view is the signal
+(``console.search``, ``console.record`` ..., and ``api.records``, ``api.proof``
+for the JSON API), the purpose is ``AUDIT``, the
 reason codes name the filters used (never their values), and the subject is
 the keyed pseudonym of the person looked up (``NO_SUBJECT`` when the query
 named nobody). The console appends it to the store itself, in the request,
@@ -42,6 +43,8 @@ class Consultation:
     subject: str | None = None
     message_id: str | None = None
     refused: bool = False
+    #: where the question came in: the console's pages, or the JSON API (``api``)
+    channel: str = "console"
 
 
 class ConsultationLog:
@@ -60,7 +63,7 @@ class ConsultationLog:
             kind=EventKind.CONSULTED,
             sender=consultation.auditor,
             recipient=None,
-            signal=f"console.{consultation.view}",
+            signal=f"{consultation.channel}.{consultation.view}",
             purpose=CONSULTATION_PURPOSE,
             legal_basis=None,
             agreement_id=None,

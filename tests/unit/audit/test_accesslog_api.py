@@ -11,12 +11,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from sigex.audit.api import AuditApi, make_server, principal_of, server_tls_context
 from sigex.audit.checkpoint import Checkpoint
-from sigex.audit.store import AccessLogStore
+from sigex.audit.console.consultations import ConsultationLog
+from sigex.audit.store import AccessLogStore, RecordFilter
 from sigex.audit.tls import api_identity
 from sigex.clock import FixedClock
+from sigex.exchange.access_record import EventKind
 from sigex.exchange.pseudonyms import SubjectPseudonymiser
 from sigex.merkle import leaf_hash, verify_inclusion
 
@@ -313,3 +316,33 @@ def _get_as(state: Path, port: int, party: str) -> int:
         return connection.getresponse().status
     finally:
         connection.close()
+
+
+def test_every_api_question_is_logged_before_it_is_answered(
+    tmp_path: Path,
+    make_record: RecordFactory,
+    pseudonymiser: SubjectPseudonymiser,
+    signing_key: Ed25519PrivateKey,
+) -> None:
+    location = str(tmp_path / "audit.sqlite")
+    with AccessLogStore.open(location) as store:
+        store.append([make_record(bsn=PEOPLE[0]), make_record(bsn=PEOPLE[1])])
+        store.checkpoint(signing_key, FixedClock())
+    api = AuditApi(
+        lambda: AccessLogStore.open(location),
+        KINDS,
+        pseudonymiser,
+        ConsultationLog(FixedClock(), signing_key),
+    )
+    body = json.dumps({"bsn": PEOPLE[0]}).encode()
+    assert api.handle("AUDITOR", "POST", "/v1/records/query", body).status == 200
+    assert api.handle("GM0363", "GET", "/v1/records/1/proof", b"").status == 200
+    assert api.handle("AUDITOR", "GET", "/v1/records", b"").status == 400  # refused: not asked
+    with AccessLogStore.open(location) as store:
+        looked = [s.record for s in store.query_all(RecordFilter(kind=EventKind.CONSULTED))]
+        latest = store.latest_checkpoint()
+        assert latest is not None and latest.tree_size == store.size()
+    assert [(r.sender, r.signal, r.reason_codes, r.subject) for r in looked] == [
+        ("AUDITOR", "api.records", ("filter.bsn",), pseudonymiser.pseudonym(PEOPLE[0])),
+        ("GM0363", "api.proof", ("filter.leaf_index",), pseudonymiser.pseudonym(PEOPLE[1])),
+    ]
