@@ -28,7 +28,7 @@ from sigex.audit.checkpoint import (
 from sigex.audit.console.app import create_console_app
 from sigex.audit.console.consultations import ConsultationLog
 from sigex.audit.console.health import VERIFICATION_FILE, Verification, save_verification
-from sigex.audit.console.server import console_server, principal_from_certificate
+from sigex.audit.console.server import bound_socket, console_server, principal_from_certificate
 from sigex.audit.console.service import build_console
 from sigex.audit.errors import AccessLogError, CheckpointError
 from sigex.audit.report import build_report, citizen_document, render_text, report_context
@@ -645,10 +645,13 @@ def serve(
     )
     app = create_console_app(console, principal_from_certificate(generations))
     web = console_server(app, host, console_port, cert, key, client_ca)
+    listening = bound_socket(host, console_port)  # bound here, so that port 0 can be printed
     threading.Thread(target=_serve_api, args=(server,), name="audit-api", daemon=True).start()
-    click.echo(f"serving the auditor's console on https://{host}:{console_port}/", err=True)
+    click.echo(
+        f"serving the auditor's console on https://{host}:{listening.getsockname()[1]}/", err=True
+    )
     try:
-        web.run()
+        web.run(sockets=[listening])
     finally:
         server.shutdown()
 

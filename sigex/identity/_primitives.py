@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import hashes, hpke, serialization
+from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
@@ -329,3 +330,19 @@ def load_certificate(pem: bytes) -> x509.Certificate:
 def key_id(raw_public: bytes) -> bytes:
     """Eight bytes naming a public key: the start of its SHA-256."""
     return hashlib.sha256(raw_public).digest()[:8]
+
+
+def pkcs12_of(
+    name: bytes, key_pem: bytes, certificate_pem: bytes, ca_pem: bytes, password: bytes
+) -> bytes:
+    """A PEM TLS key, its certificate and the CA as one password-encrypted PKCS#12 blob."""
+    private = serialization.load_pem_private_key(key_pem, password=None)
+    if not isinstance(private, ec.EllipticCurvePrivateKey):
+        raise ValueError("not an EC private key")
+    return pkcs12.serialize_key_and_certificates(
+        name,
+        private,
+        x509.load_pem_x509_certificate(certificate_pem),
+        [x509.load_pem_x509_certificate(ca_pem)],
+        serialization.BestAvailableEncryption(password),
+    )

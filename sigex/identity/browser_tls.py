@@ -11,13 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives.serialization import (
-    BestAvailableEncryption,
-    load_pem_private_key,
-    pkcs12,
-)
-
+from sigex.identity._primitives import pkcs12_of
 from sigex.identity.errors import IdentityError
 from sigex.identity.keyfiles import read_private
 
@@ -31,15 +25,12 @@ def pkcs12_bundle(
     if len(password) < MIN_PASSWORD:
         raise IdentityError(f"the PKCS#12 password must have at least {MIN_PASSWORD} characters")
     try:
-        leaf = x509.load_pem_x509_certificate(certificate.read_bytes())
-        authority = x509.load_pem_x509_certificate(ca_certificate.read_bytes())
-        private = load_pem_private_key(read_private(key), password=None)
+        return pkcs12_of(
+            name.encode("utf-8"),
+            read_private(key),
+            certificate.read_bytes(),
+            ca_certificate.read_bytes(),
+            password,
+        )
     except (OSError, ValueError) as error:
         raise IdentityError(f"cannot read the certificate, key or CA: {error}") from None
-    return pkcs12.serialize_key_and_certificates(
-        name.encode("utf-8"),
-        private,  # type: ignore[arg-type]  # the party's TLS key is EC or RSA, never X25519
-        leaf,
-        [authority],
-        BestAvailableEncryption(password),
-    )

@@ -246,8 +246,9 @@ def test_the_container_commands_run_the_exchange(operator: Operator, tmp_path: P
 
     api_port = free_port()
     api = operator.start(
-        "audit", "serve", "--db", str(db), "--port", str(api_port), log=tmp_path / "api.log"
-    )
+        "audit", "serve", "--db", str(db), "--port", str(api_port), "--console-port", "0",
+        log=tmp_path / "api.log",
+    )  # fmt: skip
     try:
         federation = operator.state / "federation"
         context = ssl.create_default_context(cafile=str(federation / "ca.pem"))

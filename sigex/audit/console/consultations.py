@@ -3,7 +3,7 @@
 A consultation is an :class:`~sigex.exchange.access_record.AccessRecord` of kind
 ``CONSULTED``: the one who asked is the sender, the view is the signal
 (``console.search``, ``console.record`` ..., and ``api.records``, ``api.proof``
-for the JSON API), the purpose is ``AUDIT``, the
+for the JSON API), the purpose is ``LOG_AUDIT``, the
 reason codes name the filters used (never their values), and the subject is
 the keyed pseudonym of the person looked up (``NO_SUBJECT`` when the query
 named nobody). The console appends it to the store itself, in the request,
@@ -24,7 +24,7 @@ from sigex.clock import Clock
 from sigex.exchange.access_record import NO_SUBJECT, AccessRecord, EventKind, Outcome
 from sigex.logs import get_logger
 
-CONSULTATION_PURPOSE = "AUDIT"
+CONSULTATION_PURPOSE = "LOG_AUDIT"
 CONSULTATION_POLICY = "console-v1"
 _log = get_logger(__name__)
 

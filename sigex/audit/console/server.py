@@ -8,6 +8,7 @@ current one in the signed directory, exactly as for the JSON API.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -16,7 +17,12 @@ from starlette.types import Scope
 
 from sigex.audit.api import principal_of
 from sigex.audit.console.app import PrincipalOf
+from sigex.audit.errors import AccessLogError
 from sigex.http_tls import PeerCertificateH11, mutual_tls_options, peer_certificate
+
+
+class ConsoleUnavailable(AccessLogError):
+    """The console cannot be served (its port is taken, say)."""
 
 
 def principal_from_certificate(generations: Callable[[], Mapping[str, int]] | None) -> PrincipalOf:
@@ -45,3 +51,14 @@ def console_server(
         **mutual_tls_options(certificate, key, client_ca),
     )
     return uvicorn.Server(config)
+
+
+def bound_socket(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port`` (port 0: one the system picks)."""
+    try:
+        listening = socket.create_server((host, port), reuse_port=False)
+    except OSError as error:
+        raise ConsoleUnavailable(
+            f"the console cannot listen on {host}:{port}: {error.strerror}"
+        ) from None
+    return listening

@@ -11,7 +11,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from cryptography.hazmat.primitives.serialization import pkcs12
+from cryptography.x509.oid import NameOID
 
+from sigex.audit.checkpoint import key_id, load_public_key
 from sigex.audit.store import AccessLogStore
 from sigex.cli.audit import audit
 from sigex.exchange.access_record import AccessRecord, EventKind
@@ -187,3 +190,38 @@ def test_the_database_location_comes_from_the_option_the_environment_or_the_stat
     password.write_text("s3cret\n")
     monkeypatch.setenv("SIGEX_AUDIT_DB_PASSWORD_FILE", str(password))
     assert resolve_db(None, tmp_path) == "postgresql://audit:s3cret@db.example/sigex"
+
+
+def test_the_audit_key_and_an_auditors_browser_certificate(
+    federation_state: Path, tmp_path: Path
+) -> None:
+    printed = CliRunner().invoke(audit, ["key", "--state-dir", str(federation_state)])
+    assert printed.exit_code == 0, printed.output
+    first, pem = printed.output.split("\n", 1)
+    public_key = load_public_key(pem.encode())
+    assert first == f"key id {key_id(public_key)}"
+
+    password = tmp_path / "password"
+    password.write_text("correct horse battery\n", encoding="utf-8")
+    bundle = tmp_path / "auditor.p12"
+    args = ["browser-certificate", "--state-dir", str(federation_state), "--out", str(bundle)]
+    made = CliRunner().invoke(audit, [*args, "--password-file", str(password)])
+    assert made.exit_code == 0, made.output
+    assert bundle.stat().st_mode & 0o777 == 0o600
+    key, certificate, authorities = pkcs12.load_key_and_certificates(
+        bundle.read_bytes(), b"correct horse battery"
+    )
+    assert key is not None and certificate is not None and len(authorities) == 1
+    assert certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "AUDITOR"
+
+    other = CliRunner().invoke(
+        audit, [*args[:-1], str(tmp_path / "nla.p12"), "--as", "NLA", "--password-file",
+                str(password)]
+    )  # fmt: skip
+    assert other.exit_code != 0 and "not an auditor" in other.output
+    password.write_text("short\n", encoding="utf-8")
+    weak = CliRunner().invoke(
+        audit, [*args[:-1], str(tmp_path / "weak.p12"), "--password-file", str(password)]
+    )
+    assert weak.exit_code != 0 and "at least 8 characters" in str(weak.exception)
+    assert not (tmp_path / "weak.p12").exists()
