@@ -76,6 +76,8 @@ TEST_ONLY_VARIABLES: Final[Mapping[str, str]] = {
     "SIGEX_STACK_TEST": "1 runs the compose stack tests (`make stack-test` sets it)",
     "SIGEX_STACK_KEEP": "1 leaves the stack tests' compose project up afterwards",
     "SIGEX_STACK_ENV_FILE": "the compose variables file of the stack tests",
+    "SIGEX_TEST_REQUIRE_BROWSER": "1 fails the console's browser tests when Chromium is missing",
+    "SIGEX_TEST_SCREENSHOT_DIR": "where the console's browser tests save their screenshots",
 }
 
 _PARTY_CODE = re.compile(r"^[A-Z][A-Z0-9]{1,31}$")

@@ -7,7 +7,7 @@ record and see its proof verified by the page's own JavaScript; check that the
 browser's verdict agrees with ``verify_record`` (what ``sigex audit verify
 --record`` runs) on every record of the demo log; and change rows of a copy of
 the database to see the same pages fail. Screenshots of the main pages are
-saved (``$SIGEX_SCREENSHOT_DIR``, else ``build/screenshots``).
+saved (``$SIGEX_TEST_SCREENSHOT_DIR``, else ``build/screenshots``).
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-SCREENSHOTS = Path(os.environ.get("SIGEX_SCREENSHOT_DIR") or REPO / "build" / "screenshots")
+SCREENSHOTS = Path(os.environ.get("SIGEX_TEST_SCREENSHOT_DIR") or REPO / "build" / "screenshots")
 
 
 def sigex(*args: str, env: dict[str, str] | None = None) -> str:
@@ -74,7 +74,7 @@ class Demo:
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     """A demo exchange's state and access log (its broker stopped once it has run)."""
     if not Path(CHROMIUM).exists():
-        if os.environ.get("SIGEX_REQUIRE_BROWSER") == "1":
+        if os.environ.get("SIGEX_TEST_REQUIRE_BROWSER") == "1":
             pytest.fail(f"no Chromium at {CHROMIUM}: install Debian's chromium package")
         pytest.skip("no Chromium here (apt install chromium)")
     root = tmp_path_factory.mktemp("console")
