@@ -30,7 +30,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from sigex.audit.console.charts import bars, columns
+from sigex.audit.console.charts import bars, columns, growth_line
 from sigex.audit.console.consultations import ConsultationNotLogged
 from sigex.audit.console.overview import BREAKDOWNS
 from sigex.audit.console.service import (
@@ -217,7 +217,10 @@ class _Pages:
     async def health(self, request: Request) -> Response:
         auditor = await self.auditor_of(request)
         found = await run_in_threadpool(self.console.health, auditor)
-        return self.page(request, "health.html", title="Log health", health=found)
+        sizes = [c.checkpoint.tree_size for c in found.checkpoints]
+        return self.page(
+            request, "health.html", title="Log health", health=found, growth=growth_line(sizes)
+        )
 
     async def verify(self, request: Request) -> Response:
         auditor = await self.auditor_of(request)

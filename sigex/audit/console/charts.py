@@ -65,3 +65,16 @@ def columns(days: Sequence[Tally], step: float, height: float = COLUMN_HEIGHT) -
         )
         for index, t in enumerate(days)
     ]
+
+
+def growth_line(sizes: Sequence[int], width: float = 640.0, height: float = 90.0) -> str:
+    """The ``points`` of a polyline of the log's size over successive checkpoints."""
+    if not sizes:
+        return ""
+    low, high = min(sizes), max(sizes)
+    span = (high - low) or 1
+    step = width / max(len(sizes) - 1, 1)
+    return " ".join(
+        f"{round(index * step, 1)},{round(height - height * (size - low) / span, 1)}"
+        for index, size in enumerate(sizes)
+    )

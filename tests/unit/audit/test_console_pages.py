@@ -280,8 +280,10 @@ def test_usage_reports_flag_what_passes_each_threshold(
 
 
 def test_log_health_lists_checkpoints_and_keeps_the_last_verification(kit: ConsoleKit) -> None:
+    kit.get("/overview")  # a second checkpoint, so that the log's growth is drawn
     before = kit.get("/health")
     assert "has not been verified" in before.text and ">valid<" in before.text
+    assert '<polyline class="growth" points="0.0,' in before.text
     assert kit.post("/health/verify", {}).status_code == 303
     after = kit.get("/health")
     assert re.search(r'id="last-verification" class="ok"><strong>ok: \d+ records', after.text)
