@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from sigex import canonical
 from sigex.canonical import NotCanonicalisable, canonical_json
 
 
@@ -64,3 +65,46 @@ def test_for_ascii_names_it_is_the_compact_sorted_form_sigex_always_wrote(
     # the bytes of records already in logs and signatures already made stay what they were
     legacy = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     assert canonical_json(value) == legacy.encode("utf-8")
+
+
+def _general_walk(value: object) -> bytes:
+    """The general serialiser alone, without the flat-object fast path."""
+    parts: list[str] = []
+    canonical._write(value, parts)
+    return "".join(parts).encode("utf-8")
+
+
+_flat_values = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**53) + 1, 2**53 - 1),
+    st.text(alphabet=st.characters(exclude_categories=("Cs",))),
+    st.lists(st.text(alphabet=st.characters(exclude_categories=("Cs",))), max_size=4),
+    st.tuples(st.text(max_size=5), st.text(max_size=5)),
+)
+
+
+@given(st.dictionaries(st.text(max_size=6), _flat_values, max_size=8))
+def test_the_flat_object_fast_path_writes_what_the_general_walk_writes(
+    value: dict[str, object],
+) -> None:
+    # any names (non-ASCII ones take the general walk), any strings, control characters too
+    assert canonical_json(value) == _general_walk(value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [{"big": 2**53}, {"f": 1.5}, {"nested": {"a": 1}}, {"list": [1, 2]}, {"s": "\ud800"}],
+)
+def test_what_the_fast_path_does_not_take_is_still_judged_by_the_general_walk(
+    value: dict[str, object],
+) -> None:
+    try:
+        expected: bytes | type[NotCanonicalisable] = _general_walk(value)
+    except (NotCanonicalisable, UnicodeEncodeError):
+        expected = NotCanonicalisable
+    if expected is NotCanonicalisable:
+        with pytest.raises(NotCanonicalisable):
+            canonical_json(value)
+    else:
+        assert canonical_json(value) == expected
