@@ -55,9 +55,21 @@ CHROMIUM_ARGS = [
 SCREENSHOTS = Path(os.environ.get("SIGEX_TEST_SCREENSHOT_DIR") or REPO / "build" / "screenshots")
 
 
+def own_environment() -> dict[str, str]:
+    """This process's environment without sigex settings: the demo's folder says it all (in
+    CI, ``SIGEX_BOOTSTRAP`` names the test session's broker, which the demo's keys cannot
+    reach)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("SIGEX_")}
+
+
 def sigex(*args: str, env: dict[str, str] | None = None) -> str:
     done = subprocess.run(
-        [SIGEX, *args], capture_output=True, text=True, timeout=600, check=False, env=env
+        [SIGEX, *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        env=env if env is not None else own_environment(),
     )
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
@@ -80,7 +92,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     root = tmp_path_factory.mktemp("console")
     state = root / "demo"
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SIGEX_")}
+    env = own_environment()
     env["SIGEX_STATE_DIR"] = str(root)
     args = ["demo", "--state-dir", str(state), "--port", str(port), "--people", "2000"]
     try:
@@ -142,6 +154,7 @@ def serve() -> Iterator[Any]:
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            env=own_environment(),
         )
         started.append(process)
         wait_for_tls(port, process)
