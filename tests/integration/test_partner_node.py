@@ -81,22 +81,30 @@ def publish(node: RunningNode, records: list[dict[str, Any]], **headers: str) ->
 
 
 def receive_until(
-    node: RunningNode, signal_ids: set[str], timeout: float = 120.0
+    node: RunningNode, signal_ids: set[str], timeout: float = 240.0
 ) -> list[dict[str, Any]]:
-    """Long-poll ``node`` until every signal id came (others are acknowledged and dropped)."""
+    """Long-poll ``node`` until every signal id came (others are acknowledged and dropped).
+
+    A node in a new group starts at the earliest offset, so what earlier tests delivered to
+    the party comes first: it is acknowledged a poll at a time (one call per signal took
+    minutes on a loaded CI machine).
+    """
     got: list[dict[str, Any]] = []
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         missing = signal_ids - {d["fields"]["signal_id"] for d in got}
         if not missing:
             return got
-        answer = httpx.get(f"{node.url}/v1/deliveries", params={"wait": 5}, timeout=30)
+        answer = httpx.get(f"{node.url}/v1/deliveries", params={"wait": 5, "max": 500}, timeout=30)
         assert answer.status_code == 200, answer.text
+        others: list[str] = []
         for delivery in answer.json()["deliveries"]:
             if delivery["fields"].get("signal_id") in signal_ids:
                 got.append(delivery)
             else:  # an earlier test's signal: out of the way
-                acknowledge(node, [delivery["message_id"]])
+                others.append(delivery["message_id"])
+        if others:
+            acknowledge(node, others)
     raise AssertionError(f"not delivered within {timeout} s: {missing}")
 
 
