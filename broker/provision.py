@@ -260,11 +260,30 @@ def _await_acls(admin: KafkaAdminClient, wanted: set[AclSpec], timeout: float = 
     raise ProvisioningFailed(f"the broker did not apply the ACLs within {timeout:.0f}s")
 
 
-def provision(admin: KafkaAdminClient, topology: Topology) -> ProvisionReport:
-    """Make the cluster's topics and ACLs match ``topology``."""
+def bootstrap_brokers(bootstrap: str) -> int:
+    """How many brokers a bootstrap list names (``host:port`` entries, comma-separated)."""
+    return len({entry.strip() for entry in bootstrap.split(",") if entry.strip()})
+
+
+def provision(
+    admin: KafkaAdminClient, topology: Topology, *, expected_brokers: int = 1
+) -> ProvisionReport:
+    """Make the cluster's topics and ACLs match ``topology``.
+
+    Topics are made with a replication factor from the brokers registered *now*; a cluster
+    that has not yet seen all ``expected_brokers`` (those its bootstrap list names: one that
+    is still starting) would get topics with too few replicas for good, so provisioning
+    refuses until they are all there (``init`` tries again).
+    """
     report = ProvisionReport()
     try:
         report.brokers = len(admin.describe_cluster()["brokers"])
+        if report.brokers < expected_brokers:
+            raise ProvisioningFailed(
+                f"{report.brokers} of the {expected_brokers} brokers in the bootstrap list have "
+                "registered with the cluster: topics are not made with too few replicas; "
+                "try again when every broker is up"
+            )
         report.replication_factor = min(3, max(1, report.brokers))
         _apply_topics(admin, topology, report.replication_factor, report)
         _apply_acls(admin, topology, report)
@@ -303,6 +322,8 @@ def provision_cluster(
     """Connect as ``connection`` (the ADMIN principal) and apply ``topology``."""
     admin = KafkaAdminClient(**connection.options())
     try:
-        return provision_acls(admin, topology) if acls_only else provision(admin, topology)
+        if acls_only:
+            return provision_acls(admin, topology)
+        return provision(admin, topology, expected_brokers=bootstrap_brokers(connection.bootstrap))
     finally:
         admin.close()

@@ -37,7 +37,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from sigex.audit.console.consultations import Consultation, ConsultationLog, ConsultationNotLogged
-from sigex.audit.errors import AccessLogError
+from sigex.audit.errors import AccessLogError, StoreError
 from sigex.audit.store import AccessLogStore, RecordFilter
 from sigex.errors import InvalidIdentifier, SigexError
 from sigex.exchange.access_record import EventKind, Outcome
@@ -107,18 +107,26 @@ class AuditApi:
     def _consult(self, principal: str, view: str, filters: Iterable[str], subject: str | None,
                  message_id: str | None = None) -> None:  # fmt: skip
         """Write the question to the log before answering it (when a consultation log is set)."""
-        if self._consultations is not None:
-            self._consultations.write(
-                self._store(),
-                Consultation(
-                    principal,
-                    view,
-                    tuple(filters),
-                    subject,
-                    message_id=message_id,
-                    channel="api",
-                ),
-            )
+        if self._consultations is None:
+            return
+        consultation = Consultation(
+            principal, view, tuple(filters), subject, message_id=message_id, channel="api"
+        )
+        try:
+            self._consultations.write(self._store(), consultation)
+        except ConsultationNotLogged:
+            # the connection may be one a restarted database no longer knows: one new try
+            self._drop_store()
+            self._consultations.write(self._store(), consultation)
+
+    def _drop_store(self) -> None:
+        store: AccessLogStore | None = getattr(self._local, "store", None)
+        self._local.store = None
+        if store is not None:
+            try:
+                store.close()
+            except Exception as error:  # a connection already gone: nothing to close
+                _log.info("audit_api_store_close_failed", error=type(error).__name__)
 
     def _store(self) -> AccessLogStore:
         store = getattr(self._local, "store", None)
@@ -134,8 +142,16 @@ class AuditApi:
             return ApiResponse(503, {"error": str(error)})
         except _BadRequest as refused:
             return ApiResponse(refused.status, {"error": refused.message})
+        except StoreError as error:  # the database cannot be opened or read
+            self._drop_store()
+            _log.error("audit_api_unanswered", error=type(error).__name__)
+            return ApiResponse(503, {"error": "the access log cannot be read right now"})
         except AccessLogError as error:
             return ApiResponse(400, {"error": str(error)})
+        except Exception as error:  # a database driver's own error: reconnect next time
+            self._drop_store()
+            _log.error("audit_api_unanswered", error=type(error).__name__)
+            return ApiResponse(503, {"error": "the access log cannot be read right now"})
 
     def _route(
         self, principal: str | None, method: str, target: str, body: bytes

@@ -12,7 +12,7 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 
-from sigex.broker.provision import provision, stray_acls
+from sigex.broker.provision import ProvisioningFailed, bootstrap_brokers, provision, stray_acls
 from sigex.exchange.topology import AclSpec, Operation, Pattern, Resource, principal
 from sigex.policies.compiler import load_policy
 from tests.integration.conftest import REPO, SecureExchange
@@ -174,5 +174,20 @@ def test_rvig_cannot_read_a_delivery_topic_only_a_basis_under_review_backs(
     admin = secure_exchange.admin()
     try:
         assert RVIG_PAYROLL_OUT in {t["name"] for t in admin.describe_topics([RVIG_PAYROLL_OUT])}
+    finally:
+        admin.close()
+
+
+def test_provisioning_waits_for_every_broker_the_bootstrap_list_names(
+    secure_exchange: SecureExchange,
+) -> None:
+    # one broker runs; a bootstrap list naming three means two are still starting: topics
+    # made now would keep a replication factor of 1 for good, so nothing is made
+    assert bootstrap_brokers("kafka-1:9092, kafka-2:9092,kafka-3:9092,kafka-1:9092") == 3
+    admin = secure_exchange.admin()
+    try:
+        with pytest.raises(ProvisioningFailed, match="1 of the 3 brokers"):
+            provision(admin, secure_exchange.topology(), expected_brokers=3)
+        assert provision(admin, secure_exchange.topology(), expected_brokers=1).brokers == 1
     finally:
         admin.close()

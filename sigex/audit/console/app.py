@@ -116,7 +116,7 @@ class _Pages:
 
     async def auditor_of(self, request: Request) -> str:
         principal = self.principal_of(request.scope)
-        auditor = await run_in_threadpool(self.console.authorise, principal)
+        auditor = await run_in_threadpool(self.console.answering, self.console.authorise, principal)
         request.state.auditor = auditor
         return auditor
 
@@ -144,7 +144,9 @@ class _Pages:
     async def overview(self, request: Request) -> Response:
         auditor = await self.auditor_of(request)
         since, until = request.query_params.get("since", ""), request.query_params.get("until", "")
-        found = await run_in_threadpool(self.console.overview, auditor, since, until)
+        found = await run_in_threadpool(
+            self.console.answering, self.console.overview, auditor, since, until
+        )
         step = 640 / max(len(found.days), 1)
         return self.page(
             request,
@@ -177,7 +179,9 @@ class _Pages:
         auditor = await self.auditor_of(request)
         form = SearchForm.from_fields(await self.form_of(request))
         try:
-            result = await run_in_threadpool(self.console.search, auditor, form)
+            result = await run_in_threadpool(
+                self.console.answering, self.console.search, auditor, form
+            )
         except BadConsoleInput as refused:
             return self.search_page(request, 400, form=form, result=None, problem=str(refused))
         return self.search_page(
@@ -194,7 +198,7 @@ class _Pages:
         def rows() -> str:
             return csv_text(self.console.export(auditor, form))
 
-        text = await run_in_threadpool(rows)
+        text = await run_in_threadpool(self.console.answering, rows)
         return Response(
             text,
             media_type="text/csv; charset=utf-8",
@@ -204,7 +208,9 @@ class _Pages:
     async def record(self, request: Request) -> Response:
         auditor = await self.auditor_of(request)
         leaf_index = int(request.path_params["leaf_index"])
-        view = await run_in_threadpool(self.console.record, auditor, leaf_index)
+        view = await run_in_threadpool(
+            self.console.answering, self.console.record, auditor, leaf_index
+        )
         return self.page(
             request,
             "record.html",
@@ -216,7 +222,7 @@ class _Pages:
 
     async def health(self, request: Request) -> Response:
         auditor = await self.auditor_of(request)
-        found = await run_in_threadpool(self.console.health, auditor)
+        found = await run_in_threadpool(self.console.answering, self.console.health, auditor)
         sizes = [c.checkpoint.tree_size for c in found.checkpoints]
         return self.page(
             request, "health.html", title="Log health", health=found, growth=growth_line(sizes)
@@ -225,7 +231,7 @@ class _Pages:
     async def verify(self, request: Request) -> Response:
         auditor = await self.auditor_of(request)
         await self.form_of(request)
-        await run_in_threadpool(self.console.verify_now, auditor)
+        await run_in_threadpool(self.console.answering, self.console.verify_now, auditor)
         return RedirectResponse("/health", status_code=303)
 
     async def usage(self, request: Request) -> Response:
@@ -233,7 +239,9 @@ class _Pages:
         params = request.query_params
         thresholds = _thresholds(params)
         since, until = params.get("since", ""), params.get("until", "")
-        found = await run_in_threadpool(self.console.usage, auditor, thresholds, since, until)
+        found = await run_in_threadpool(
+            self.console.answering, self.console.usage, auditor, thresholds, since, until
+        )
         last_day = (found.until - timedelta(days=1)).date()
         return self.page(
             request, "usage.html", title="Usage reports", usage=found, last_day=last_day
@@ -252,6 +260,7 @@ class _Pages:
         if language not in LANGUAGES:
             raise BadConsoleInput("language: nl or en")
         answer = await run_in_threadpool(
+            self.console.answering,
             self.console.article_fifteen,
             auditor,
             fields.get("bsn", "").strip(),
@@ -280,8 +289,6 @@ class _Pages:
 
     async def refused(self, request: Request, error: Exception) -> Response:
         status = error.status if isinstance(error, ConsoleError) else 503
-        if isinstance(error, ConsultationNotLogged):
-            status = 503
         message = str(error)
         _log.info(
             "console_refused", path=request.url.path, status=status, error=type(error).__name__

@@ -14,12 +14,16 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from sigex.audit._keys import Ed25519PrivateKey
 from sigex.audit.checkpoint import Checkpoint, TrustedKeys
-from sigex.audit.console.consultations import Consultation, ConsultationLog
+from sigex.audit.console.consultations import (
+    Consultation,
+    ConsultationLog,
+    ConsultationNotLogged,
+)
 from sigex.audit.console.health import LogHealth, Verification, log_health, save_verification
 from sigex.audit.console.overview import Overview, build_overview
 from sigex.audit.console.usage import UsageReports, UsageThresholds, build_usage
@@ -50,6 +54,7 @@ DEFAULT_PERIOD_DAYS = 30
 #: The zone for local times when no policy is loaded (the policy names its own).
 DEFAULT_ZONE = ZoneInfo("Europe/Amsterdam")
 _log = get_logger(__name__)
+T = TypeVar("T")
 _PSEUDONYM = re.compile(r"^[0-9a-f]{64}$")
 _CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}$")
 #: The search form's text filters, in the order the form shows them.
@@ -74,6 +79,12 @@ class BadConsoleInput(ConsoleError):
 
 class RecordNotFound(ConsoleError):
     status = 404
+
+
+class LogUnavailable(ConsoleError):
+    """The database could not be read (it restarted, say); the next question reconnects."""
+
+    status = 503
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,8 +194,36 @@ class AuditConsole:
             self._local.store = store
         return store
 
+    def _drop_store(self) -> None:
+        store: AccessLogStore | None = getattr(self._local, "store", None)
+        self._local.store = None
+        if store is not None:
+            try:
+                store.close()
+            except Exception as error:  # a connection already gone: nothing to close
+                _log.info("console_store_close_failed", error=type(error).__name__)
+
+    def answering(self, question: Callable[..., T], *args: Any) -> T:
+        """``question(*args)``; a failure other than a refusal drops this thread's database
+        connection, so that the next question opens a new one (a database that restarted)."""
+        try:
+            return question(*args)
+        except (ConsoleError, ConsultationNotLogged):
+            raise
+        except Exception as error:  # the database went away, or a fault: never a traceback
+            self._drop_store()
+            _log.error("console_unanswered", error=type(error).__name__)
+            raise LogUnavailable(
+                "the access log cannot be read right now; nothing is shown (try again)"
+            ) from None
+
     def _consult(self, consultation: Consultation) -> None:
-        self.consultations.write(self.store(), consultation)
+        try:
+            self.consultations.write(self.store(), consultation)
+        except ConsultationNotLogged:
+            # the connection may be one a restarted database no longer knows: one new try
+            self._drop_store()
+            self.consultations.write(self.store(), consultation)
 
     # -- the views -------------------------------------------------------------------------
 

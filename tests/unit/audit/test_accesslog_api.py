@@ -23,7 +23,7 @@ from sigex.exchange.access_record import EventKind
 from sigex.exchange.pseudonyms import SubjectPseudonymiser
 from sigex.merkle import leaf_hash, verify_inclusion
 
-from .conftest import PEOPLE, RecordFactory
+from .conftest import BACKENDS, PEOPLE, RecordFactory
 
 KINDS = {"NLA": "authority", "GM0363": "municipality", "BD": "authority", "AUDITOR": "auditor"}
 
@@ -346,3 +346,32 @@ def test_every_api_question_is_logged_before_it_is_answered(
         ("AUDITOR", "api.records", ("filter.bsn",), pseudonymiser.pseudonym(PEOPLE[0])),
         ("GM0363", "api.proof", ("filter.leaf_index",), pseudonymiser.pseudonym(PEOPLE[1])),
     ]
+
+
+@pytest.mark.parametrize("store_location", [BACKENDS[1]], indirect=True)
+def test_the_api_reconnects_to_a_database_that_dropped_its_connections(
+    store_location: str,
+    make_record: RecordFactory,
+    pseudonymiser: SubjectPseudonymiser,
+    signing_key: Ed25519PrivateKey,
+) -> None:
+    import psycopg
+
+    with AccessLogStore.open(store_location) as store:
+        store.append([make_record(bsn=PEOPLE[0])])
+        store.checkpoint(signing_key, FixedClock())
+    api = AuditApi(
+        lambda: AccessLogStore.open(store_location),
+        KINDS,
+        pseudonymiser,
+        ConsultationLog(FixedClock(), signing_key),
+    )
+    assert api.handle("AUDITOR", "GET", "/v1/records?sender=RVIG", b"").status == 200
+    with psycopg.connect(store_location, autocommit=True) as admin:
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE pid <> pg_backend_pid() AND datname = current_database()"
+        )
+    again = api.handle("AUDITOR", "GET", "/v1/records?sender=RVIG", b"")
+    assert again.status == 200, again.body
+    assert _indexes(again.body)[0] == 0

@@ -353,3 +353,22 @@ def test_no_subject_is_what_a_question_about_nobody_records(kit: ConsoleKit) -> 
     kit.get("/overview")
     assert consultations(kit)[-1].subject == NO_SUBJECT
     assert datetime(2027, 2, 1, 9, tzinfo=UTC) - timedelta(0) == consultations(kit)[-1].occurred_at
+
+
+def test_a_database_that_dropped_its_connections_is_reconnected(
+    kit: ConsoleKit, store_location: str
+) -> None:
+    if not store_location.startswith("postgresql"):
+        pytest.skip("a PostgreSQL server's restart, as the compose drill does")
+    import psycopg
+
+    assert kit.post("/search", {"bsn": PERSON}).status_code == 200
+    with psycopg.connect(store_location, autocommit=True) as admin:
+        # what a restart does to every open connection, the console's included
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE pid <> pg_backend_pid() AND datname = current_database()"
+        )
+    again = kit.post("/search", {"bsn": PERSON})
+    assert again.status_code == 200, text_of(again.text)
+    assert [r.signal for r in consultations(kit)][-2:] == ["console.search", "console.search"]
