@@ -60,6 +60,14 @@ class ExchangeKit:
     def state_dir(self) -> Any:
         return self.exchange.state_dir
 
+    def renew_publisher(self, party: str) -> Publisher:
+        """A new Publisher for ``party`` (a new producer, with fresh metadata), the old one
+        closed without waiting long for what it could not send."""
+        old = self._publishers.pop(party, None)
+        if old is not None:
+            old.close(timeout=5)
+        return self.publisher(party)
+
     def publisher(self, party: str) -> Publisher:
         if party not in self._publishers:
             self._publishers[party] = Publisher(
