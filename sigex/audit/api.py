@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import re
 import ssl
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -36,7 +35,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from sigex.audit.console.consultations import Consultation, ConsultationLog, ConsultationNotLogged
+from sigex.audit.console.consultations import (
+    Consultation,
+    ConsultationLog,
+    ConsultationNotLogged,
+    ThreadStores,
+)
 from sigex.audit.errors import AccessLogError, StoreError
 from sigex.audit.store import AccessLogStore, RecordFilter
 from sigex.errors import InvalidIdentifier, SigexError
@@ -102,7 +106,7 @@ class AuditApi:
         self._party_kinds = dict(party_kinds)
         self._pseudonymiser = pseudonymiser
         self._consultations = consultations
-        self._local = threading.local()
+        self._stores = ThreadStores(open_store)
 
     def _consult(self, principal: str, view: str, filters: Iterable[str], subject: str | None,
                  message_id: str | None = None) -> None:  # fmt: skip
@@ -112,28 +116,13 @@ class AuditApi:
         consultation = Consultation(
             principal, view, tuple(filters), subject, message_id=message_id, channel="api"
         )
-        try:
-            self._consultations.write(self._store(), consultation)
-        except ConsultationNotLogged:
-            # the connection may be one a restarted database no longer knows: one new try
-            self._drop_store()
-            self._consultations.write(self._store(), consultation)
-
-    def _drop_store(self) -> None:
-        store: AccessLogStore | None = getattr(self._local, "store", None)
-        self._local.store = None
-        if store is not None:
-            try:
-                store.close()
-            except Exception as error:  # a connection already gone: nothing to close
-                _log.info("audit_api_store_close_failed", error=type(error).__name__)
+        self._consultations.write_reconnecting(self._stores, consultation)
 
     def _store(self) -> AccessLogStore:
-        store = getattr(self._local, "store", None)
-        if store is None:
-            store = self._open_store()
-            self._local.store = store
-        return store
+        return self._stores.get()
+
+    def _drop_store(self) -> None:
+        self._stores.drop()
 
     def handle(self, principal: str | None, method: str, target: str, body: bytes) -> ApiResponse:
         try:

@@ -14,7 +14,8 @@ cannot be written the question is not answered (:class:`ConsultationNotLogged`).
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from sigex.audit._keys import Ed25519PrivateKey
@@ -47,6 +48,35 @@ class Consultation:
     channel: str = "console"
 
 
+class ThreadStores:
+    """One store per thread (a store is not thread-safe), reopened after its connection failed.
+
+    The console and the JSON API answer in a pool of threads; a PostgreSQL that restarted
+    leaves each thread's connection dead, so a failed one is dropped (:meth:`drop`) and the
+    thread's next :meth:`get` opens a new one.
+    """
+
+    def __init__(self, open_store: Callable[[], AccessLogStore]) -> None:
+        self._open_store = open_store
+        self._local = threading.local()
+
+    def get(self) -> AccessLogStore:
+        store: AccessLogStore | None = getattr(self._local, "store", None)
+        if store is None:
+            store = self._open_store()
+            self._local.store = store
+        return store
+
+    def drop(self) -> None:
+        store: AccessLogStore | None = getattr(self._local, "store", None)
+        self._local.store = None
+        if store is not None:
+            try:
+                store.close()
+            except Exception as error:  # a connection already gone: nothing to close
+                _log.info("access_log_store_close_failed", error=type(error).__name__)
+
+
 class ConsultationLog:
     """Writes consultations to the access log (and, with the audit key, a checkpoint over them)."""
 
@@ -75,6 +105,15 @@ class ConsultationLog:
             message_id=consultation.message_id or f"consultation-{operation}",
             subject=consultation.subject or NO_SUBJECT,
         )
+
+    def write_reconnecting(self, stores: ThreadStores, consultation: Consultation) -> int:
+        """:meth:`write`; when that fails, once more on a new connection (a database that
+        restarted no longer knows the old one)."""
+        try:
+            return self.write(stores.get(), consultation)
+        except ConsultationNotLogged:
+            stores.drop()
+            return self.write(stores.get(), consultation)
 
     def write(self, store: AccessLogStore, consultation: Consultation) -> int:
         """Append the consultation; return its leaf index. Raises if it cannot be written."""

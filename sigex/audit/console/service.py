@@ -9,7 +9,6 @@ in a pool of threads; a store is not thread-safe).
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
@@ -23,6 +22,7 @@ from sigex.audit.console.consultations import (
     Consultation,
     ConsultationLog,
     ConsultationNotLogged,
+    ThreadStores,
 )
 from sigex.audit.console.health import LogHealth, Verification, log_health, save_verification
 from sigex.audit.console.overview import Overview, build_overview
@@ -174,7 +174,7 @@ class AuditConsole:
     clock: Clock
     verification_file: Path
     trusted_keys: TrustedKeys | None = None
-    _local: threading.local = field(default_factory=threading.local, repr=False)
+    _stores: ThreadStores = field(init=False, repr=False)
     _local_verification: Verification | None = field(default=None, repr=False)
 
     # -- who asks --------------------------------------------------------------------------
@@ -187,21 +187,11 @@ class AuditConsole:
             self._consult(Consultation(principal, "refused", refused=True))
         raise NotAnAuditor("the console is for auditors: this certificate is not an auditor's")
 
-    def store(self) -> AccessLogStore:
-        store: AccessLogStore | None = getattr(self._local, "store", None)
-        if store is None:
-            store = self.open_store()
-            self._local.store = store
-        return store
+    def __post_init__(self) -> None:
+        self._stores = ThreadStores(self.open_store)
 
-    def _drop_store(self) -> None:
-        store: AccessLogStore | None = getattr(self._local, "store", None)
-        self._local.store = None
-        if store is not None:
-            try:
-                store.close()
-            except Exception as error:  # a connection already gone: nothing to close
-                _log.info("console_store_close_failed", error=type(error).__name__)
+    def store(self) -> AccessLogStore:
+        return self._stores.get()
 
     def answering(self, question: Callable[..., T], *args: Any) -> T:
         """``question(*args)``; a failure other than a refusal drops this thread's database
@@ -211,19 +201,14 @@ class AuditConsole:
         except (ConsoleError, ConsultationNotLogged):
             raise
         except Exception as error:  # the database went away, or a fault: never a traceback
-            self._drop_store()
+            self._stores.drop()
             _log.error("console_unanswered", error=type(error).__name__)
             raise LogUnavailable(
                 "the access log cannot be read right now; nothing is shown (try again)"
             ) from None
 
     def _consult(self, consultation: Consultation) -> None:
-        try:
-            self.consultations.write(self.store(), consultation)
-        except ConsultationNotLogged:
-            # the connection may be one a restarted database no longer knows: one new try
-            self._drop_store()
-            self.consultations.write(self.store(), consultation)
+        self.consultations.write_reconnecting(self._stores, consultation)
 
     # -- the views -------------------------------------------------------------------------
 
