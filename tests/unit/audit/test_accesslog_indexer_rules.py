@@ -107,3 +107,23 @@ def test_operation_ids_differ_per_writer_and_per_ingress_record(
     a = operation_id("m|DELIVERED", EventKind.RECEIVED, "X", "s", writer="W")
     b = operation_id("m", EventKind.RECEIVED, "DELIVERED|X", "s", writer="W")
     assert a != b
+
+
+def test_no_party_can_write_a_consultation_on_its_receipts_topic(
+    make_record: RecordFactory,
+) -> None:
+    # consultations are the audit service's own records, written straight to the store: a
+    # party that forges one (to frame an auditor, or to bury a look-up among fakes) is refused
+    for party in ("NLA", "AUDITOR", "GM0363"):
+        forged = make_record(
+            kind=EventKind.CONSULTED,
+            sender=party,
+            recipient=None,
+            signal="console.search",
+            purpose="LOG_AUDIT",
+            legal_basis=None,
+            agreement_id=None,
+            agreement_version=None,
+            disclosed_fields=(),
+        )
+        assert not receipt_allowed(f"sigex.receipts.{party}", forged)
