@@ -48,6 +48,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import e2e_broker
 import e2e_report
 from e2e_roles import (
     BASELINE_CONSUMER_NAME,
@@ -165,6 +166,13 @@ class Exchange:
         self.processes.append(process)
         return process
 
+    def broker_usage(self) -> dict[str, dict[str, int]]:
+        admin = self.admin()
+        try:
+            return e2e_broker.snapshot(admin, self.broker.data_dir)
+        finally:
+            admin.close()
+
     def stop_all(self) -> None:
         for process in self.processes:
             stop_process(process)
@@ -231,6 +239,7 @@ def running_exchange() -> Iterator[Exchange]:
             home=state / "broker",
             port=free_port(),
             controller_port=free_port(),
+            quick_start=False,  # the JVM's full compiler, as a broker in operation runs
             tls=local.TlsSettings(
                 keystore_pem=federation / "broker" / "keystore.pem",
                 truststore_pem=federation / "broker" / "truststore.pem",
@@ -513,6 +522,7 @@ def run_scenario(
         broker_pid = exchange.broker_pid
         if broker_pid is not None:
             pids["broker"] = broker_pid
+        usage_before = exchange.broker_usage()
         cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
         started = time.monotonic()
         (folder / "go").touch()
@@ -533,6 +543,8 @@ def run_scenario(
             complete = False
         elapsed = time.monotonic() - started
         cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
+        time.sleep(1.0)  # the last receipts and commits of the run reach the broker
+        written = e2e_broker.difference(usage_before, exchange.broker_usage())
         rss = {name: peak_rss_mib(p.pid) for name, p in processes.items()}
         codes = {}
         for name in ("publisher", *sorted(processes.keys() - {"publisher"}, reverse=True)):
@@ -545,6 +557,7 @@ def run_scenario(
                 exchange.processes.remove(process)
     result = summarise(scenario, folder, cpu, rss, codes, complete, elapsed)
     result["consumer_restarts_in_warm_up"] = restarts
+    result["broker_written"] = written
     return result
 
 

@@ -34,6 +34,13 @@ def one_line(result: dict[str, Any]) -> str:
     rss = ", ".join(f"{k} {v:.0f}" for k, v in result["peak_rss_mib"].items())
     cpu = ", ".join(f"{k} {100 * v:.0f}%" for k, v in result["cpu_share_of_two_cores"].items())
     state = "" if result["complete"] else f"  INCOMPLETE (missing {result['missing']})"
+    signals = max(1, result["signals"])
+    written = "; ".join(
+        f"{family} {usage['records'] / signals:.2f} rec {usage['bytes'] / signals:,.0f} B"
+        for family, usage in sorted(result.get("broker_written", {}).items())
+    )
+    if written:
+        state += f"\n  broker per signal: {written}"
     return (
         f"  {result['throughput']:,.0f} signals/s over {result['seconds']:.2f} s; "
         f"latency p50 {latency['p50']:.1f} ms, p99 {latency['p99']:.1f} ms; "
@@ -184,6 +191,39 @@ def _process_table(results: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _broker_table(results: list[dict[str, Any]]) -> list[str]:
+    """Records and bytes the broker appended per signal, by kind of topic."""
+    rows = [r for r in results if r.get("broker_written") and r["mode"] == "max"]
+    if not rows:
+        return []
+    lines = [
+        "### What the broker wrote per signal (maximum-throughput runs)",
+        "",
+        "Records are log end offsets (a transaction marker counts as a record), bytes the "
+        "growth of the partitions' segment files, between the start and the end of the "
+        "measured part.",
+        "",
+        "| run | topics | records per signal | bytes per signal |",
+        "|---|---|---:|---:|",
+    ]
+    for r in rows:
+        written = r["broker_written"]
+        signals = max(1, r["signals"])
+        total_records = sum(v["records"] for v in written.values())
+        total_bytes = sum(v["bytes"] for v in written.values())
+        for family in sorted(written, key=lambda f: -written[f]["bytes"]):
+            usage = written[family]
+            lines.append(
+                f"| {r['name']} | {family} | {usage['records'] / signals:.2f} | "
+                f"{usage['bytes'] / signals:,.0f} |"
+            )
+        lines.append(
+            f"| {r['name']} | **all** | **{total_records / signals:.2f}** | "
+            f"**{total_bytes / signals:,.0f}** |"
+        )
+    return [*lines, ""]
+
+
 def markdown(report: dict[str, Any], analysis: str) -> str:
     s = report["summary"]
     m = report["machine"]
@@ -238,6 +278,7 @@ def markdown(report: dict[str, Any], analysis: str) -> str:
         "",
         *_process_table(results),
         "",
+        *_broker_table(results),
         "![throughput, latency CDF and CPU per signal](e2e.png)",
         "",
         analysis.strip(),

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
-from sigex.broker.ledger_entry import LedgerEntry
+from sigex.broker.ledger_entry import LedgerEntry, pack_ledger_entries
 from sigex.clock import Clock, SystemClock
 from sigex.envelope import (
     EnvelopeError,
@@ -70,7 +70,7 @@ from sigex.policies.decision import Refused
 from sigex.reasons import ReasonCode
 from sigex.roles import Role
 from sigex.schemas.catalogue import Catalogue, SignalSpec
-from sigex.schemas.codec import decode_fields, validate_record
+from sigex.schemas.codec import decode_fields, validate_decoded
 from sigex.schemas.errors import SchemaError
 
 _log = get_logger(__name__)
@@ -144,7 +144,10 @@ class GatewayOutput:
             *self.deliveries,
             *_audit_messages(self.audit),
             *self.dead_letters,
-            *(OutgoingMessage(LEDGER_TOPIC, e.key(), e.value(), ()) for e in self.admitted),
+            *(
+                OutgoingMessage(LEDGER_TOPIC, key, value, ())
+                for key, value in pack_ledger_entries(self.admitted)
+            ),
         ]
 
 
@@ -423,7 +426,7 @@ class PolicyGateway:
             if spec.name != signal:
                 raise ProtocolError("schema of another signal")
             fields = decode_fields(spec, opened.disclosed)
-            validate_record(spec, fields)
+            validate_decoded(spec, fields)
         except (SchemaError, ProtocolError) as error:
             raise _Refused(ReasonCode.INVALID_RECORD, message_id) from error
         self._admit(record, opened, output)

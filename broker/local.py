@@ -65,6 +65,10 @@ class BrokerSettings:
     voters: tuple[tuple[int, int], ...] = ()
     #: shared by every node of a cluster (a new one for a single node)
     cluster_id: str | None = None
+    #: compile with the JVM's quick compiler only (C1): the broker is up in a few seconds,
+    #: which tests and the demo want, but its hot paths run slower than a production
+    #: broker's; a benchmark turns this off so that the broker runs as it would in operation
+    quick_start: bool = True
 
     @property
     def cluster_size(self) -> int:
@@ -381,7 +385,7 @@ def _launch(settings: BrokerSettings) -> tuple[subprocess.Popen[bytes], int]:
                 f"-Xmx{settings.heap}",
                 "-Xms256m",
                 "-XX:+UseG1GC",
-                "-XX:TieredStopAtLevel=1",
+                *(["-XX:TieredStopAtLevel=1"] if settings.quick_start else []),
                 "-Djava.awt.headless=true",
                 f"-Dlog4j2.configurationFile={settings.home / 'log4j2.properties'}",
                 "-cp",

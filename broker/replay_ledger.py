@@ -2,14 +2,16 @@
 
 The replay guard of one gateway process is memory; this ledger makes it
 durable and shared. For each message id the gateway admits it writes one
-record to ``sigex.gateway.ledger`` **in the same transaction** as the
+entry to ``sigex.gateway.ledger`` **in the same transaction** as the
 deliveries and access records of that message, so the ledger holds exactly
 the ids whose deliveries were committed: an aborted transaction leaves
-neither. The record's key is the 16-byte message id (a random UUID, not
-personal data); its value says when the sender signed the message, a keyed
-digest of its content (HMAC under the federation's audit pseudonym key, so the
-ledger on the broker's disks does not let anyone test guesses of a record's
-content) and which ingress record it came from.
+neither. A batch's entries are packed into as few Kafka records as fit
+(:func:`~sigex.broker.ledger_entry.pack_ledger_entries`), each keyed by its
+first message id (a random UUID, not personal data). An entry says when the
+sender signed the message, a keyed digest of its content (HMAC under the
+federation's audit pseudonym key, so the ledger on the broker's disks does not
+let anyone test guesses of a record's content) and which ingress record it
+came from.
 
 Every gateway instance reads the whole ledger (every partition, no consumer
 group, ``read_committed``): at start up to its end before it decides
@@ -35,7 +37,7 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
 from sigex.broker.errors import GatewayError
-from sigex.broker.ledger_entry import LedgerEntry
+from sigex.broker.ledger_entry import parse_ledger_record
 from sigex.envelope import ReplayGuard
 from sigex.exchange.topology import LEDGER_TOPIC
 from sigex.logs import get_logger
@@ -112,9 +114,10 @@ class ReplayLedger:
         for messages in batch.values():
             for message in messages:
                 try:
-                    entry = LedgerEntry.parse(message.key, message.value)
+                    entries = parse_ledger_record(message.key, message.value)
                 except (ValueError, KeyError, TypeError):
                     _log.warning("gateway.ledger_record_unreadable", offset=message.offset)
                     continue
-                guard.remember(entry.message_id, entry.signed_at, entry.digest)
-                self.restored += 1
+                for entry in entries:
+                    guard.remember(entry.message_id, entry.signed_at, entry.digest)
+                self.restored += len(entries)

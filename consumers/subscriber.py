@@ -26,7 +26,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -54,7 +54,7 @@ from sigex.consumers.health import (
 )
 from sigex.envelope import DeliveredMessage, EnvelopeError, Opener, Sealer
 from sigex.exchange.access_record import AccessRecord, EventKind, Outcome, format_time
-from sigex.exchange.audit_events import access_records
+from sigex.exchange.audit_events import Basis, access_records
 from sigex.exchange.party_events import SEALED_EVENT, SEALED_EVENT_HEADER, seal_party_events
 from sigex.exchange.protocol import (
     DeliveryDecision,
@@ -756,7 +756,7 @@ class Subscriber:
         self, kind: EventKind, received: ReceivedSignal, decision: DeliveryDecision
     ) -> list[AccessRecord]:
         """Receipts of a signal handed over, under the basis of the gateway's signed decision."""
-        records = access_records(
+        return access_records(
             kind=kind,
             trace_id=received.trace_id,
             message_id=received.message_id,
@@ -770,16 +770,8 @@ class Subscriber:
             outcome=Outcome.PERMIT,
             reason_codes=(ReasonCode.ACCEPTED,),
             disclosed=received.fields.keys(),
+            basis=Basis(decision.legal_basis, decision.agreement_id, decision.agreement_version),
         )
-        return [
-            replace(
-                record,
-                legal_basis=decision.legal_basis,
-                agreement_id=decision.agreement_id,
-                agreement_version=decision.agreement_version,
-            )
-            for record in records
-        ]
 
     def _refuse(
         self,

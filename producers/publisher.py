@@ -63,7 +63,7 @@ from sigex.policies.decide import Reason
 from sigex.producers.errors import ProducerError
 from sigex.roles import Role
 from sigex.schemas.catalogue import Catalogue, SignalSpec
-from sigex.schemas.codec import encode_fields, validate_record
+from sigex.schemas.codec import validated_fields
 from sigex.schemas.errors import SchemaError
 from sigex.transport import KafkaConnection
 
@@ -193,8 +193,7 @@ def checked_fields(
     sends nothing. The size is the envelope's exact length in the largest
     batch, plus room for Kafka's own record overhead.
     """
-    validate_record(spec, record)
-    fields = encode_fields(spec, record)
+    fields = validated_fields(spec, record)
     size = submission_size(ingress_context(spec, sender, purpose), fields, MAX_BATCH)
     if size + KAFKA_RECORD_OVERHEAD > max_message_bytes:
         raise RecordTooLarge(size + KAFKA_RECORD_OVERHEAD, max_message_bytes)

@@ -26,6 +26,11 @@ class NotCanonicalisable(SigexError):
     """A value outside the JSON subset sigex canonicalises (RFC 8785 without floats)."""
 
 
+# Made once: ``json.dumps`` with any non-default argument builds a new encoder per call.
+_FLAT_OBJECT = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+_STRING = json.JSONEncoder(ensure_ascii=False)
+
+
 def canonical_json(value: Any) -> bytes:
     """The RFC 8785 bytes of ``value`` (str, int, bool, None, sequences and str-keyed maps)."""
     flat = _flat_object(value)
@@ -57,21 +62,21 @@ def _flat_object(value: Any) -> bytes | None:
     if type(value) is not dict:
         return None
     for name, item in value.items():
-        if type(name) is not str or not name.isascii():
+        if not isinstance(name, str) or not name.isascii():
             return None
         kind = type(item)
-        if kind is str or item is None or kind is bool:
+        if isinstance(item, str) or item is None or kind is bool:
             continue
         if kind is int:
             if -LARGEST_EXACT_INTEGER <= item <= LARGEST_EXACT_INTEGER:
                 continue
             return None  # the general walk says why it is refused
         if kind is list or kind is tuple:
-            if all(type(element) is str for element in item):
+            if all(isinstance(element, str) for element in item):
                 continue
             return None
         return None
-    return _utf8(json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False))
+    return _utf8(_FLAT_OBJECT.encode(value))
 
 
 def _write(value: Any, parts: list[str]) -> None:
@@ -82,7 +87,7 @@ def _write(value: Any, parts: list[str]) -> None:
             raise NotCanonicalisable(f"an integer beyond 2**53 has no exact JSON number: {value}")
         parts.append(str(value))
     elif isinstance(value, str):
-        parts.append(json.dumps(value, ensure_ascii=False))
+        parts.append(_STRING.encode(value))
     elif isinstance(value, Mapping):
         _write_object(value, parts)
     elif isinstance(value, Sequence) and not isinstance(value, bytes | bytearray):
@@ -104,7 +109,7 @@ def _write_object(value: Mapping[Any, Any], parts: list[str]) -> None:
     for position, name in enumerate(sorted(names, key=_utf16_order)):
         if position:
             parts.append(",")
-        parts.append(json.dumps(name, ensure_ascii=False))
+        parts.append(_STRING.encode(name))
         parts.append(":")
         _write(value[name], parts)
     parts.append("}")

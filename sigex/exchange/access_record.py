@@ -118,7 +118,24 @@ def _check(pattern: re.Pattern[str], value: object, field: str, rule: str) -> No
 
 def _check_optional(pattern: re.Pattern[str], value: object, field: str, rule: str) -> None:
     if value is not None:
-        _check(pattern, value, field, rule)
+        _check_repeated(pattern, value, field, rule)
+
+
+#: Values of the few-valued fields (parties, signals, purposes, legal bases, agreements,
+#: policy versions, reason codes, field names) already found to match their pattern:
+#: nearly every record repeats them, so each is matched once. Bounded, so that a stream
+#: of odd values cannot grow it; a value not in it is simply matched again.
+_MATCHED: dict[re.Pattern[str], set[str]] = {}
+_MATCHED_LIMIT = 4096
+
+
+def _check_repeated(pattern: re.Pattern[str], value: object, field: str, rule: str) -> None:
+    matched = _MATCHED.setdefault(pattern, set())
+    if type(value) is str and value in matched:
+        return
+    _check(pattern, value, field, rule)
+    if type(value) is str and len(matched) < _MATCHED_LIMIT:
+        matched.add(value)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -162,10 +179,10 @@ class AccessRecord:
         )
         if not isinstance(self.occurred_at, datetime) or self.occurred_at.tzinfo is None:
             raise RecordFormatError("field 'occurred_at': must be a timezone-aware datetime")
-        _check(_PARTY, self.sender, "sender", "must be a party code")
+        _check_repeated(_PARTY, self.sender, "sender", "must be a party code")
         _check_optional(_PARTY, self.recipient, "recipient", "must be a party code")
-        _check(_CODE, self.signal, "signal", "must be a signal name")
-        _check(_CODE, self.purpose, "purpose", "must be a purpose code")
+        _check_repeated(_CODE, self.signal, "signal", "must be a signal name")
+        _check_repeated(_CODE, self.purpose, "purpose", "must be a purpose code")
         _check_optional(_CODE, self.legal_basis, "legal_basis", "must be a legal basis code")
         _check_optional(_CODE, self.agreement_id, "agreement_id", "must be an agreement id")
         if self.agreement_version is not None and (
@@ -178,7 +195,7 @@ class AccessRecord:
             raise RecordFormatError(
                 "fields 'agreement_id' and 'agreement_version': both or neither"
             )
-        _check(_CODE, self.policy_version, "policy_version", "must be a version code")
+        _check_repeated(_CODE, self.policy_version, "policy_version", "must be a version code")
         _check(_CODE, self.message_id, "message_id", "must be a message id")
         _check(_PSEUDONYM, self.subject, "subject", "must be a keyed pseudonym (64 hex)")
 
@@ -186,11 +203,11 @@ class AccessRecord:
         if not isinstance(self.reason_codes, tuple):
             raise RecordFormatError("field 'reason_codes': must be a tuple")
         for code in self.reason_codes:
-            _check(_CODE, code, "reason_codes", "each must be a reason code")
+            _check_repeated(_CODE, code, "reason_codes", "each must be a reason code")
         if not isinstance(self.disclosed_fields, tuple):
             raise RecordFormatError("field 'disclosed_fields': must be a tuple")
         for name in self.disclosed_fields:
-            _check(_FIELD_NAME, name, "disclosed_fields", "each must be a field name")
+            _check_repeated(_FIELD_NAME, name, "disclosed_fields", "each must be a field name")
 
     def _check_decision(self) -> None:
         if not isinstance(self.kind, EventKind):

@@ -24,6 +24,7 @@ import hashlib
 import json
 from collections.abc import Iterable
 from datetime import datetime
+from typing import NamedTuple
 
 from sigex.exchange.access_record import AccessRecord, EventKind, Outcome
 from sigex.policies.decide import Decision
@@ -33,6 +34,16 @@ from sigex.roles import Role
 _RECIPIENT_SIDE = frozenset({EventKind.RECEIVED, EventKind.ACKNOWLEDGED})
 _SENDER_SIDE = frozenset({EventKind.REFUSED_AT_PUBLISH})
 _OPERATION_NAMESPACE = "sigex operation v2"
+#: made once (``json.dumps`` with arguments builds an encoder per call); same bytes
+_MATERIAL = json.JSONEncoder(separators=(",", ":"))
+
+
+class Basis(NamedTuple):
+    """The legal basis and agreement an event happened under (all None without one)."""
+
+    legal_basis: str | None
+    agreement_id: str | None
+    agreement_version: int | None
 
 
 def writer_of(kind: EventKind, sender: str, recipient: str | None) -> str:
@@ -54,9 +65,8 @@ def operation_id(
     source: str | None = None,
 ) -> str:
     """The operation id of one event, in ``writer``'s namespace (unambiguous JSON material)."""
-    material = json.dumps(
-        [_OPERATION_NAMESPACE, writer, kind.value, message_id, recipient, subject, source],
-        separators=(",", ":"),
+    material = _MATERIAL.encode(
+        [_OPERATION_NAMESPACE, writer, kind.value, message_id, recipient, subject, source]
     ).encode()
     return hashlib.sha256(material).hexdigest()[:16]
 
@@ -78,12 +88,19 @@ def access_records(
     reason_codes: tuple[str, ...] = (),
     disclosed: Iterable[str] = (),
     source: str | None = None,
+    basis: Basis | None = None,
 ) -> list[AccessRecord]:
     """One record per subject pseudonym; the decision (if any) supplies basis and agreement.
 
     ``source`` names what the event is about beyond the message id (the
-    gateway passes its ingress record ``topic/partition/offset``).
+    gateway passes its ingress record ``topic/partition/offset``). ``basis`` gives the
+    legal basis and agreement when there is no decision object (a recipient's receipt
+    takes them from the gateway's signed decision).
     """
+    if decision is not None:
+        basis = Basis(decision.legal_basis, decision.agreement_id, decision.agreement_version)
+    elif basis is None:
+        basis = Basis(None, None, None)
     if outcome is None:
         outcome = Outcome.PERMIT if decision is not None and decision.allowed else Outcome.DENY
     codes = reason_codes or (decision.reason_codes if decision is not None else ())
@@ -105,9 +122,9 @@ def access_records(
             recipient=recipient,
             signal=signal,
             purpose=purpose,
-            legal_basis=decision.legal_basis if decision is not None else None,
-            agreement_id=decision.agreement_id if decision is not None else None,
-            agreement_version=decision.agreement_version if decision is not None else None,
+            legal_basis=basis.legal_basis,
+            agreement_id=basis.agreement_id,
+            agreement_version=basis.agreement_version,
             policy_version=policy_version,
             outcome=outcome,
             reason_codes=tuple(codes),

@@ -71,11 +71,10 @@ class SubjectPseudonyms:
     def content_digest(self, parts: Sequence[bytes]) -> bytes:
         """A keyed digest of a message's content (length-prefixed parts): equal content, equal
         digest; without the key nobody can test a guess of the content against it."""
-        mac = hmac.new(self._key, b"sigex/v1/content\x00", hashlib.sha256)
-        for part in parts:
-            mac.update(len(part).to_bytes(4, "big"))
-            mac.update(part)
-        return mac.digest()
+        material = b"".join(
+            [b"sigex/v1/content\x00", *(len(p).to_bytes(4, "big") + p for p in parts)]
+        )
+        return hmac.digest(self._key, material, "sha256")
 
     def delivery_key(self, recipient: str, subject_pseudonym: str) -> bytes:
         """The Kafka key of a delivery about one subject to one recipient.

@@ -10,7 +10,7 @@ import pytest
 from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 
-from sigex.broker.ledger_entry import LedgerEntry
+from sigex.broker.ledger_entry import LedgerEntry, pack_ledger_entries
 from sigex.broker.replay_ledger import LedgerUnavailable, ReplayLedger
 from sigex.clock import FixedClock
 from sigex.envelope import ReplayedMessage, ReplayGuard, ReusedMessageId
@@ -46,8 +46,10 @@ def test_restore_reads_every_committed_entry_and_catch_up_what_comes_later(
     committed = [_entry(n) for n in range(1, 40)]
     aborted = _entry(1)
     transactional.begin_transaction()
-    for entry in committed:
+    for entry in committed[:20]:  # version 1: one entry per record, as written before packing
         transactional.send(topic, key=entry.key(), value=entry.value())
+    for key, value in pack_ledger_entries(committed[20:]):  # version 2: packed
+        transactional.send(topic, key=key, value=value)
     transactional.commit_transaction()
     transactional.begin_transaction()
     transactional.send(topic, key=aborted.key(), value=aborted.value())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from enum import StrEnum
 
 import pytest
 from hypothesis import given
@@ -74,7 +75,16 @@ def _general_walk(value: object) -> bytes:
     return "".join(parts).encode("utf-8")
 
 
+class _Code(StrEnum):
+    """A str subclass, as reason codes and roles are: written as its string value."""
+
+    PLAIN = "PLAIN"
+    ODD = 'line\nbreak \u00e9 "quoted"'
+
+
 _flat_values = st.one_of(
+    st.sampled_from(_Code),
+    st.lists(st.sampled_from(_Code), max_size=3),
     st.none(),
     st.booleans(),
     st.integers(-(2**53) + 1, 2**53 - 1),

@@ -17,7 +17,9 @@ from sigex.schemas.codec import (
     decode_record,
     encode_fields,
     encode_record,
+    validate_decoded,
     validate_record,
+    validated_fields,
 )
 from sigex.schemas.errors import SchemaViolation
 
@@ -276,17 +278,26 @@ LENIENT_VALUES = [
 ]
 
 
+@pytest.mark.parametrize("check", [validate_record, validated_fields])
 @pytest.mark.parametrize(("name", "field", "value", "rule"), LENIENT_VALUES)
 def test_validation_checks_exact_and_logical_types(
-    catalogue: Catalogue, name: str, field: str, value: object, rule: str
+    catalogue: Catalogue, name: str, field: str, value: object, rule: str, check: object
 ) -> None:
+    # validated_fields (the Publisher's one pass) refuses exactly what validate_record does
     spec = catalogue.signal(name)
     record = dict(example_records()[name], **{field: value})
     with pytest.raises(SchemaViolation) as caught:
-        validate_record(spec, record)
+        check(spec, record)  # type: ignore[operator]
     assert caught.value.field == field
     assert rule in str(caught.value)
     assert str(value) not in str(caught.value)
+
+
+@pytest.mark.parametrize("name", SIGNALS)
+def test_the_one_pass_encodes_what_encode_fields_encodes(catalogue: Catalogue, name: str) -> None:
+    spec = catalogue.signal(name)
+    record = example_records()[name]
+    assert validated_fields(spec, record) == encode_fields(spec, record)
 
 
 def test_uuid_fields_take_a_uuid_object_or_its_canonical_text(catalogue: Catalogue) -> None:
@@ -295,3 +306,34 @@ def test_uuid_fields_take_a_uuid_object_or_its_canonical_text(catalogue: Catalog
     validate_record(spec, dict(record, signal_id=uuid.uuid4()))
     validate_record(spec, dict(record, signal_id=str(uuid.uuid4()).upper()))
     validate_record(spec, dict(record, detected_at=datetime(2027, 2, 1, tzinfo=UTC)))
+
+
+def _verdict(check: object, spec: object, fields: dict[str, object]) -> str | None:
+    try:
+        check(spec, fields)  # type: ignore[operator]
+    except SchemaViolation as error:
+        return type(error).__name__
+    return None
+
+
+@pytest.mark.parametrize("name", SIGNALS)
+@settings(max_examples=150, deadline=None)
+@given(data=st.data())
+def test_what_decoding_produced_gets_the_same_verdict_from_both_validators(
+    catalogue: Catalogue, name: str, data: st.DataObject
+) -> None:
+    # The gateway checks a decoded submission with validate_decoded (names, required
+    # fields, identifiers), trusting decoding for the types; validate_record must agree.
+    spec = catalogue.signal(name)
+    encoded = encode_fields(spec, example_records()[name])
+    dropped = data.draw(st.sets(st.sampled_from(spec.field_names), max_size=2))
+    damaged = {
+        field: data.draw(st.one_of(st.just(value), st.binary(min_size=0, max_size=12)))
+        for field, value in encoded.items()
+        if field not in dropped
+    }
+    try:
+        fields = decode_fields(spec, damaged)
+    except SchemaViolation:
+        return  # refused before either validator runs
+    assert _verdict(validate_decoded, spec, fields) == _verdict(validate_record, spec, fields)
