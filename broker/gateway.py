@@ -9,6 +9,7 @@ or commits all of it, never half.
 
 from __future__ import annotations
 
+import secrets
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -17,17 +18,23 @@ from typing import Any
 from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
 from kafka.errors import KafkaError, ProducerFencedError
 
-from sigex.broker.gateway_core import Delivery, IncomingRecord, OutgoingMessage, PolicyGateway
+from sigex.broker.gateway_core import (
+    Delivery,
+    GatewayOutput,
+    IncomingRecord,
+    OutgoingMessage,
+    PolicyGateway,
+)
 from sigex.broker.gateway_progress import DEFAULT_STALL_SECONDS, GatewayProgress
 from sigex.broker.gateway_transactions import (
     DEFAULT_STEP_SECONDS,
     BoundedTransactions,
     MessagesRefused,
 )
-from sigex.broker.replay_ledger import ReplayLedger
+from sigex.broker.replay_ledger import LEDGER_WRITER_HEADER, ReplayLedger
 from sigex.consumers.health import GROUP_OPTIONS
 from sigex.exchange.protocol import REASONS_HEADER
-from sigex.exchange.topology import GATEWAY_GROUP, GATEWAY_TRANSACTIONAL_PREFIX
+from sigex.exchange.topology import GATEWAY_GROUP, GATEWAY_TRANSACTIONAL_PREFIX, LEDGER_TOPIC
 from sigex.logs import get_logger
 from sigex.observability import GatewayMetrics
 from sigex.reasons import ReasonCode
@@ -91,6 +98,9 @@ class GatewayRunner:
         #: deliveries the broker refused for what they are (too large), by tries
         self._refused: dict[Delivery, int] = {}
         self._stop = threading.Event()
+        #: marks this process's ledger records, which its catch-up need not read back;
+        #: drawn again whenever admitted messages are withdrawn (see ReplayLedger.catch_up)
+        self._ledger_writer = secrets.token_bytes(8)
         self.processed = 0
 
     @property
@@ -125,7 +135,9 @@ class GatewayRunner:
                 batch = self._gather(consumer)
                 if consumer.assignment():
                     self._ready.set()
-                if batch and not ledger.catch_up(self._gateway.replay_guard):
+                if batch and not ledger.catch_up(
+                    self._gateway.replay_guard, skip_writer=self._ledger_writer
+                ):
                     _log.warning("gateway.ledger_behind", retry="batch read again")
                     self._rewind(consumer, batch)  # decide nothing the ledger cannot vouch for
                 elif batch:
@@ -269,7 +281,7 @@ class GatewayRunner:
         output = self._gateway.process(records, undeliverable=given_up, refused=refused)
         missing = self._missing_topics(consumer, {m.topic for m in output.deliveries})
         if missing - given_up:
-            self._gateway.withdraw(output)
+            self._withdraw(output)
             for topic in missing - given_up:
                 self._missing[topic] = self._missing.get(topic, 0) + 1
                 tries = self._missing[topic]
@@ -285,7 +297,11 @@ class GatewayRunner:
             tp: OffsetAndMetadata(messages[-1].offset + 1, "", -1) for tp, messages in batch.items()
         }
         outgoing = output.all()
-        messages = [(m.topic, m.key, m.value, list(m.headers)) for m in outgoing]
+        writer = (LEDGER_WRITER_HEADER, self._ledger_writer)
+        messages = [
+            (m.topic, m.key, m.value, [*m.headers, *([writer] if m.topic == LEDGER_TOPIC else [])])
+            for m in outgoing
+        ]
         try:
             transactions.commit(messages, offsets, consumer.group_metadata())
         except ProducerFencedError:
@@ -295,7 +311,7 @@ class GatewayRunner:
                 self._count_refusals(outgoing, error)
             _log.warning("gateway.abort", error=type(error).__name__, records=len(records))
             self._metrics.transaction_aborted()
-            self._gateway.withdraw(output)
+            self._withdraw(output)
             self._known_topics, self._topics_read = set(), float("-inf")  # look again
             transactions.abort()
             self._rewind_to_committed(consumer, batch)
@@ -309,6 +325,13 @@ class GatewayRunner:
         self.processed += len(records)
         if self._on_commit is not None:
             self._on_commit(len(records))
+
+    def _withdraw(self, output: GatewayOutput) -> None:
+        """Admitted messages whose transaction may or may not have committed: forgotten, and
+        from now on this process's earlier ledger records are read back like any other's,
+        so that whatever did commit is remembered again."""
+        self._gateway.withdraw(output)
+        self._ledger_writer = secrets.token_bytes(8)
 
     def _count_refusals(self, outgoing: list[OutgoingMessage], error: MessagesRefused) -> None:
         for index in error.indexes:

@@ -45,6 +45,8 @@ from sigex.transport import KafkaConnection
 
 _log = get_logger(__name__)
 
+#: the header naming the gateway process that wrote a ledger record (a random token)
+LEDGER_WRITER_HEADER = "sigex-ledger-writer"
 #: how long a gateway waits at start to read the whole ledger before giving up
 RESTORE_TIMEOUT_SECONDS = 120.0
 
@@ -92,11 +94,17 @@ class ReplayLedger:
         _log.info("gateway.ledger_restored", entries=self.restored, remembered=len(guard))
         return self.restored
 
-    def catch_up(self, guard: ReplayGuard, timeout: float = 10.0) -> bool:
+    def catch_up(
+        self, guard: ReplayGuard, timeout: float = 10.0, skip_writer: bytes | None = None
+    ) -> bool:
         """Read what was committed up to now (by any instance) into ``guard``.
 
         Returns False when the ledger could not be read to the end it had when
         called within ``timeout``: the caller must not decide new messages then.
+        Records marked with ``skip_writer`` are not read: the calling process wrote
+        them, and ``guard`` holds their entries already (a process that withdrew
+        entries, because it could not tell whether their transaction committed,
+        draws a new token first, so those are read back).
         """
         deadline = time.monotonic() + timeout
         try:
@@ -104,15 +112,20 @@ class ReplayLedger:
             while any(self._consumer.position(tp) < ends[tp] for tp in self._partitions):
                 if time.monotonic() > deadline:
                     return False
-                self._take(guard, self._consumer.poll(timeout_ms=200))
+                self._take(guard, self._consumer.poll(timeout_ms=200), skip_writer)
         except KafkaError as error:
             _log.warning("gateway.ledger_unreadable", error=type(error).__name__)
             return False
         return True
 
-    def _take(self, guard: ReplayGuard, batch: dict[Any, list[Any]]) -> None:
+    def _take(
+        self, guard: ReplayGuard, batch: dict[Any, list[Any]], skip_writer: bytes | None = None
+    ) -> None:
+        skip = None if skip_writer is None else (LEDGER_WRITER_HEADER, skip_writer)
         for messages in batch.values():
             for message in messages:
+                if skip is not None and skip in (message.headers or ()):
+                    continue
                 try:
                     entries = parse_ledger_record(message.key, message.value)
                 except (ValueError, KeyError, TypeError):

@@ -209,7 +209,11 @@ class Subscriber:
         self._watch = ConsumerWatch(stall_seconds=stall_seconds, join_seconds=join_seconds)
         self._lag_reported = float("-inf")
         self._consumer = self._new_consumer()
-        self._producer = KafkaProducer(enable_idempotence=True, acks="all", **self._options)
+        # receipts go out packed (up to 200 per Kafka record, about 1.4 kB each): room for
+        # a poll's worth in one batch
+        self._producer = KafkaProducer(
+            enable_idempotence=True, acks="all", batch_size=512 * 1024, **self._options
+        )
         self._resubscribe_seconds = resubscribe_seconds
         self._subscribed_at = 0.0
         self._refused_seconds = refused_seconds

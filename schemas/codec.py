@@ -31,7 +31,16 @@ from sigex.schemas.typecheck import type_problem
 # What fastavro raises on a datum that does not fit; caught and replaced by a
 # SchemaViolation that names the field but never repeats the datum.
 _WRITE_ERRORS = (ValueError, TypeError, AttributeError, KeyError, OverflowError, struct.error)
-_READ_ERRORS = (EOFError, ValueError, TypeError, IndexError, KeyError, struct.error, UnicodeError)
+_READ_ERRORS = (
+    EOFError,
+    ValueError,
+    TypeError,
+    IndexError,
+    KeyError,
+    struct.error,
+    UnicodeError,
+    OverflowError,  # a date or timestamp beyond what Python can hold
+)
 
 
 def check_identifiers(spec: SignalSpec, record: Mapping[str, object]) -> None:

@@ -118,24 +118,15 @@ def _check(pattern: re.Pattern[str], value: object, field: str, rule: str) -> No
 
 def _check_optional(pattern: re.Pattern[str], value: object, field: str, rule: str) -> None:
     if value is not None:
-        _check_repeated(pattern, value, field, rule)
+        _check(pattern, value, field, rule)
 
 
-#: Values of the few-valued fields (parties, signals, purposes, legal bases, agreements,
-#: policy versions, reason codes, field names) already found to match their pattern:
-#: nearly every record repeats them, so each is matched once. Bounded, so that a stream
-#: of odd values cannot grow it; a value not in it is simply matched again.
-_MATCHED: dict[re.Pattern[str], set[str]] = {}
-_MATCHED_LIMIT = 4096
-
-
-def _check_repeated(pattern: re.Pattern[str], value: object, field: str, rule: str) -> None:
-    matched = _MATCHED.setdefault(pattern, set())
-    if type(value) is str and value in matched:
-        return
-    _check(pattern, value, field, rule)
-    if type(value) is str and len(matched) < _MATCHED_LIMIT:
-        matched.add(value)
+#: The few-valued part of records already found valid (kind, outcome, parties, signal,
+#: purpose, basis, agreement, policy version, reason codes, field names): nearly every
+#: record repeats one of a handful, so each combination is checked once. Bounded, so that
+#: a stream of odd values cannot grow it; a combination not in it is simply checked.
+_VALID_SHARED: set[tuple[object, ...]] = set()
+_VALID_SHARED_LIMIT = 4096
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -166,11 +157,45 @@ class AccessRecord:
     subject: str
 
     def __post_init__(self) -> None:
-        self._check_identifiers()
-        self._check_lists()
-        self._check_decision()
+        self._check_own_identifiers()
+        shared = self._shared()
+        if shared is None or shared not in _VALID_SHARED:
+            self._check_identifiers()
+            self._check_lists()
+            self._check_decision()
+            if shared is not None and len(_VALID_SHARED) < _VALID_SHARED_LIMIT:
+                _VALID_SHARED.add(shared)
 
-    def _check_identifiers(self) -> None:
+    def _shared(self) -> tuple[object, ...] | None:
+        """The few-valued fields as a cache key, or None when they cannot be one.
+
+        Types are part of the key where equality would hide them (``True == 1``).
+        """
+        if type(self.reason_codes) is not tuple or type(self.disclosed_fields) is not tuple:
+            return None
+        shared = (
+            self.kind,
+            self.outcome,
+            self.sender,
+            self.recipient,
+            self.signal,
+            self.purpose,
+            self.legal_basis,
+            self.agreement_id,
+            type(self.agreement_version),
+            self.agreement_version,
+            self.policy_version,
+            self.reason_codes,
+            self.disclosed_fields,
+        )
+        try:
+            hash(shared)
+        except TypeError:
+            return None
+        return shared
+
+    def _check_own_identifiers(self) -> None:
+        """The fields every record has its own value of."""
         _check(_TRACE_ID, self.trace_id, "trace_id", "must be 32 lowercase hex characters")
         if self.trace_id == "0" * 32:
             raise RecordFormatError("field 'trace_id': must not be all zeros")
@@ -179,10 +204,14 @@ class AccessRecord:
         )
         if not isinstance(self.occurred_at, datetime) or self.occurred_at.tzinfo is None:
             raise RecordFormatError("field 'occurred_at': must be a timezone-aware datetime")
-        _check_repeated(_PARTY, self.sender, "sender", "must be a party code")
+        _check(_CODE, self.message_id, "message_id", "must be a message id")
+        _check(_PSEUDONYM, self.subject, "subject", "must be a keyed pseudonym (64 hex)")
+
+    def _check_identifiers(self) -> None:
+        _check(_PARTY, self.sender, "sender", "must be a party code")
         _check_optional(_PARTY, self.recipient, "recipient", "must be a party code")
-        _check_repeated(_CODE, self.signal, "signal", "must be a signal name")
-        _check_repeated(_CODE, self.purpose, "purpose", "must be a purpose code")
+        _check(_CODE, self.signal, "signal", "must be a signal name")
+        _check(_CODE, self.purpose, "purpose", "must be a purpose code")
         _check_optional(_CODE, self.legal_basis, "legal_basis", "must be a legal basis code")
         _check_optional(_CODE, self.agreement_id, "agreement_id", "must be an agreement id")
         if self.agreement_version is not None and (
@@ -195,19 +224,17 @@ class AccessRecord:
             raise RecordFormatError(
                 "fields 'agreement_id' and 'agreement_version': both or neither"
             )
-        _check_repeated(_CODE, self.policy_version, "policy_version", "must be a version code")
-        _check(_CODE, self.message_id, "message_id", "must be a message id")
-        _check(_PSEUDONYM, self.subject, "subject", "must be a keyed pseudonym (64 hex)")
+        _check(_CODE, self.policy_version, "policy_version", "must be a version code")
 
     def _check_lists(self) -> None:
         if not isinstance(self.reason_codes, tuple):
             raise RecordFormatError("field 'reason_codes': must be a tuple")
         for code in self.reason_codes:
-            _check_repeated(_CODE, code, "reason_codes", "each must be a reason code")
+            _check(_CODE, code, "reason_codes", "each must be a reason code")
         if not isinstance(self.disclosed_fields, tuple):
             raise RecordFormatError("field 'disclosed_fields': must be a tuple")
         for name in self.disclosed_fields:
-            _check_repeated(_FIELD_NAME, name, "disclosed_fields", "each must be a field name")
+            _check(_FIELD_NAME, name, "disclosed_fields", "each must be a field name")
 
     def _check_decision(self) -> None:
         if not isinstance(self.kind, EventKind):
@@ -254,8 +281,33 @@ class AccessRecord:
         }
 
     def to_bytes(self) -> bytes:
-        """Canonical JSON: sorted keys, compact separators, UTF-8."""
-        return _encode(self.to_dict())
+        """Canonical JSON: sorted keys, compact separators, UTF-8.
+
+        Written from a template rather than through the JSON encoder: every text field
+        of a valid record matches a pattern without quotes, backslashes or control
+        characters, so no value needs escaping. A test holds this to
+        ``canonical_json(self.to_dict())`` byte for byte.
+        """
+        return (
+            f'{{"agreement_id":{_text(self.agreement_id)},'
+            f'"agreement_version":{_number(self.agreement_version)},'
+            f'"disclosed_fields":{_texts(self.disclosed_fields)},'
+            f'"kind":"{self.kind.value}",'
+            f'"legal_basis":{_text(self.legal_basis)},'
+            f'"message_id":"{self.message_id}",'
+            f'"occurred_at":"{format_time(self.occurred_at)}",'
+            f'"operation_id":"{self.operation_id}",'
+            f'"outcome":"{self.outcome.value}",'
+            f'"policy_version":"{self.policy_version}",'
+            f'"purpose":"{self.purpose}",'
+            f'"reason_codes":{_texts(self.reason_codes)},'
+            f'"recipient":{_text(self.recipient)},'
+            f'"sender":"{self.sender}",'
+            f'"signal":"{self.signal}",'
+            f'"subject":"{self.subject}",'
+            f'"trace_id":"{self.trace_id}",'
+            f'"v":{FORMAT_VERSION}}}'
+        ).encode("ascii")
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> AccessRecord:
@@ -311,6 +363,18 @@ class AccessRecord:
         if _encode(values) != data:
             raise RecordFormatError("record bytes: not in canonical form")
         return record
+
+
+def _text(value: str | None) -> str:
+    return "null" if value is None else f'"{value}"'
+
+
+def _number(value: int | None) -> str:
+    return "null" if value is None else str(int(value))
+
+
+def _texts(values: tuple[str, ...]) -> str:
+    return "[" + ",".join(f'"{value}"' for value in values) + "]"
 
 
 def _encode(values: dict[str, Any]) -> bytes:

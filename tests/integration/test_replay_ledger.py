@@ -11,7 +11,7 @@ from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 
 from sigex.broker.ledger_entry import LedgerEntry, pack_ledger_entries
-from sigex.broker.replay_ledger import LedgerUnavailable, ReplayLedger
+from sigex.broker.replay_ledger import LEDGER_WRITER_HEADER, LedgerUnavailable, ReplayLedger
 from sigex.clock import FixedClock
 from sigex.envelope import ReplayedMessage, ReplayGuard, ReusedMessageId
 from sigex.transport import KafkaConnection
@@ -81,3 +81,40 @@ def test_restore_reads_every_committed_entry_and_catch_up_what_comes_later(
         ledger.close()
         transactional.close()
         plain.close()
+
+
+def test_catch_up_skips_only_the_records_of_the_writer_it_is_told_to(
+    kafka_bootstrap: str,
+) -> None:
+    # a gateway need not read back its own entries; a new token (after a withdrawal) reads
+    # them again, and restore at start reads everything
+    topic = f"ledger-{uuid.uuid4().hex[:8]}"
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    admin.create_topics([NewTopic(topic, 1, 1)])
+    admin.close()
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
+    ledger = ReplayLedger(KafkaConnection(kafka_bootstrap), topic=topic)
+    mine, theirs = _entry(1), _entry(2)
+    try:
+        guard = ReplayGuard(clock=FixedClock(NOW), window=timedelta(days=7))
+        assert ledger.restore(guard) == 0
+        for entry, writer in ((mine, b"me"), (theirs, b"another")):
+            ((key, value),) = pack_ledger_entries([entry])
+            producer.send(topic, key=key, value=value, headers=[(LEDGER_WRITER_HEADER, writer)])
+        producer.flush()
+        deadline = time.monotonic() + 30
+        while theirs.message_id not in guard and time.monotonic() < deadline:
+            assert ledger.catch_up(guard, skip_writer=b"me")
+        assert theirs.message_id in guard
+        assert mine.message_id not in guard  # skipped: its writer holds it already
+
+        fresh = ReplayGuard(clock=FixedClock(NOW), window=timedelta(days=7))
+        again = ReplayLedger(KafkaConnection(kafka_bootstrap), topic=topic)
+        try:
+            assert again.restore(fresh) == 2
+        finally:
+            again.close()
+        assert mine.message_id in fresh and theirs.message_id in fresh
+    finally:
+        ledger.close()
+        producer.close()

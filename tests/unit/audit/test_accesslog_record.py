@@ -15,6 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sigex.audit.errors import AccessLogError, PseudonymKeyMissing, RecordFormatError
+from sigex.canonical import canonical_json
 from sigex.errors import InvalidIdentifier
 from sigex.exchange.access_record import AccessRecord, EventKind, Outcome
 from sigex.exchange.pseudonyms import (
@@ -24,6 +25,7 @@ from sigex.exchange.pseudonyms import (
 )
 from sigex.identity import InsecureKeyFile
 from sigex.merkle import leaf_hash
+from sigex.reasons import ReasonCode
 
 from .conftest import PEOPLE, RecordFactory
 
@@ -113,6 +115,75 @@ def test_invariants(change: dict[str, object], field: str) -> None:
     with pytest.raises(RecordFormatError, match=field) as raised:
         replace(golden_record(), **change)  # type: ignore[arg-type]
     assert PEOPLE[0] not in str(raised.value)
+
+
+_codes = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.:/-]{0,20}", fullmatch=True)
+_parties = st.from_regex(r"[A-Z][A-Z0-9_]{0,12}", fullmatch=True)
+_names = st.from_regex(r"[A-Za-z_][A-Za-z0-9_.]{0,12}", fullmatch=True)
+
+
+@given(
+    kind=st.sampled_from(EventKind),
+    sender=_parties,
+    recipient=st.none() | _parties,
+    codes=st.tuples(_codes, _codes, _codes, _codes),
+    basis=st.none() | st.tuples(_codes, _codes, st.integers(0, 2**53 - 1)),
+    reasons=st.lists(st.sampled_from(ReasonCode) | _codes, max_size=3),
+    fields=st.lists(_names, max_size=4),
+    moment=st.integers(0, 4 * 10**15),
+)
+def test_the_template_writes_the_canonical_json_of_the_record(
+    kind: EventKind,
+    sender: str,
+    recipient: str | None,
+    codes: tuple[str, str, str, str],
+    basis: tuple[str, str, int] | None,
+    reasons: list[str],
+    fields: list[str],
+    moment: int,
+) -> None:
+    outcome = Outcome.DENY if kind.name.startswith("REFUSED") else Outcome.PERMIT
+    legal_basis, agreement_id, agreement_version = basis or (None, None, None)
+    try:
+        record = replace(
+            golden_record(),
+            kind=kind,
+            outcome=outcome,
+            sender=sender,
+            recipient=recipient or ("GM0363" if kind is EventKind.DELIVERED else None),
+            signal=codes[0],
+            purpose=codes[1],
+            policy_version=codes[2],
+            message_id=codes[3],
+            legal_basis=legal_basis,
+            agreement_id=agreement_id,
+            agreement_version=agreement_version,
+            reason_codes=tuple(reasons),
+            disclosed_fields=tuple(fields) if outcome is Outcome.PERMIT else (),
+            occurred_at=datetime.fromtimestamp(moment / 10**6, UTC),
+        )
+    except RecordFormatError:
+        return
+    assert record.to_bytes() == canonical_json(record.to_dict())
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"agreement_version": True}, "agreement_version"),  # True == 1, but not a version
+        ({"reason_codes": ["ACCEPTED"]}, "reason_codes"),  # a list, not a tuple
+        ({"sender": "uwv"}, "sender"),
+        ({"legal_basis": "wet suwi"}, "legal_basis"),
+    ],
+)
+def test_a_record_like_a_valid_one_is_checked_in_full(
+    change: dict[str, object], field: str
+) -> None:
+    # valid records' few-valued fields are remembered as checked; a lookalike is not waved on
+    valid = golden_record()
+    replace(valid, trace_id="1" * 32)  # the same shared fields again: known valid
+    with pytest.raises(RecordFormatError, match=field):
+        replace(valid, **change)  # type: ignore[arg-type]
 
 
 def test_a_refusal_discloses_nothing(make_record: RecordFactory) -> None:

@@ -74,6 +74,7 @@ class Ingress:
         message_id: bytes | None = None,
         topic_of: str | None = None,
         signal: str = SIGNAL,
+        raw_fields: Mapping[str, bytes] | None = None,
     ) -> bytes:
         spec = load_catalogue().signal(signal)
         sealer = Sealer(
@@ -90,7 +91,7 @@ class Ingress:
             purpose=purpose,
             agreement="ingress",
         )
-        fields = encode_fields(spec, record)
+        fields = encode_fields(spec, record) | dict(raw_fields or {})
         return sealer.seal([OutgoingRecord.of(context, fields, message_id)])[0]
 
     def record(self, value: bytes, *, topic: str | None = None) -> IncomingRecord:
@@ -247,3 +248,15 @@ def test_each_recipient_refused_after_the_decision_has_its_own_dead_letter_recor
     assert sorted(r.recipient or "" for r in parked) == ["BD", "JUSTIS"]
     ids = [r.operation_id for r in output.audit]
     assert len(ids) == len(set(ids)), "two access records share an operation id"
+
+
+def test_a_field_that_does_not_decode_to_a_python_value_is_an_invalid_record(
+    gateway: PolicyGateway, ingress: Ingress
+) -> None:
+    # a timestamp beyond year 9999: typed as INVALID_RECORD, not an unexpected gateway error
+    envelope = ingress.seal(
+        mover("GM0363", make_bsn(31)), raw_fields={"detected_at": b"\x80\x80\x80\x80\x80\x80t"}
+    )
+    output = gateway.process([ingress.record(envelope)])
+    assert output.deliveries == []
+    assert reasons(output) == [ReasonCode.INVALID_RECORD]

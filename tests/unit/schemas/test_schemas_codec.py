@@ -337,3 +337,13 @@ def test_what_decoding_produced_gets_the_same_verdict_from_both_validators(
     except SchemaViolation:
         return  # refused before either validator runs
     assert _verdict(validate_decoded, spec, fields) == _verdict(validate_record, spec, fields)
+
+
+def test_a_timestamp_beyond_what_python_holds_is_a_schema_violation(catalogue: Catalogue) -> None:
+    # found by the property test above: fastavro raised a bare OverflowError
+    spec = catalogue.signal("payroll.bsn-mismatch")
+    fields = encode_fields(spec, example_records()["payroll.bsn-mismatch"])
+    fields["detected_at"] = b"\x80\x80\x80\x80\x80\x80t"  # a long far past year 9999
+    with pytest.raises(SchemaViolation) as caught:
+        decode_fields(spec, fields)
+    assert caught.value.field == "detected_at"
