@@ -722,6 +722,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--keep", action="store_true", help="keep the processes' logs")
     parser.add_argument("--no-write", action="store_true", help="print, do not write results")
+    parser.add_argument(
+        "--as-before",
+        action="store_true",
+        help="write the runs to e2e.before.json only: the reference the report compares with",
+    )
     args = parser.parse_args(argv)
     args.warmup = WARMUP
     if args.signals is None:
@@ -768,8 +773,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             settings |= {"partitions": PARTITIONS, "publish_batch": MAX_BATCH}
             report = e2e_report.build(results, notes, started, settings, profiles)
             report["failed_runs"] = failures
-            e2e_report.write(report, RESULTS)
-            print(f"wrote {RESULTS / 'e2e.md'}, e2e.json and e2e.png", flush=True)
+            if args.as_before:
+                e2e_report.write_before(report, RESULTS)
+                print(f"wrote {RESULTS / 'e2e.before.json'}", flush=True)
+            else:
+                e2e_report.write(report, RESULTS)
+                print(f"wrote {RESULTS / 'e2e.md'}, e2e.json and e2e.png", flush=True)
         if args.keep:
             print(f"kept the run's logs in {work}", flush=True)
         else:

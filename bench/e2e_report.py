@@ -224,7 +224,7 @@ def _broker_table(results: list[dict[str, Any]]) -> list[str]:
     return [*lines, ""]
 
 
-def markdown(report: dict[str, Any], analysis: str) -> str:
+def markdown(report: dict[str, Any], analysis: str, before: dict[str, Any] | None = None) -> str:
     s = report["summary"]
     m = report["machine"]
     results = report["runs"]
@@ -279,6 +279,7 @@ def markdown(report: dict[str, Any], analysis: str) -> str:
         *_process_table(results),
         "",
         *_broker_table(results),
+        *_before_after(report, before),
         "![throughput, latency CDF and CPU per signal](e2e.png)",
         "",
         analysis.strip(),
@@ -478,8 +479,66 @@ def rewrite(folder: Path) -> None:
     write(json.loads((folder / "e2e.json").read_text()), folder)
 
 
+def _kind_cpu(result: dict[str, Any]) -> dict[str, float]:
+    """CPU ms per signal by kind of process (the three consumers together)."""
+    totals: dict[str, float] = {}
+    for name, seconds in result["cpu_seconds"].items():
+        kind = _role_kind(name)
+        totals[kind] = totals.get(kind, 0.0) + 1000 * seconds / max(1, result["signals"])
+    return totals
+
+
+def _before_after(report: dict[str, Any], before: dict[str, Any] | None) -> list[str]:
+    if before is None:
+        return []
+    lines = [
+        "### Before and after (maximum throughput, one gateway)",
+        "",
+        f"*Before*: commit {before['machine'].get('commit', '?')}, measured "
+        f"{before['date'][:16]}; *after*: this run. Same machine, same benchmark, same broker "
+        "settings. CPU ms per signal by kind of process (the three subscribers together).",
+        "",
+        "| | before | after | change |",
+        "|---|---:|---:|---:|",
+    ]
+    rows: list[tuple[str, float | None, float | None]] = []
+    for side in ("sigex", "baseline"):
+        old, new = _find(before["runs"], side, "max", 1), _find(report["runs"], side, "max", 1)
+        if not old or not new:
+            continue
+        old_cpu, new_cpu = _kind_cpu(old), _kind_cpu(new)
+        for kind in ROLE_ORDER:
+            if kind in old_cpu or kind in new_cpu:
+                rows.append((f"{side} {kind}", old_cpu.get(kind), new_cpu.get(kind)))
+        rows.append((f"**{side} all processes**", sum(old_cpu.values()), sum(new_cpu.values())))
+        rows.append((f"{side} signals/s", old["throughput"], new["throughput"]))
+    for label, old_value, new_value in rows:
+        change = (
+            f"{100 * (new_value - old_value) / old_value:+.0f}%"
+            if old_value and new_value is not None
+            else "-"
+        )
+        digits = 0 if "signals/s" in label else 3
+        lines.append(
+            f"| {label} | {'-' if old_value is None else f'{old_value:,.{digits}f}'} | "
+            f"{'-' if new_value is None else f'{new_value:,.{digits}f}'} | {change} |"
+        )
+    return [*lines, ""]
+
+
+BEFORE = "e2e.before.json"
+
+
+def write_before(report: dict[str, Any], folder: Path) -> None:
+    """Keep ``report`` as the reference the next reports compare with (before a change)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / BEFORE).write_text(json.dumps(report, indent=2) + "\n")
+
+
 def write(report: dict[str, Any], folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
+    before_path = folder / BEFORE
+    before = json.loads(before_path.read_text()) if before_path.exists() else None
     (folder / "e2e.json").write_text(json.dumps(report, indent=2) + "\n")
-    (folder / "e2e.md").write_text(markdown(report, ANALYSIS))
+    (folder / "e2e.md").write_text(markdown(report, ANALYSIS, before))
     plot(report, folder / "e2e.png")
