@@ -3,85 +3,78 @@
 ANALYSIS = """
 ## What the numbers say
 
-**Neither aim is met on this machine.** sigex moves about a fifth of what the plain
-kafka-python pipeline moves, and at 1,000 signals/s offered it falls behind, so its
-latency is queueing that grows with the length of the run.
+**Neither main aim is met yet; the low-rate latency aim is.** This run is issue 15's
+first step (the table "Before and after" above; the changes are listed at the end). One
+gateway moves 0.32x the baseline's signals per second (1,086 against 3,395/s), at 1,000
+signals/s offered p99 is 1.9 s (the pipeline delivers 951/s, so a backlog builds), and at
+250/s sigex's p99 is 245 ms against the baseline's 210 ms, within the 2x the issue asks.
 
-**Throughput is bound by CPU, and sigex needs about five times more of it per signal.**
-Every process of both pipelines, and the broker, share two cores. Adding up the CPU time
-of all processes (the "CPU ms per signal" column of the maximum-throughput runs), sigex
-spends 1.5-1.6 ms per signal end to end and the baseline 0.26-0.3 ms; in the sigex runs
-its processes kept both cores 75-95% busy, so about 1,300 signals/s is the ceiling on
-two cores whatever the pipeline's shape (four full runs on the current gateway: sigex
-890-1,140 signals/s, baseline 4,960-6,500, a ratio of 0.17-0.20 every time). The extra
-cost sits in four places, largest first:
+**CPU per signal is the figure to watch; throughput varies from run to run.** All
+processes together spent 1.64 ms per signal (one gateway) and 1.20 ms (two gateways),
+against 0.46 and 0.24 ms for the baseline. The aim is 0.55 ms. The broker's share is
+mostly time, not signals: it spends about 0.5-0.7 of a core whenever the pipeline is
+busy (fetches returning at once, produce requests every few milliseconds, transaction
+markers, offset commits), whatever the rate, so its CPU per signal falls as throughput
+rises (0.54 ms at 1,086/s, 0.24 ms at 1,616/s with two gateways; the baseline's broker
+spends 0.27 ms at 3,395/s). What the Python processes spend per signal moves less:
+publisher 0.19 ms, gateway 0.52 ms, the three subscribers together 0.38 ms, against
+0.05, 0.08 and 0.06 ms for the baseline's. Throughput over seven runs of the same
+one-gateway scenario on the code before this step, this session, was 770-1,090/s; after
+it 940-1,250/s: the difference is smaller than the run-to-run spread of a single run, so
+read the before-and-after table (one run each) as a direction, and the in-process
+figures below as the measurement.
 
-1. the **broker** (about 0.6 ms against 0.12 ms): per signal sigex writes a sealed
-   ingress envelope (several times the size of the baseline's ~90-byte Avro record), a
-   sealed delivery, its share of the packed access records, and two receipts from the
-   subscriber, and every gateway transaction spans the delivery and audit partitions;
-2. the **gateway** (about 0.45 ms against 0.07 ms for the relay): open and verify the
-   submission, decode and validate, decide, build the access records, project and
-   re-seal, and the Kafka client's per-record cost;
-3. the **subscribers** (about 0.35 ms for the three together, against 0.05 ms): open and
-   verify both proofs, decide again, and write two receipts per signal;
-4. the **publisher** (about 0.2 ms against 0.05 ms): validate, pre-check the policy,
-   commit to the fields, seal.
+**Where the saved time came from.** `bench/profile_stages.py` runs the three stages in
+one process without Kafka (the Publisher, the gateway's core, the subscribers' checks and
+receipts) on 5,000 of the same records and prints CPU per signal for each; it moves by
+about 15% between runs here. Before the changes: publisher 135 µs, gateway core 372 µs,
+subscriber 319 µs, together 826 µs; after: 107-158, 313-351 and 168-195 µs, together
+600-680 µs.
 
-To reach half the baseline sigex would have to come down to about 0.55 ms of CPU per
-signal, i.e. lose about two thirds of its cost; the suggestions at the end are where
-that could come from. The baseline is a deliberately thin pipeline (no policy, no
-cryptography, no audit, no receipts), so the ratio mostly measures the price of those.
+- access records: the canonical JSON fast path now takes `str` subclasses (reason codes
+  and roles are `StrEnum`s, which had sent every access record through the slow general
+  walk); a record is written from a template (a property test holds it to the canonical
+  JSON byte for byte); its few-valued fields are checked once per combination rather than
+  by ten regular expressions per record; receipts are no longer built twice
+  (`dataclasses.replace` ran every check again). This was most of the subscriber's gain.
+- checked once: the Publisher validates and encodes a record in one pass
+  (`validated_fields`); the gateway checks decoded fields for what decoding cannot know
+  (`validate_decoded`: names, required fields, identifiers), since decoding already gives
+  every value its exact type. A property test holds the two validators to the same verdict
+  on anything that decodes, and found on its first run a field that decoded to a bare
+  `OverflowError` (a timestamp beyond year 9999): now a typed INVALID_RECORD.
+- the replay ledger: one Kafka record per batch instead of one per signal (1.00 -> 0.00
+  records per signal on the broker, 190 -> 213 bytes), and a gateway no longer reads its
+  own entries back.
+- producers: the Publisher's and the receipts' producers batch up to 256 and 512 kB (Kafka's
+  16 kB default sent a 500-signal publish as dozens of requests per partition).
+- the benchmark's broker now runs with the JVM's full compiler (the test broker's
+  `-XX:TieredStopAtLevel=1` starts faster but runs slower); both pipelines get the same
+  broker.
 
-**Latency.** At 1,000 signals/s offered the publisher kept the pace, but the pipeline
-delivered only 880-965/s, so a backlog built up in front of the gateway (the stage
-"sealed -> decided" holds most of it) and p99 grows with the length of the run (1.2-3.8
-s over 15 s in four runs). Below saturation, at 250/s, sigex's median is 120-155 ms and
-its p99 650-800 ms, against 30-40 ms and 60-250 ms for the baseline. The stage split at
-250/s shows where a quiet signal waits: 80-100 ms (median) from sealing to the gateway's
-decision, which includes the gateway's new 50 ms linger (it gathers up to 2,000 records
-or 50 ms per transaction), and about 50 ms from the decision to the handler (the
-gateway's transaction commit, the read_committed fetch and the subscriber's checks). In
-earlier runs a subscriber caught by the commit problem described below burnt CPU on
-duplicates and lengthened the tail. The baseline's own p99 at 1,000/s is already 160-245
-ms on this shared machine: two transactional hops with read_committed consumers leave
-little room under 250 ms here, and the long tails of both sides follow the machine's
-load.
+**What is left is per-record work everywhere, and bytes.** The broker writes 6.4 kB per
+signal for sigex against 0.2 kB for the baseline (delivery 2.4 kB, receipts 1.3, ingress
+1.3, access log 1.2), and reads most of it back over TLS; the JVM's AES-GCM shows up in
+its profile. Records per signal are already about two (ingress and delivery), as for the
+baseline. Each Python process still does per-signal work of tens of microseconds: opening
+an envelope (AES-GCM, commitments, a Merkle path per proof), decoding fields with one
+fastavro call each, deciding, two access records per signal at the gateway and two
+receipts at the subscriber, and kafka-python's per-record cost (about a third of each
+process, see the profile).
 
-**Two gateways instead of one** gave little or no gain: 0.9x to 1.15x of one gateway in
-four full runs (1.5x once, when the one-gateway run had a subscriber caught by the
-commit problem below). With two cores already full, a second gateway process cannot
-bring CPU of its own; it adds a rebalance, another set of Kafka clients and smaller
-transactions. The gateway is only about a quarter of the CPU per signal, so even a
-perfect split of its work would not change much here: scaling out pays off when gateway
-instances get cores of their own (the broker and the partners' processes run elsewhere
-in any real deployment). Two baseline relays gave 1.0x to 1.2x of one; the relay is
-bound by transaction round trips rather than CPU, so two can overlap their commits, but
-its runs last only 1.5-2 s, so that number is noisy.
+**Two gateways** gave 1.49x one in this run (0.9-1.5x before): with the CPU per signal
+lower, a second process finds some room on the two shared cores. The baseline's two
+relays gave 2.3x, but its runs last 1-3 s.
 
-**Memory.** Peak RSS per process: publisher about 70 MiB (baseline 66), gateway 95-125
-MiB in the maximum-throughput runs (relay about 60; the gateway's batches of up to 2,000
-records with their envelopes and access records are what grows), each subscriber about
-72 MiB (baseline consumer about 60); a subscriber caught by the commit problem below
-grows to 80-90 MiB.
-
-**Run-to-run variation.** The machine is shared: the load average at the start of the
-recorded run is in the notes below (another engineer's job had it at 20-48 a quarter of
-an hour earlier), and earlier runs today, against the gateway before its access-record
-packing (commit ff6ed9d), gave sigex 420-770 signals/s and a ratio of 0.10-0.25.
-Absolute numbers move with other people's work; the CPU per signal moves much less.
+**Memory.** Peak RSS: publisher about 74 MiB, gateway 140-170 MiB (batches of up to 2,000
+records with their envelopes and access records), each subscriber about 80 MiB; the
+baseline's processes 62-70 MiB.
 
 ## Problems found on the way (in code this benchmark does not own)
 
-1. **Subscriber: a commit during a rebalance escapes `poll()`.**
-   `Subscriber._acknowledge` calls `self._consumer.commit(offsets)`; when the group is
-   rebalancing kafka-python raises `RebalanceInProgressError` (or `CommitFailedError`),
-   which leaves `poll()` and ends `run()`. It happened in several runs today (a run's
-   failed commits are listed under the table when there are any). Proposed fix: catch
-   those two in `_acknowledge`, log a warning without values, and return; the next poll
-   rejoins the group, the uncommitted deliveries come again, and the message-id check
-   drops them (their receipts have the same operation ids, so the audit indexer ingests
-   them once).
+1. **Subscriber: a commit during a rebalance escaped `poll()`** (fixed since: the
+   Subscriber now counts the failed commit, logs it without values and lets the
+   signals come again after the rejoin, where the message-id check drops them).
 2. **kafka-python 3.0.12: a consumer can stay outside its group.** Right after start the
    subscriber's consumer joins (generation 1), gets its partitions, is told to rejoin
    (generation 2, after the first metadata update) and, now and then, never finishes
@@ -100,34 +93,22 @@ Absolute numbers move with other people's work; the CPU per signal moves much le
    (seen for baseline consumers). The benchmark restarts such a consumer once its
    warm-up signals are 30 s late and reports how often it did.
 
-## Where the time goes, and what would help
+## What would help next, by expected gain
 
-The profiled run (last section) shows, for the gateway's main thread while it is busy
-(`_transact`): about 70% in per-record Python work (reading the submission, i.e.
-opening, decoding and validating it, about as much as deciding and building the access
-records; re-sealing is small), about a sixth inside kafka-python's `send` (a partitioner
-in Python, the record accumulator, and a wake-up write to a socket for every record),
-and about a tenth waiting for the transaction calls. cProfile sees only the main thread;
-the clients' I/O threads are in the per-process CPU columns. Suggestions, roughly by
-expected gain:
-
-1. **Write fewer, larger records to the broker.** The subscriber writes two receipts
-   (RECEIVED and ACKNOWLEDGED) as two Kafka records per signal: pack a poll's receipts
-   into one record, as the gateway now does for access records, or record only the
-   acknowledgement (a refusal is its own receipt). This attacks the largest item, the
-   broker's CPU, and the subscribers' send cost at once.
-2. **Check things once.** The publisher runs the identifier checks twice per record
-   (`validate_record` and again on encoding); the gateway validates after decoding (let
-   one strict decode do both); access records re-check identifiers the gateway has just
-   produced itself (a trusted internal constructor could skip that).
-3. **A librdkafka-based client** (confluent-kafka) for the gateway and the libraries
-   would move the per-record produce and fetch work out of Python and out of the GIL; it
-   is the biggest single lever for both pipelines, but it changes a pinned dependency
-   and the transaction code.
+1. **Fewer bytes per signal on the broker.** Each delivery carries two Merkle inclusion
+   paths (about 300 bytes each for a batch of 500) and two signatures, the decision as
+   JSON with the subjects' 64-character pseudonyms, and a wrapped data key; receipts and
+   access records are JSON. A batch frame (several sealed envelopes in one Kafka record,
+   the envelope format unchanged) would cut the per-record cost in every process and on
+   the broker; compressing the access-log and receipt topics (JSON, lz4) would cut a
+   third of the bytes.
+2. **A librdkafka-based client** (confluent-kafka) for the gateway and the libraries: the
+   per-record produce and fetch work leaves Python and the GIL. Not measured yet: the
+   reference row the issue asks for is still to be added to this benchmark.
+3. **Per-record Python work**: decode the fields of a record with one compiled reader
+   instead of one fastavro call per field; reuse a decision for the records of a batch
+   with the same (sender, signal, purpose, recipient) where it cannot depend on the
+   record; build the two access records of a signal from one template.
 4. **Adaptive linger in the gateway**: wait the 50 ms only when the previous poll came
-   back full, so that a quiet gateway forwards at once; that takes most of the gateway's
-   share out of the low-load latency.
-5. **Give the gateway its own cores.** On two shared cores the broker and the partners'
-   processes take three quarters of the CPU; the gateway scales out with instances only
-   where they do not compete for the same cores.
+   back full, which takes most of the gateway's share out of the low-rate latency.
 """
