@@ -49,6 +49,7 @@ from types import FrameType
 from typing import Any
 
 import e2e_broker
+import e2e_librdkafka
 import e2e_report
 from e2e_roles import (
     BASELINE_CONSUMER_NAME,
@@ -279,7 +280,7 @@ def running_exchange() -> Iterator[Exchange]:
 
 @dataclass(frozen=True, slots=True)
 class Scenario:
-    side: str  # "sigex" or "baseline"
+    side: str  # "sigex", "baseline" (kafka-python) or "librdkafka" (the reference row)
     mode: str  # "max", "paced" (at --rate) or "paced-low" (at --low-rate)
     workers: int  # gateway or relay processes
     count: int
@@ -424,7 +425,10 @@ def reset_consumer_groups(exchange: Exchange, side: str) -> None:
                 group = f"{subscriber_group_prefix(party)}{SUBSCRIBER_NAME}"
                 topic = delivery_topic(SIGNAL, party)
             else:
-                group = f"{subscriber_group_prefix(party)}{BASELINE_CONSUMER_NAME}"
+                name = (
+                    e2e_librdkafka.CONSUMER_NAME if side == "librdkafka" else BASELINE_CONSUMER_NAME
+                )
+                group = f"{subscriber_group_prefix(party)}{name}"
                 topic = baseline_out_topic(party)
             specs = {TopicPartition(topic, p): OffsetSpec.LATEST for p in range(PARTITIONS)}
             admin.reset_group_offsets(group, specs)
@@ -482,11 +486,15 @@ def run_scenario(
                     command = [PYTHON, "-m", "cProfile", "-o", str(profile), *command]
                 processes[f"gateway-{number}"] = exchange.spawn(command, log, gateway_env(exchange))
             else:
-                spec = replace(common, role="baseline-relay", instance=str(number), profile=False)
+                spec = replace(
+                    common, role=f"{scenario.side}-relay", instance=str(number), profile=False
+                )
                 processes[f"relay-{number}"] = exchange.spawn(
                     [PYTHON, str(ROLES), spec.to_json()], log, role_env()
                 )
-        group = GATEWAY_GROUP if scenario.side == "sigex" else BASELINE_RELAY_GROUP
+        group = {"sigex": GATEWAY_GROUP, "librdkafka": e2e_librdkafka.RELAY_GROUP}.get(
+            scenario.side, BASELINE_RELAY_GROUP
+        )
         wait_for_group(exchange, group, scenario.workers)
         reset_consumer_groups(exchange, scenario.side)
 
@@ -654,6 +662,8 @@ def scenarios(args: argparse.Namespace) -> list[Scenario]:
     paced = round(args.rate * args.paced_seconds)
     plan = [
         Scenario("baseline", "max", 1, count),
+        # the reference row: the baseline's pipeline on librdkafka (confluent-kafka)
+        Scenario("librdkafka", "max", 1, count),
         Scenario("sigex", "max", 1, count),
         Scenario("sigex", "max", 2, count),
         Scenario("baseline", "max", 2, count),

@@ -83,6 +83,7 @@ def build(
     paced_base = _find(results, "baseline", "paced", 1)
     low = _find(results, "sigex", "paced-low", 1)
     low_base = _find(results, "baseline", "paced-low", 1)
+    rdk = _find(results, "librdkafka", "max", 1)
 
     def ratio(a: dict[str, Any], b: dict[str, Any]) -> float | None:
         if not a or not b or not b.get("throughput"):
@@ -93,6 +94,8 @@ def build(
         "throughput_ratio_sigex_to_baseline": ratio(sigex, base),
         "two_gateways_to_one": ratio(sigex2, sigex),
         "two_relays_to_one": ratio(base2, base),
+        "librdkafka_to_baseline": ratio(rdk, base),
+        "sigex_to_librdkafka": ratio(sigex, rdk),
         "sigex_p99_ms_at_rate": paced.get("latency_ms_from_due", {}).get("p99"),
         "baseline_p99_ms_at_rate": paced_base.get("latency_ms_from_due", {}).get("p99"),
         "sigex_achieved_rate_at_rate": paced.get("throughput"),
@@ -248,6 +251,9 @@ def markdown(report: dict[str, Any], analysis: str, before: dict[str, Any] | Non
         f"{_ms(s.get('sigex_p50_ms_at_low_rate'))} ms, p99 "
         f"{_ms(s.get('sigex_p99_ms_at_low_rate'))} ms; baseline p99 "
         f"{_ms(s.get('baseline_p99_ms_at_low_rate'))} ms",
+        f"- reference: the baseline's pipeline on librdkafka (confluent-kafka) moves "
+        f"{_times(s.get('librdkafka_to_baseline'))} the kafka-python baseline's signals per "
+        f"second; sigex moves {_times(s.get('sigex_to_librdkafka'))} of it",
         f"- two gateway processes / one: **{_times(s['two_gateways_to_one'])}** "
         f"the throughput; two baseline relays / one: {_times(s['two_relays_to_one'])}",
         "",
@@ -376,13 +382,17 @@ def plot(report: dict[str, Any], path: Path) -> None:
         for label, side, workers in (
             ("baseline\n1 relay", "baseline", 1),
             ("baseline\n2 relays", "baseline", 2),
+            ("librdkafka\n1 relay", "librdkafka", 1),
             ("sigex\n1 gateway", "sigex", 1),
             ("sigex\n2 gateways", "sigex", 2),
         )
     ]
     bars = [(label, r) for label, r in bars if r]
     ax = axes[0]
-    colours = ["#7f7f7f" if "baseline" in label else "#1f77b4" for label, _ in bars]
+    colours = [
+        "#7f7f7f" if "baseline" in label else "#bcbd22" if "librdkafka" in label else "#1f77b4"
+        for label, _ in bars
+    ]
     values = [r["throughput"] for _, r in bars]
     ax.bar([label for label, _ in bars], values, color=colours)
     for index, value in enumerate(values):
@@ -427,7 +437,13 @@ def plot(report: dict[str, Any], path: Path) -> None:
         "broker": "#9467bd",
     }
     runs = [
-        r for r in (_find(results, "baseline", "max", 1), _find(results, "sigex", "max", 1)) if r
+        r
+        for r in (
+            _find(results, "baseline", "max", 1),
+            _find(results, "librdkafka", "max", 1),
+            _find(results, "sigex", "max", 1),
+        )
+        if r
     ]
     labels = [r["side"] for r in runs]
     bottoms = [0.0] * len(runs)

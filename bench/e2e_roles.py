@@ -42,6 +42,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import e2e_librdkafka
 import fastavro
 from kafka import KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
 from kafka.errors import (
@@ -292,9 +293,21 @@ def baseline_sender(spec: RoleSpec) -> tuple[BatchSender, Callable[[], None]]:
     return send, producer.close
 
 
+def librdkafka_sender(spec: RoleSpec) -> tuple[BatchSender, Callable[[], None]]:
+    schema = load_catalogue().signal(SIGNAL).parsed_schema
+    return e2e_librdkafka.sender(spec.connection(SENDER).options(), BASELINE_IN, schema)
+
+
+SENDERS = {
+    "sigex-publisher": sigex_sender,
+    "baseline-publisher": baseline_sender,
+    "librdkafka-publisher": librdkafka_sender,
+}
+
+
 def run_publisher(spec: RoleSpec, stop: StopFlag) -> None:
     folder = Path(spec.folder)
-    make = sigex_sender if spec.role == "sigex-publisher" else baseline_sender
+    make = SENDERS[spec.role]
     send, close = make(spec)
     try:
         warmup = mismatch_records(
@@ -370,10 +383,29 @@ def baseline_poller(
     return poll, consumer.close
 
 
+def librdkafka_poller(
+    spec: RoleSpec, party: str
+) -> tuple[Callable[[Handler], None], Callable[[], None]]:
+    poll, close = e2e_librdkafka.poller(
+        spec.connection(party).options(),
+        baseline_out_topic(party),
+        f"sigex.{party}.{e2e_librdkafka.CONSUMER_NAME}",
+        load_catalogue().signal(SIGNAL).parsed_schema,
+    )
+    return (lambda handler: poll(lambda signal_id: handler(signal_id, None))), close
+
+
+POLLERS = {
+    "sigex-consumer": sigex_poller,
+    "baseline-consumer": baseline_poller,
+    "librdkafka-consumer": librdkafka_poller,
+}
+
+
 def run_consumer(spec: RoleSpec, stop: StopFlag) -> None:
     """One thread per municipality, each with its own client authenticated as that party."""
     folder = Path(spec.folder)
-    make = sigex_poller if spec.role == "sigex-consumer" else baseline_poller
+    make = POLLERS[spec.role]
     received: list[tuple[str, float] | tuple[str, float, float, float]] = []
     failures: list[str] = []
     recovered: list[str] = []
@@ -492,6 +524,18 @@ def relay_batch(
             consumer.seek(TopicPartition(tp.topic, tp.partition), messages[0].offset)
 
 
+def run_librdkafka_relay(spec: RoleSpec, stop: StopFlag) -> None:
+    """The relay on librdkafka: the same routing, one transaction per poll."""
+    schema = load_catalogue().signal(SIGNAL).parsed_schema
+
+    def route(value: bytes) -> str:
+        return baseline_out_topic(str(read_record(value, schema)["municipality"]))
+
+    e2e_librdkafka.relay(
+        spec.connection(RELAY).options(), BASELINE_IN, route, spec.instance, stop.event.is_set
+    )
+
+
 # ------------------------------------------------------------------ main
 
 ROLES: dict[str, Callable[[RoleSpec, StopFlag], None]] = {
@@ -500,6 +544,9 @@ ROLES: dict[str, Callable[[RoleSpec, StopFlag], None]] = {
     "sigex-consumer": run_consumer,
     "baseline-consumer": run_consumer,
     "baseline-relay": run_relay,
+    "librdkafka-publisher": run_publisher,
+    "librdkafka-consumer": run_consumer,
+    "librdkafka-relay": run_librdkafka_relay,
 }
 
 
