@@ -48,7 +48,7 @@ def _checkpointed(state: Path, location: str, make_record: RecordFactory) -> int
         main, ["audit", "checkpoint", "--db", location, "--state-dir", str(state)]
     )
     assert result.exit_code == 0, result.output
-    return int(json.loads(result.output)["tree_size"])
+    return int(json.loads(result.stdout)["tree_size"])
 
 
 @pytest.fixture

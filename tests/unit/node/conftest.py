@@ -27,6 +27,17 @@ from tests.conftest import REPO, free_port
 NodeClient = Callable[..., "contextmanager[TestClient]"]
 
 
+class _ClosedPort(KafkaConnection):
+    """A broker address nobody listens on, given up on after a second.
+
+    kafka-python tries to bootstrap for 30 s by default: the node's connecting threads
+    then outlived each test by that long and logged into later tests' captured output.
+    """
+
+    def options(self) -> dict[str, object]:
+        return super().options() | {"bootstrap_timeout_ms": 1000}
+
+
 @pytest.fixture(scope="session")
 def node_state(tmp_path_factory: pytest.TempPathFactory) -> Path:
     state = tmp_path_factory.mktemp("node-state")
@@ -56,7 +67,7 @@ def make_node(
         state_dir=state,
         party=party,
         settings=NodeSettings(**settings),  # type: ignore[arg-type]
-        connection=KafkaConnection.for_party(closed, state, party),
+        connection=_ClosedPort.for_party(closed, state, party),
         catalogue=load_catalogue(),
         policy=load_policy(),
         clock=FixedClock(),
