@@ -317,6 +317,15 @@ def markdown(report: dict[str, Any], analysis: str, before: dict[str, Any] | Non
         "that decodes each record only to route it to its municipality's topic; one "
         "consumer per municipality (read_committed, decode, handler, commit per poll). "
         "No policy, no signatures, no encryption, no audit records, no receipts.",
+        "- **librdkafka** (the reference row): the baseline's pipeline, the same records, "
+        "topics, certificates, ACLs and client settings (idempotent, acks=all, linger 5 ms; "
+        "a transactional relay with the offsets in the transaction; read_committed "
+        "consumers committing per poll), with confluent-kafka (librdkafka, C) as the client: "
+        "what the Kafka client alone would give a speed-minded team. sigex keeps "
+        "kafka-python, the design's client.",
+        "- The broker runs with the JVM's full compiler (the test broker's quick-start flag "
+        "`-XX:TieredStopAtLevel=1` is off), as a broker in operation would. What it wrote per "
+        "signal is read from its log end offsets and the growth of its segment files.",
         "- Each run starts its processes fresh, waits until the gateway/relay group is "
         f"stable, sends {report['settings'].get('warmup', 300)} warm-up signals end to end "
         "(not measured), then the measured ones. Maximum-throughput runs send batches "
