@@ -4,25 +4,37 @@ ANALYSIS = """
 ## What the numbers say
 
 **Neither main aim is met yet; the low-rate latency aim is.** This run is issue 15's
-first step (the table "Before and after" above; the changes are listed at the end). One
-gateway moves 0.32x the baseline's signals per second (1,086 against 3,395/s), at 1,000
-signals/s offered p99 is 1.9 s (the pipeline delivers 951/s, so a backlog builds), and at
-250/s sigex's p99 is 245 ms against the baseline's 210 ms, within the 2x the issue asks.
+first step (the table "Before and after" above; the changes are listed below). One
+gateway moved 0.31x the baseline's signals per second (1,628 against 5,232/s); at 1,000
+signals/s offered sigex delivered 990/s with p99 0.9 s; at 250/s sigex's p99 was 236 ms
+against the baseline's 222 ms, within the 2x the issue asks. The full run before this one,
+on the same code an hour earlier, gave 0.32x (1,086 against 3,395/s), p99 1.9 s at
+1,000/s and 245 ms at 250/s.
 
 **CPU per signal is the figure to watch; throughput varies from run to run.** All
-processes together spent 1.64 ms per signal (one gateway) and 1.20 ms (two gateways),
-against 0.46 and 0.24 ms for the baseline. The aim is 0.55 ms. The broker's share is
-mostly time, not signals: it spends about 0.5-0.7 of a core whenever the pipeline is
-busy (fetches returning at once, produce requests every few milliseconds, transaction
-markers, offset commits), whatever the rate, so its CPU per signal falls as throughput
-rises (0.54 ms at 1,086/s, 0.24 ms at 1,616/s with two gateways; the baseline's broker
-spends 0.27 ms at 3,395/s). What the Python processes spend per signal moves less:
-publisher 0.19 ms, gateway 0.52 ms, the three subscribers together 0.38 ms, against
-0.05, 0.08 and 0.06 ms for the baseline's. Throughput over seven runs of the same
-one-gateway scenario on the code before this step, this session, was 770-1,090/s; after
-it 940-1,250/s: the difference is smaller than the run-to-run spread of a single run, so
-read the before-and-after table (one run each) as a direction, and the in-process
-figures below as the measurement.
+processes together spent 1.02 ms per signal with one gateway (1.64 ms in the earlier full
+run), against 0.32 ms (0.46) for the baseline. The aim is 0.55 ms. The broker's share is
+mostly time, not signals: it spends about 0.4-0.7 of a core whenever the pipeline is busy
+(fetches returning at once, produce requests every few milliseconds, transaction markers,
+offset commits), whatever the rate, so its CPU per signal falls as throughput rises (0.23
+ms at 1,628/s, 0.54 ms at 1,086/s; the baseline's broker 0.19 ms at 5,232/s). What the
+Python processes spend per signal moves less: publisher 0.15-0.19 ms, gateway 0.40-0.52
+ms, the three subscribers together 0.25-0.38 ms, against 0.03-0.05, 0.06-0.08 and 0.04-0.06
+ms for the baseline's. Throughput over seven runs of the one-gateway scenario on the code
+before this step, this session, was 770-1,090/s; after it 940-1,630/s: a single run
+varies about as much as the gain, so read the before-and-after table (one run each) as a
+direction, and the in-process figures below as the measurement. The baseline measured in
+the same runs moved too (its Python processes 0.17 -> 0.13 ms per signal), so the fairer
+before-and-after figure is the ratio to it: sigex's Python processes spent 8.4x the
+baseline's CPU per signal before this step and 6.0x after.
+
+**The reference row: librdkafka.** The baseline's pipeline on confluent-kafka spent 0.07
+ms of client CPU per signal in its four processes against 0.13 ms for kafka-python's, but
+moved 0.84x the signals per second in this run: both baselines are bound by the broker
+(0.19-0.22 ms per signal, about 0.95 of a core) and by transaction round trips, not by the
+client, and their runs last two seconds. For sigex the client is about a third of each
+process's CPU (see the profiles), so librdkafka would save roughly 0.1-0.15 ms per
+signal: worth having, not enough alone for the aim. sigex keeps kafka-python.
 
 **Where the saved time came from.** `bench/profile_stages.py` runs the three stages in
 one process without Kafka (the Publisher, the gateway's core, the subscribers' checks and
@@ -62,9 +74,16 @@ fastavro call each, deciding, two access records per signal at the gateway and t
 receipts at the subscriber, and kafka-python's per-record cost (about a third of each
 process, see the profile).
 
-**Two gateways** gave 1.49x one in this run (0.9-1.5x before): with the CPU per signal
-lower, a second process finds some room on the two shared cores. The baseline's two
-relays gave 2.3x, but its runs last 1-3 s.
+**Two gateways** gave 0.95x one in this run and 1.49x in the earlier full run (0.9-1.5x
+before this step). In this run one subscriber of the two-gateway scenario was caught by
+the kafka-python group problem below (it spent 0.27 ms per signal on duplicates instead of
+0.08). The gateway process uses about 0.6 of a core at full load and waits the rest (on
+transaction commits and fetches), so a second process helps when the cores have room,
+and one gateway that decides the next batch while the last one commits would help the
+same way. Argued from CPU per signal (0.40-0.52 ms in the gateway), one gateway core
+carries about 2,000-2,500 signals/s; with the broker and the partners on other machines,
+gateways scale out with ingress partitions (six per topic in the stack). No `taskset`
+layout was measured: two cores leave no room to give each gateway its own.
 
 **Memory.** Peak RSS: publisher about 74 MiB, gateway 140-170 MiB (batches of up to 2,000
 records with their envelopes and access records), each subscriber about 80 MiB; the
