@@ -20,10 +20,12 @@ offset commits), whatever the rate, so its CPU per signal falls as throughput ri
 ms at 1,628/s, 0.54 ms at 1,086/s; the baseline's broker 0.19 ms at 5,232/s). What the
 Python processes spend per signal moves less: publisher 0.15-0.19 ms, gateway 0.40-0.52
 ms, the three subscribers together 0.25-0.38 ms, against 0.03-0.05, 0.06-0.08 and 0.04-0.06
-ms for the baseline's. Throughput over seven runs of the one-gateway scenario on the code
-before this step, this session, was 770-1,090/s; after it 940-1,630/s: a single run
-varies about as much as the gain, so read the before-and-after table (one run each) as a
-direction, and the in-process figures below as the measurement. The baseline measured in
+ms for the baseline's. Throughput of the one-gateway scenario over five runs on the code
+before this step, this session, was 770-1,090/s (a sixth, 572/s, had a subscriber caught
+by the kafka-python group problem below and was discarded); over seven runs during and
+after it, 1,090-1,630/s: a single run varies about as much as the gain, so read the
+before-and-after table (one run each) as a direction, and the in-process figures below as
+the measurement. The baseline measured in
 the same runs moved too (its Python processes 0.17 -> 0.13 ms per signal), so the fairer
 before-and-after figure is the ratio to it: sigex's Python processes spent 8.4x the
 baseline's CPU per signal before this step and 6.0x after.
