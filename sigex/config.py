@@ -271,7 +271,7 @@ def _parse_path(name: str, raw: str) -> Path:
 
 def _parse_party(name: str, raw: str) -> str:
     text = raw.strip()
-    if not _PARTY_CODE.match(text):
+    if not _PARTY_CODE.fullmatch(text):
         raise ConfigurationError(f"{name}: must be a party code (capitals and digits, e.g. NLA)")
     return text
 
@@ -280,7 +280,7 @@ def _parse_bootstrap(name: str, raw: str) -> tuple[BrokerAddress, ...]:
     addresses: list[BrokerAddress] = []
     for item in raw.split(","):
         host, colon, port = item.strip().rpartition(":")
-        if not colon or not _HOST.match(host) or not port.isdigit():
+        if not colon or not _HOST.fullmatch(host) or not port.isdigit():
             raise ConfigurationError(f"{name}: each address must be host:port")
         addresses.append(BrokerAddress(host.strip("[]"), _parse_port(name, port)))
     return tuple(addresses)
@@ -304,7 +304,7 @@ def _parse_flag(name: str, raw: str) -> bool:
 
 def _parse_group(name: str, raw: str) -> str:
     text = raw.strip()
-    if not _GROUP_ID.match(text):
+    if not _GROUP_ID.fullmatch(text):
         raise ConfigurationError(f"{name}: letters, digits, '.', '_' and '-' only")
     return text
 

@@ -14,11 +14,11 @@ from sigex.errors import InvalidIdentifier
 
 TEST_OIN_PREFIX = "00000099"
 
-_NINE_DIGITS = re.compile(r"^\d{9}$")
-_KVK = re.compile(r"^\d{8}$")
-_LOONHEFFINGENNUMMER = re.compile(r"^(\d{9})L(\d{2})$")
-_MUNICIPALITY = re.compile(r"^GM\d{4}$")
-_OIN = re.compile(r"^\d{20}$")
+_NINE_DIGITS = re.compile(r"[0-9]{9}")
+_KVK = re.compile(r"[0-9]{8}")
+_LOONHEFFINGENNUMMER = re.compile(r"([0-9]{9})L([0-9]{2})")
+_MUNICIPALITY = re.compile(r"GM[0-9]{4}")
+_OIN = re.compile(r"[0-9]{20}")
 
 
 def _weighted_sum(digits: str) -> int:
@@ -28,7 +28,7 @@ def _weighted_sum(digits: str) -> int:
 
 def is_valid_bsn(value: str) -> bool:
     """True when ``value`` has nine digits and passes the BSN elfproef (last weight -1)."""
-    if not _NINE_DIGITS.match(value):
+    if not _NINE_DIGITS.fullmatch(value):
         return False
     total = _weighted_sum(value) - int(value[8])
     return total > 0 and total % 11 == 0
@@ -36,7 +36,7 @@ def is_valid_bsn(value: str) -> bool:
 
 def is_valid_rsin(value: str) -> bool:
     """True when ``value`` has nine digits and passes the RSIN elfproef (last weight +1)."""
-    if not _NINE_DIGITS.match(value):
+    if not _NINE_DIGITS.fullmatch(value):
         return False
     total = _weighted_sum(value) + int(value[8])
     return total > 0 and total % 11 == 0
@@ -75,7 +75,7 @@ def synthetic_loonheffingennummer(seed: int) -> str:
 
 
 def check_bsn(value: str, field: str = "bsn") -> str:
-    if not _NINE_DIGITS.match(value):
+    if not _NINE_DIGITS.fullmatch(value):
         raise InvalidIdentifier(field, "BSN", "must be exactly 9 digits")
     if not is_valid_bsn(value):
         raise InvalidIdentifier(field, "BSN", "fails the elfproef")
@@ -83,7 +83,7 @@ def check_bsn(value: str, field: str = "bsn") -> str:
 
 
 def check_rsin(value: str, field: str = "rsin") -> str:
-    if not _NINE_DIGITS.match(value):
+    if not _NINE_DIGITS.fullmatch(value):
         raise InvalidIdentifier(field, "RSIN", "must be exactly 9 digits")
     if not is_valid_rsin(value):
         raise InvalidIdentifier(field, "RSIN", "fails the elfproef")
@@ -91,13 +91,13 @@ def check_rsin(value: str, field: str = "rsin") -> str:
 
 
 def check_kvk(value: str, field: str = "kvk") -> str:
-    if not _KVK.match(value):
+    if not _KVK.fullmatch(value):
         raise InvalidIdentifier(field, "KvK number", "must be exactly 8 digits")
     return value
 
 
 def check_loonheffingennummer(value: str, field: str = "loonheffingennummer") -> str:
-    match = _LOONHEFFINGENNUMMER.match(value)
+    match = _LOONHEFFINGENNUMMER.fullmatch(value)
     if match is None:
         raise InvalidIdentifier(
             field, "loonheffingennummer", "must be 9 digits, the letter L and 2 digits"
@@ -108,13 +108,13 @@ def check_loonheffingennummer(value: str, field: str = "loonheffingennummer") ->
 
 
 def check_municipality(value: str, field: str = "municipality") -> str:
-    if not _MUNICIPALITY.match(value):
+    if not _MUNICIPALITY.fullmatch(value):
         raise InvalidIdentifier(field, "municipality code", "must be GM followed by 4 digits")
     return value
 
 
 def check_oin(value: str, field: str = "oin") -> str:
-    if not _OIN.match(value):
+    if not _OIN.fullmatch(value):
         raise InvalidIdentifier(field, "OIN", "must be exactly 20 digits")
     return value
 

@@ -165,7 +165,7 @@ class AuditApi:
             old, new = self._int(params, "old"), self._int(params, "new")
             proof = self._store().consistency_proof(old, new)
             return {"old_size": old, "new_size": new, "proof": [p.hex() for p in proof]}
-        matched = _PROOF_PATH.match(url.path)
+        matched = _PROOF_PATH.fullmatch(url.path)
         if method == "GET" and matched:
             return self._proof(principal, int(matched.group(1)), params, visible_to)
         raise _BadRequest(404, "no such endpoint")

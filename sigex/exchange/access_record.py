@@ -33,7 +33,7 @@ _PSEUDONYM = re.compile(r"^[0-9a-f]{64}$")
 _PARTY = re.compile(r"^[A-Z][A-Z0-9_]{0,31}$")
 _CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}$")
 _FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]{0,127}$")
-_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
+_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$", re.ASCII)
 
 
 class EventKind(Enum):
@@ -101,7 +101,7 @@ def format_time(moment: datetime) -> str:
 
 def parse_time(text: str, field: str = "occurred_at") -> datetime:
     """Parse the canonical text of a time; any other form is refused."""
-    if _TIME.match(text) is None:
+    if _TIME.fullmatch(text) is None:
         raise RecordFormatError(
             f"field {field!r}: not a time of the form YYYY-MM-DDTHH:MM:SS.ffffffZ"
         )
@@ -112,7 +112,8 @@ def parse_time(text: str, field: str = "occurred_at") -> datetime:
 
 
 def _check(pattern: re.Pattern[str], value: object, field: str, rule: str) -> None:
-    if not isinstance(value, str) or pattern.match(value) is None:
+    # fullmatch: with match, "$" also matches before a final newline ("GM0363\n")
+    if not isinstance(value, str) or pattern.fullmatch(value) is None:
         raise RecordFormatError(f"field {field!r}: {rule}")
 
 

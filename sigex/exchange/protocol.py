@@ -55,7 +55,7 @@ class TraceContext:
     @classmethod
     def parse(cls, header: bytes | str | None) -> TraceContext:
         text = header.decode("ascii", "replace") if isinstance(header, bytes) else header
-        match = _TRACEPARENT.match(text or "")
+        match = _TRACEPARENT.fullmatch(text or "")
         if match is None or match.group(1) == "0" * 32:
             raise ProtocolError("the traceparent header is missing or malformed")
         return cls(match.group(1), match.group(2))

@@ -330,14 +330,14 @@ class AuditConsole:
         if form.bsn:
             subject = self._pseudonym(form.bsn)
         elif form.subject:
-            if not _PSEUDONYM.match(form.subject):
+            if not _PSEUDONYM.fullmatch(form.subject):
                 raise BadConsoleInput("subject: not a pseudonym (64 hexadecimal characters)")
             subject = form.subject
         values: dict[str, Any] = {}
         for name in TEXT_FILTERS:
             value = getattr(form, name)
             if value:
-                if not _CODE.match(value):
+                if not _CODE.fullmatch(value):
                     raise BadConsoleInput(f"{name.replace('_', ' ')}: not a code")
                 values[name] = value
         try:

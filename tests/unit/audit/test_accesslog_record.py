@@ -186,6 +186,21 @@ def test_a_record_like_a_valid_one_is_checked_in_full(
         replace(valid, **change)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(
+    "field", ["sender", "recipient", "signal", "purpose", "legal_basis", "message_id"]
+)
+def test_a_value_with_a_final_newline_is_refused(field: str) -> None:
+    # "$" alone lets "GM0363\n" through; such a value would write a raw newline into the
+    # template bytes (and split a packed Kafka record), so it must never make a record
+    document = json.loads(golden_record().to_bytes())
+    document[field] = f"{document[field]}\n"
+    data = canonical_json(document)
+    with pytest.raises(RecordFormatError, match=field):
+        AccessRecord.from_bytes(data)
+    with pytest.raises(RecordFormatError, match=field):
+        replace(golden_record(), **{field: document[field]})
+
+
 def test_a_refusal_discloses_nothing(make_record: RecordFactory) -> None:
     refused = make_record(kind=EventKind.REFUSED_AT_PUBLISH, recipient=None)
     assert refused.outcome is Outcome.DENY and refused.disclosed_fields == ()

@@ -7,11 +7,13 @@ absent, because the core never talks to it (an import-linter contract says so).
 
 from __future__ import annotations
 
+import io
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
+import fastavro
 import pytest
 
 from sigex.broker.gateway_core import GatewayOutput, IncomingRecord, PolicyGateway
@@ -257,6 +259,23 @@ def test_a_field_that_does_not_decode_to_a_python_value_is_an_invalid_record(
     envelope = ingress.seal(
         mover("GM0363", make_bsn(31)), raw_fields={"detected_at": b"\x80\x80\x80\x80\x80\x80t"}
     )
+    output = gateway.process([ingress.record(envelope)])
+    assert output.deliveries == []
+    assert reasons(output) == [ReasonCode.INVALID_RECORD]
+
+
+def test_a_bsn_spelled_in_other_digits_is_an_invalid_record(
+    gateway: PolicyGateway, ingress: Ingress
+) -> None:
+    # a sender could otherwise give one person another pseudonym in the access log
+    spec = load_catalogue().signal(SIGNAL)
+    bsn = make_bsn(32)
+    spelled = "".join(chr(0x0660 + int(c)) for c in bsn)  # Arabic-Indic digits
+    raw = encode_fields(spec, mover("GM0363", bsn) | {"bsn": bsn})["bsn"]
+    other = io.BytesIO()
+    fastavro.schemaless_writer(other, spec.field_schemas["bsn"], spelled)
+    assert other.getvalue() != raw
+    envelope = ingress.seal(mover("GM0363", bsn), raw_fields={"bsn": other.getvalue()})
     output = gateway.process([ingress.record(envelope)])
     assert output.deliveries == []
     assert reasons(output) == [ReasonCode.INVALID_RECORD]

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from sigex.errors import InvalidIdentifier
-from sigex.identifiers import bsn_check_digit, check_bsn, check_loonheffingennummer, is_valid_bsn
+from sigex.identifiers import (
+    bsn_check_digit,
+    check_bsn,
+    check_kvk,
+    check_loonheffingennummer,
+    check_municipality,
+    check_oin,
+    is_valid_bsn,
+    synthetic_bsn,
+    synthetic_loonheffingennummer,
+)
 
 
 @given(st.integers(min_value=0, max_value=10**8 - 1))
@@ -42,3 +54,32 @@ def test_synthetic_identifiers_pass_their_checks() -> None:
 
     assert all(is_valid_bsn(synthetic_bsn(seed)) for seed in range(0, 10**8, 7_654_321))
     assert check_loonheffingennummer(synthetic_loonheffingennummer(123456780))
+
+
+def _in_other_digits(text: str, zero: int) -> str:
+    return "".join(chr(zero + int(c)) if c.isdigit() else c for c in text)
+
+
+@pytest.mark.parametrize(
+    ("check", "valid"),
+    [
+        (check_bsn, synthetic_bsn(11122233)),
+        (check_kvk, "12345678"),
+        (check_loonheffingennummer, synthetic_loonheffingennummer(123456780)),
+        (check_municipality, "GM0363"),
+        (check_oin, "00000099123456780000"),
+    ],
+)
+def test_an_identifier_is_refused_with_a_final_newline_or_non_ascii_digits(
+    check: Callable[[str, str], str], valid: str
+) -> None:
+    # Each would otherwise pass with another spelling of the same number, and a BSN would
+    # get another pseudonym: the person's signals would hide from a search of the log.
+    assert check(valid, "f") == valid
+    for spelling in (
+        f"{valid}\n",
+        _in_other_digits(valid, 0x0660),  # Arabic-Indic digits
+        _in_other_digits(valid, 0xFF10),  # fullwidth digits
+    ):
+        with pytest.raises(InvalidIdentifier):
+            check(spelling, "f")
