@@ -25,10 +25,10 @@ before this step, this session, was 770-1,090/s (a sixth, 572/s, had a subscribe
 by the kafka-python group problem below and was discarded); over seven runs during and
 after it, 1,090-1,630/s: a single run varies about as much as the gain, so read the
 before-and-after table (one run each) as a direction, and the in-process figures below as
-the measurement. The baseline measured in
-the same runs moved too (its Python processes 0.17 -> 0.13 ms per signal), so the fairer
-before-and-after figure is the ratio to it: sigex's Python processes spent 8.4x the
-baseline's CPU per signal before this step and 6.0x after.
+the measurement. The baseline measured in the same runs moved too (its Python processes
+0.17 -> 0.13 ms per signal), so the fairer before-and-after figure is the ratio to it:
+sigex's Python processes spent 8.4x the baseline's CPU per signal before this step and
+6.0x after.
 
 **The reference row: librdkafka.** The baseline's pipeline on confluent-kafka spent 0.07
 ms of client CPU per signal in its four processes against 0.13 ms for kafka-python's, but
