@@ -57,16 +57,6 @@ class LedgerEntry:
         return canonical_json({"v": 2, "message_id": self.message_id.hex, **self._fields()})
 
     @classmethod
-    def parse(cls, key: bytes | None, value: bytes | None) -> LedgerEntry:
-        """Read a version 1 ledger record; raises ValueError when it is not one."""
-        if key is None or len(key) != 16 or value is None:
-            raise ValueError("not a ledger record")
-        fields = json.loads(value)
-        if not isinstance(fields, dict) or fields.get("v") != 1:
-            raise ValueError("unknown ledger record version")
-        return cls.from_fields(uuid.UUID(bytes=key), fields)
-
-    @classmethod
     def from_fields(cls, message_id: uuid.UUID, fields: dict[str, Any]) -> LedgerEntry:
         return cls(
             message_id=message_id,
@@ -95,7 +85,9 @@ def parse_ledger_record(key: bytes | None, value: bytes | None) -> list[LedgerEn
     if not all(isinstance(document, dict) for document in documents):
         raise ValueError("not a ledger record")
     if len(documents) == 1 and documents[0].get("v") == 1:
-        return [LedgerEntry.parse(key, value)]
+        if key is None or len(key) != 16:
+            raise ValueError("a version 1 ledger record is keyed by its message id")
+        return [LedgerEntry.from_fields(uuid.UUID(bytes=key), documents[0])]
     if any(document.get("v") != 2 for document in documents):
         raise ValueError("unknown ledger record version")
     entries = [

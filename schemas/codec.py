@@ -110,15 +110,20 @@ def validate_record(spec: SignalSpec, record: Mapping[str, object]) -> None:
     stricter than what fastavro would coerce while encoding.
     """
     _check_shape(spec, record)
+    _check_types(spec, record, then_fits=True)
+    check_identifiers(spec, record)
+
+
+def _check_types(spec: SignalSpec, record: Mapping[str, object], *, then_fits: bool) -> None:
+    """The exact type check of every field present; with ``then_fits`` also fastavro's."""
     for name in spec.field_names:
         if name not in record:
             continue
         problem = type_problem(record[name], spec.field_schemas[name])
         if problem is not None:
             raise SchemaViolation(spec.name, name, problem)
-        if not _fits(record[name], spec.field_schemas[name]):
+        if then_fits and not _fits(record[name], spec.field_schemas[name]):
             raise SchemaViolation(spec.name, name, _type_rule(spec, name))
-    check_identifiers(spec, record)
 
 
 def validate_decoded(spec: SignalSpec, fields: Mapping[str, object]) -> None:
@@ -183,11 +188,7 @@ def validated_fields(spec: SignalSpec, record: Mapping[str, object]) -> dict[str
     writer then refuses anything else that does not fit, as its separate check would.
     """
     _check_shape(spec, record)
-    for name in spec.field_names:
-        if name in record:
-            problem = type_problem(record[name], spec.field_schemas[name])
-            if problem is not None:
-                raise SchemaViolation(spec.name, name, problem)
+    _check_types(spec, record, then_fits=False)
     check_identifiers(spec, record)
     return _encode_each(spec, record)
 

@@ -23,6 +23,15 @@ def _entry(minutes_ago: int, digest: bytes = b"d" * 32) -> LedgerEntry:
     return LedgerEntry(uuid.uuid4(), NOW - timedelta(minutes=minutes_ago), digest, "t/0/1")
 
 
+def _ledger_topic(bootstrap: str, partitions: int) -> str:
+    """A fresh topic to stand in for the ledger."""
+    topic = f"ledger-{uuid.uuid4().hex[:8]}"
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin.create_topics([NewTopic(topic, partitions, 1)])
+    admin.close()
+    return topic
+
+
 def test_a_ledger_topic_that_does_not_exist_stops_the_gateway(kafka_bootstrap: str) -> None:
     ledger = ReplayLedger(KafkaConnection(kafka_bootstrap), topic=f"absent-{uuid.uuid4().hex}")
     try:
@@ -35,10 +44,7 @@ def test_a_ledger_topic_that_does_not_exist_stops_the_gateway(kafka_bootstrap: s
 def test_restore_reads_every_committed_entry_and_catch_up_what_comes_later(
     kafka_bootstrap: str,
 ) -> None:
-    topic = f"ledger-{uuid.uuid4().hex[:8]}"
-    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    admin.create_topics([NewTopic(topic, 3, 1)])
-    admin.close()
+    topic = _ledger_topic(kafka_bootstrap, 3)
     transactional = KafkaProducer(
         bootstrap_servers=kafka_bootstrap, transactional_id=f"ledger-test-{uuid.uuid4().hex}"
     )
@@ -88,10 +94,7 @@ def test_catch_up_skips_only_the_records_of_the_writer_it_is_told_to(
 ) -> None:
     # a gateway need not read back its own entries; a new token (after a withdrawal) reads
     # them again, and restore at start reads everything
-    topic = f"ledger-{uuid.uuid4().hex[:8]}"
-    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    admin.create_topics([NewTopic(topic, 1, 1)])
-    admin.close()
+    topic = _ledger_topic(kafka_bootstrap, 1)
     producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
     ledger = ReplayLedger(KafkaConnection(kafka_bootstrap), topic=topic)
     mine, theirs = _entry(1), _entry(2)

@@ -318,6 +318,18 @@ def _get_as(state: Path, port: int, party: str) -> int:
         connection.close()
 
 
+def _logging_api(
+    location: str, pseudonymiser: SubjectPseudonymiser, signing_key: Ed25519PrivateKey
+) -> AuditApi:
+    """An API over the log at ``location`` that writes every question to it, signed."""
+    return AuditApi(
+        lambda: AccessLogStore.open(location),
+        KINDS,
+        pseudonymiser,
+        ConsultationLog(FixedClock(), signing_key),
+    )
+
+
 def test_every_api_question_is_logged_before_it_is_answered(
     tmp_path: Path,
     make_record: RecordFactory,
@@ -328,12 +340,7 @@ def test_every_api_question_is_logged_before_it_is_answered(
     with AccessLogStore.open(location) as store:
         store.append([make_record(bsn=PEOPLE[0]), make_record(bsn=PEOPLE[1])])
         store.checkpoint(signing_key, FixedClock())
-    api = AuditApi(
-        lambda: AccessLogStore.open(location),
-        KINDS,
-        pseudonymiser,
-        ConsultationLog(FixedClock(), signing_key),
-    )
+    api = _logging_api(location, pseudonymiser, signing_key)
     body = json.dumps({"bsn": PEOPLE[0]}).encode()
     assert api.handle("AUDITOR", "POST", "/v1/records/query", body).status == 200
     assert api.handle("GM0363", "GET", "/v1/records/1/proof", b"").status == 200
@@ -360,12 +367,7 @@ def test_the_api_reconnects_to_a_database_that_dropped_its_connections(
     with AccessLogStore.open(store_location) as store:
         store.append([make_record(bsn=PEOPLE[0])])
         store.checkpoint(signing_key, FixedClock())
-    api = AuditApi(
-        lambda: AccessLogStore.open(store_location),
-        KINDS,
-        pseudonymiser,
-        ConsultationLog(FixedClock(), signing_key),
-    )
+    api = _logging_api(store_location, pseudonymiser, signing_key)
     assert api.handle("AUDITOR", "GET", "/v1/records?sender=RVIG", b"").status == 200
     with psycopg.connect(store_location, autocommit=True) as admin:
         admin.execute(
