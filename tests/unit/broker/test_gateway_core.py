@@ -262,6 +262,11 @@ def test_a_field_that_does_not_decode_to_a_python_value_is_an_invalid_record(
     output = gateway.process([ingress.record(envelope)])
     assert output.deliveries == []
     assert reasons(output) == [ReasonCode.INVALID_RECORD]
+    # audited, and the sender's ciphertext kept whole in the dead-letter topic
+    assert [(r.kind, r.reason_codes) for r in output.audit] == [
+        (EventKind.DEAD_LETTERED, (ReasonCode.INVALID_RECORD,))
+    ]
+    assert [m.value for m in output.dead_letters] == [envelope]
 
 
 def test_a_bsn_spelled_in_other_digits_is_an_invalid_record(
@@ -279,3 +284,8 @@ def test_a_bsn_spelled_in_other_digits_is_an_invalid_record(
     output = gateway.process([ingress.record(envelope)])
     assert output.deliveries == []
     assert reasons(output) == [ReasonCode.INVALID_RECORD]
+    # audited, and the sender's ciphertext kept whole in the dead-letter topic
+    assert [(r.kind, r.reason_codes) for r in output.audit] == [
+        (EventKind.DEAD_LETTERED, (ReasonCode.INVALID_RECORD,))
+    ]
+    assert [m.value for m in output.dead_letters] == [envelope]
