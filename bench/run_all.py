@@ -24,11 +24,21 @@ BENCHMARKS = {
     "accesslog": ["bench_accesslog.py"],
     "reference-memory": ["bench_reference_memory.py"],
     "e2e": ["bench_e2e.py"],
+    "kafka-records": ["bench_kafka_records.py"],
     "node": ["bench_node.py"],
     "console": ["bench_console.py"],
 }
-QUICK_CAPABLE = {"policy", "envelope", "observability", "accesslog", "e2e", "node", "console"}
-NO_WRITE_CAPABLE = {"envelope", "accesslog", "e2e", "reference-memory", "console"}
+QUICK_CAPABLE = {
+    "policy",
+    "envelope",
+    "observability",
+    "accesslog",
+    "e2e",
+    "kafka-records",
+    "node",
+    "console",
+}
+NO_WRITE_CAPABLE = {"envelope", "accesslog", "e2e", "kafka-records", "reference-memory", "console"}
 
 
 def main() -> int:
