@@ -1,4 +1,4 @@
-"""A read-only HTTP JSON API over the access log, for parties and auditors, over mutual TLS.
+"""An HTTP JSON API over the access log, for parties and auditors, over mutual TLS.
 
 The client authenticates with its certificate from the federation CA; the
 principal is the certificate's CN (a party code). A party sees only records
@@ -15,6 +15,15 @@ asks. Endpoints (all answer JSON):
 ``GET  /v1/records/<leaf index>/proof[?tree_size=]``
     the record, its inclusion proof and the checkpoint it leads to.
 ``GET  /v1/checkpoints`` and ``GET /v1/checkpoints/latest``
+    checkpoints; a C2SP one carries its signed note in ``note``.
+``GET  /v1/checkpoints/latest/cosignatures``
+    the latest checkpoint, the witnesses' cosignatures on record, the signed note with
+    all of them, and (with a witness policy) which policy witnesses signed.
+``GET  /v1/checkpoints/witnessed``
+    the same for the checkpoint of the largest tree that meets the witness policy.
+``POST /v1/cosignatures``
+    a witness hands in its cosignature: ``{"tree_size", "root" (hex), "cosignature"}``;
+    only its own, only of a checkpoint this log signed, only if it verifies.
 ``GET  /v1/consistency?old=&new=``
 
 :class:`AuditApi` does the work without any transport, so it is tested
@@ -35,14 +44,17 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from sigex.audit.checkpoint import Checkpoint
 from sigex.audit.console.consultations import (
     Consultation,
     ConsultationLog,
     ConsultationNotLogged,
     ThreadStores,
 )
-from sigex.audit.errors import AccessLogError, StoreError
+from sigex.audit.cosignature import Cosignature, with_cosignatures
+from sigex.audit.errors import AccessLogError, CheckpointError, StoreError, WitnessPolicyError
 from sigex.audit.store import AccessLogStore, RecordFilter
+from sigex.audit.witness_policy import Witnessing
 from sigex.errors import InvalidIdentifier, SigexError
 from sigex.exchange.access_record import EventKind, Outcome
 from sigex.exchange.pseudonyms import SubjectPseudonymiser
@@ -52,6 +64,8 @@ from sigex.logs import get_logger
 AUDITOR_KIND = "auditor"
 MAX_LIMIT = 1000
 MAX_BODY = 64 * 1024
+#: how many of the newest checkpoints are searched for the latest witnessed one
+RECENT_WITNESSED = 64
 #: Seconds a client has, once its headers are in, to send the whole body (slow bodies are dropped).
 BODY_TIMEOUT = 10.0
 _DECIMAL = re.compile(r"^[0-9]{1,10}$")
@@ -101,7 +115,9 @@ class AuditApi:
         party_kinds: Mapping[str, str],
         pseudonymiser: SubjectPseudonymiser | None,
         consultations: ConsultationLog | None = None,
+        witnessing: Witnessing | None = None,
     ) -> None:
+        self._witnessing = witnessing
         self._open_store = open_store
         self._party_kinds = dict(party_kinds)
         self._pseudonymiser = pseudonymiser
@@ -150,25 +166,97 @@ class AuditApi:
         visible_to = None if self._party_kinds[principal] == AUDITOR_KIND else principal
         url = urlsplit(target)
         params = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
-        if method == "GET" and url.path == "/v1/records":
-            return self._records(principal, params, visible_to)
-        if method == "POST" and url.path == "/v1/records/query":
-            return self._records(principal, self._json_body(body), visible_to)
-        if method == "GET" and url.path == "/v1/checkpoints":
-            return {"checkpoints": [c.to_dict() for c in self._store().checkpoints()]}
-        if method == "GET" and url.path == "/v1/checkpoints/latest":
-            latest = self._store().latest_checkpoint()
-            if latest is None:
-                raise _BadRequest(404, "no checkpoint yet")
-            return latest.to_dict()
-        if method == "GET" and url.path == "/v1/consistency":
-            old, new = self._int(params, "old"), self._int(params, "new")
-            proof = self._store().consistency_proof(old, new)
-            return {"old_size": old, "new_size": new, "proof": [p.hex() for p in proof]}
+        endpoints: dict[tuple[str, str], Callable[[], dict[str, Any]]] = {
+            ("GET", "/v1/records"): lambda: self._records(principal, params, visible_to),
+            ("POST", "/v1/records/query"): lambda: self._records(
+                principal, self._json_body(body), visible_to
+            ),
+            ("GET", "/v1/checkpoints"): lambda: {
+                "checkpoints": [c.to_dict() for c in self._store().checkpoints()]
+            },
+            ("GET", "/v1/checkpoints/latest"): lambda: self._latest().to_dict(),
+            ("GET", "/v1/checkpoints/latest/cosignatures"): lambda: self._witnessed(self._latest()),
+            ("GET", "/v1/checkpoints/witnessed"): self._latest_witnessed,
+            ("POST", "/v1/cosignatures"): lambda: self._add_cosignature(
+                principal, self._json_object(body)
+            ),
+            ("GET", "/v1/consistency"): lambda: self._consistency(params),
+        }
+        endpoint = endpoints.get((method, url.path))
+        if endpoint is not None:
+            return endpoint()
         matched = _PROOF_PATH.fullmatch(url.path)
         if method == "GET" and matched:
             return self._proof(principal, int(matched.group(1)), params, visible_to)
         raise _BadRequest(404, "no such endpoint")
+
+    def _latest(self) -> Checkpoint:
+        latest = self._store().latest_checkpoint()
+        if latest is None:
+            raise _BadRequest(404, "no checkpoint yet")
+        return latest
+
+    def _consistency(self, params: Mapping[str, str]) -> dict[str, Any]:
+        old, new = self._int(params, "old"), self._int(params, "new")
+        proof = self._store().consistency_proof(old, new)
+        return {"old_size": old, "new_size": new, "proof": [p.hex() for p in proof]}
+
+    # -- witnesses ---------------------------------------------------------------------------
+
+    def _witnessed(self, checkpoint: Checkpoint) -> dict[str, Any]:
+        """A checkpoint with the cosignatures on record and, with a policy, its verdict."""
+        cosignatures = self._store().cosignatures(checkpoint)
+        answer: dict[str, Any] = {
+            "checkpoint": checkpoint.to_dict(),
+            "cosignatures": [c.to_dict() for c in cosignatures],
+        }
+        if checkpoint.is_note:
+            answer["note"] = with_cosignatures(checkpoint, cosignatures)
+        if self._witnessing is not None:
+            answer["witnesses"] = self._witnessing.verdict(checkpoint, cosignatures).to_dict()
+        return answer
+
+    def _latest_witnessed(self) -> dict[str, Any]:
+        """The checkpoint of the largest tree whose cosignatures meet the witness policy."""
+        if self._witnessing is None:
+            raise _BadRequest(404, "this server has no witness policy")
+        for checkpoint in reversed(self._store().recent_checkpoints(RECENT_WITNESSED)):
+            answer = self._witnessed(checkpoint)
+            if answer["witnesses"]["met"]:
+                return answer
+        raise _BadRequest(404, "no recent checkpoint has the co-signatures the policy needs")
+
+    def _add_cosignature(self, principal: str, values: dict[str, Any]) -> dict[str, Any]:
+        """A witness hands in its cosignature of a checkpoint this log signed."""
+        if self._witnessing is None:
+            raise _BadRequest(404, "this server has no witness policy")
+        try:
+            cosignature = Cosignature.from_dict(values.get("cosignature"))
+            size, root = values.get("tree_size"), bytes.fromhex(str(values.get("root")))
+        except (CheckpointError, ValueError):
+            raise _BadRequest(400, "body: tree_size, root (hex) and cosignature") from None
+        if cosignature.witness != principal:
+            raise _BadRequest(403, "a witness hands in its own cosignatures only")
+        store = self._store()
+        checkpoint = store.checkpoint_at(size) if isinstance(size, int) else None
+        if checkpoint is None or checkpoint.root != root or not checkpoint.is_note:
+            raise _BadRequest(404, "this log signed no C2SP checkpoint of that size and root")
+        try:
+            self._witnessing.check(checkpoint, cosignature)
+        except WitnessPolicyError as refused:
+            raise _BadRequest(400, str(refused)) from None
+        added = store.add_cosignature(checkpoint, cosignature)
+        return {"added": added, **self._witnessed(checkpoint)}
+
+    @staticmethod
+    def _json_object(body: bytes) -> dict[str, Any]:
+        try:
+            values = json.loads(body or b"{}")
+        except ValueError:
+            raise _BadRequest(400, "body: not JSON") from None
+        if not isinstance(values, dict):
+            raise _BadRequest(400, "body: a JSON object")
+        return values
 
     @staticmethod
     def _json_body(body: bytes) -> dict[str, str]:

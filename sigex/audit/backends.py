@@ -70,9 +70,25 @@ def schema_statements(int_type: str, blob_type: str, table: str = "access_record
             "PRIMARY KEY (level, node_index))",
             f"CREATE TABLE IF NOT EXISTS checkpoints (tree_size {int_type} NOT NULL, "
             f"root {blob_type} NOT NULL, issued_at TEXT NOT NULL, key_id TEXT NOT NULL, "
-            f"signature {blob_type} NOT NULL, PRIMARY KEY (tree_size, issued_at))",
+            f"signature {blob_type} NOT NULL, origin TEXT, PRIMARY KEY (tree_size, issued_at))",
+            f"CREATE TABLE IF NOT EXISTS cosignatures (tree_size {int_type} NOT NULL, "
+            f"root {blob_type} NOT NULL, witness TEXT NOT NULL, key_id {blob_type} NOT NULL, "
+            f"signed_at {int_type} NOT NULL, signature {blob_type} NOT NULL, "
+            "PRIMARY KEY (tree_size, root, witness, signed_at))",
         ]
     return statements
+
+
+#: Columns added to a table after databases with it were in use: (table, column, type).
+#: Opening such a database for writing adds them; a reading open copes without them.
+ADDED_COLUMNS = (("checkpoints", "origin", "TEXT"),)
+
+
+def migrate(backend: Backend) -> None:
+    """Add the columns an access log made by an earlier version lacks (NULL in old rows)."""
+    for table, column, column_type in ADDED_COLUMNS:
+        if column not in backend.columns(table):
+            backend.execute(f"ALTER TABLE {table} ADD COLUMN {column} {column_type}")
 
 
 class Backend(Protocol):
@@ -92,6 +108,8 @@ class Backend(Protocol):
     def write_transaction(self) -> Any: ...
 
     def snapshot(self) -> Any: ...
+
+    def columns(self, table: str) -> set[str]: ...
 
     def close(self) -> None: ...
 
@@ -144,6 +162,7 @@ class SqliteBackend:
         if create:
             for statement in schema_statements("INTEGER", "BLOB"):
                 self._connection.execute(statement)
+            migrate(self)
             return
         names = self._connection.execute("SELECT name FROM sqlite_master WHERE type='table'")
         _missing_tables({str(row[0]) for row in names}, f"the SQLite file {self.location}")
@@ -210,6 +229,9 @@ class SqliteBackend:
     def snapshot(self) -> Any:
         return self._transaction("BEGIN")
 
+    def columns(self, table: str) -> set[str]:
+        return {str(row[1]) for row in self.query(f"PRAGMA table_info({table})")}
+
     def close(self) -> None:
         self._connection.close()
 
@@ -233,6 +255,7 @@ class PostgresBackend:
                     self._connection.execute("SELECT pg_advisory_xact_lock(%s)", (_ADVISORY_LOCK,))
                     for statement in schema_statements("BIGINT", "BYTEA"):
                         self._connection.execute(statement.encode("utf-8"))
+                    migrate(self)
             else:
                 self._connection.execute("SET default_transaction_read_only = on")
                 present = {
@@ -298,6 +321,14 @@ class PostgresBackend:
 
     def snapshot(self) -> Any:
         return self._transaction(lock=False)
+
+    def columns(self, table: str) -> set[str]:
+        rows = self.query(
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_schema = current_schema() AND table_name = ?",
+            (table,),
+        )
+        return {str(row[0]) for row in rows}
 
     def close(self) -> None:
         self._connection.close()

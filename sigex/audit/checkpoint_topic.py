@@ -1,8 +1,10 @@
 """Publishing the access log's signed checkpoints to Kafka, and reading them back.
 
-The audit service writes each checkpoint (canonical JSON, see
-:mod:`sigex.audit.checkpoint`) to ``sigex.audit.checkpoints``, keyed by the
-log's origin so they stay in order on one partition. Anyone may read the
+The audit service writes each checkpoint to ``sigex.audit.checkpoints``, keyed by the
+log's origin so they stay in order on one partition: a C2SP checkpoint as its bare
+signed note (what transparency-log tooling reads), with the time the audit service
+signed it in the header ``sigex-issued-at``; checkpoints written before that format are
+canonical JSON (see :mod:`sigex.audit.checkpoint`), and both are read back. Anyone may read the
 topic and keep the checkpoints; ``sigex audit verify --bootstrap`` reads them
 all back to catch a database that was rewritten or rolled back.
 """
@@ -15,14 +17,37 @@ from collections.abc import Iterable
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 
-from sigex.audit.checkpoint import ORIGIN, Checkpoint
-from sigex.audit.errors import CheckpointError
+from sigex.audit.checkpoint import Checkpoint
+from sigex.audit.errors import CheckpointError, RecordFormatError
+from sigex.exchange.access_record import format_time, parse_time
+from sigex.exchange.protocol import header_value
 from sigex.exchange.topology import CHECKPOINT_TOPIC
 from sigex.logs import get_logger
 from sigex.transport import KafkaConnection
 
 _log = get_logger(__name__)
-_KEY = ORIGIN.encode("ascii")
+ISSUED_AT_HEADER = "sigex-issued-at"
+
+
+def checkpoint_record(checkpoint: Checkpoint) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
+    """(key, value, headers) of a checkpoint on the topic."""
+    key = checkpoint.origin.encode("utf-8")
+    if not checkpoint.is_note:
+        return key, checkpoint.to_bytes(), []
+    issued = format_time(checkpoint.issued_at).encode("ascii")
+    return key, checkpoint.note_text().encode("utf-8"), [(ISSUED_AT_HEADER, issued)]
+
+
+def parse_checkpoint_record(value: bytes, headers: list[tuple[str, bytes]]) -> Checkpoint:
+    """A checkpoint read from the topic, in either form (CheckpointError if neither)."""
+    if value.startswith(b"{"):
+        return Checkpoint.from_bytes(value)
+    issued = header_value(headers, ISSUED_AT_HEADER)
+    try:
+        issued_at = parse_time(issued.decode("ascii") if issued else "", "issued_at")
+    except (UnicodeDecodeError, RecordFormatError):
+        raise CheckpointError("checkpoint record: no readable sigex-issued-at header") from None
+    return Checkpoint.from_note(value, issued_at)
 
 
 class CheckpointPublisher:
@@ -35,7 +60,8 @@ class CheckpointPublisher:
         )
 
     def publish(self, checkpoint: Checkpoint) -> None:
-        future = self._producer.send(self._topic, key=_KEY, value=checkpoint.to_bytes())
+        key, value, headers = checkpoint_record(checkpoint)
+        future = self._producer.send(self._topic, key=key, value=value, headers=headers)
         self._producer.flush()
         future.get(timeout=30)
 
@@ -119,7 +145,7 @@ def _read_until(
         for partition, messages in batch.items():
             for message in messages:
                 try:
-                    yield Checkpoint.from_bytes(message.value)
+                    yield parse_checkpoint_record(message.value, list(message.headers or []))
                 except CheckpointError:
                     _log.warning(
                         "checkpoint_unreadable",

@@ -30,6 +30,18 @@ class CheckpointError(AccessLogError):
     """A checkpoint is malformed, unsigned, or its signature does not verify."""
 
 
+class NoteError(CheckpointError):
+    """A signed note (C2SP signed-note) is not in the format: text, blank line, signatures."""
+
+
+class WitnessError(AccessLogError):
+    """A witness could not check or co-sign a checkpoint (not an alarm: nothing was proven)."""
+
+
+class WitnessPolicyError(AccessLogError):
+    """The witness policy file is malformed or names parties the federation lacks."""
+
+
 class QueryRefused(AccessLogError):
     """A query lacks a filter or asks for records the caller may not see."""
 
@@ -56,9 +68,12 @@ __all__ = [
     "ExportFormatError",
     "LogCorrupted",
     "LogNotFound",
+    "NoteError",
     "ProofError",
     "PseudonymKeyMissing",
     "QueryRefused",
     "RecordFormatError",
     "StoreError",
+    "WitnessError",
+    "WitnessPolicyError",
 ]

@@ -103,6 +103,8 @@ class IndexerSettings:
     join_seconds: float = 60.0
     #: with ``idle_exit_seconds``, rejoins in a row before giving up with an error
     max_rejoins: int = 3
+    #: the log's origin in its checkpoints (the witness policy's; None: the log's own)
+    origin: str | None = None
 
     def __post_init__(self) -> None:
         if not self.group_id.startswith(AUDIT_GROUP_PREFIX):
@@ -275,7 +277,9 @@ def run_indexer(
         on_topic = last_published_checkpoint(settings.connection, settings.checkpoint_topic)
         published_size = on_topic.tree_size if on_topic is not None else 0
         # a run before this one may have grown the log and stopped without publishing
-        latest = _publish_if_grown(store, signing_key, clock, metrics, publisher, published_size)
+        latest = _publish_if_grown(
+            store, signing_key, clock, metrics, publisher, published_size, settings.origin
+        )
         if latest is not None:
             published, published_size = published + 1, latest.tree_size
         while stop is None or not stop.is_set():
@@ -301,7 +305,7 @@ def run_indexer(
             skipped += result.skipped
             conflicts += len(result.conflicts)
             if result.appended or latest is None:
-                latest = _sign(store, signing_key, clock, metrics)
+                latest = _sign(store, signing_key, clock, metrics, settings.origin)
                 since_publish += result.appended
             if since_publish >= settings.publish_every:
                 publisher.publish(latest)
@@ -317,7 +321,9 @@ def run_indexer(
                 tree_size=result.tree_size,
             )
         # every run that grows the log ends with its checkpoint published
-        if _publish_if_grown(store, signing_key, clock, metrics, publisher, published_size):
+        if _publish_if_grown(
+            store, signing_key, clock, metrics, publisher, published_size, settings.origin
+        ):
             published += 1
     finally:
         consumer.close()
@@ -403,18 +409,23 @@ def _publish_if_grown(
     metrics: AuditMetrics,
     publisher: CheckpointPublisher,
     published_size: int,
+    origin: str | None,
 ) -> Checkpoint | None:
     """Sign and publish a checkpoint when the log holds more than ``published_size`` records."""
     if store.size() <= published_size:
         return None
-    checkpoint = _sign(store, key, clock, metrics)
+    checkpoint = _sign(store, key, clock, metrics, origin)
     publisher.publish(checkpoint)
     return checkpoint
 
 
 def _sign(
-    store: AccessLogStore, key: Ed25519PrivateKey, clock: Clock, metrics: AuditMetrics
+    store: AccessLogStore,
+    key: Ed25519PrivateKey,
+    clock: Clock,
+    metrics: AuditMetrics,
+    origin: str | None,
 ) -> Checkpoint:
-    checkpoint = store.checkpoint(key, clock)
+    checkpoint = store.checkpoint(key, clock, origin)
     metrics.checkpoint_signed(checkpoint.issued_at)
     return checkpoint

@@ -22,7 +22,8 @@ from typing import Any
 
 from sigex.audit._keys import Ed25519PrivateKey
 from sigex.audit.backends import Backend, Row, open_backend
-from sigex.audit.checkpoint import Checkpoint, sign_checkpoint
+from sigex.audit.checkpoint import DEFAULT_ORIGIN, LEGACY_ORIGIN, Checkpoint, sign_checkpoint
+from sigex.audit.cosignature import Cosignature
 from sigex.audit.errors import LogCorrupted, ProofError, StoreError
 from sigex.clock import Clock
 from sigex.exchange.access_record import (
@@ -215,6 +216,11 @@ class AccessLogStore:
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
         self._builder: TreeBuilder | None = None
+        # a log made before C2SP checkpoints and witnesses, opened read only, lacks these
+        self._origin_column = (
+            "origin" if "origin" in backend.columns("checkpoints") else "NULL AS origin"
+        )
+        self._has_cosignatures = bool(backend.columns("cosignatures"))
 
     @classmethod
     def open(cls, location: str, *, create: bool = True) -> AccessLogStore:
@@ -460,28 +466,32 @@ class AccessLogStore:
             )
             if not exists:
                 self.backend.execute(
-                    "INSERT INTO checkpoints (tree_size, root, issued_at, key_id, signature) "
-                    "VALUES (?, ?, ?, ?, ?)",
+                    "INSERT INTO checkpoints "
+                    "(tree_size, root, issued_at, key_id, signature, origin) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
                     (
                         checkpoint.tree_size,
                         checkpoint.root,
                         format_time(checkpoint.issued_at),
                         checkpoint.key_id,
                         checkpoint.signature,
+                        checkpoint.origin if checkpoint.is_note else None,
                     ),
                 )
 
-    def checkpoints(self) -> list[Checkpoint]:
-        return self._checkpoint_rows(
-            "SELECT tree_size, root, issued_at, key_id, signature FROM checkpoints "
-            "ORDER BY tree_size, issued_at"
+    def _select_checkpoints(self, rest: str) -> str:
+        return (
+            "SELECT tree_size, root, issued_at, key_id, signature, "  # noqa: S608 - fixed parts
+            f"{self._origin_column} FROM checkpoints {rest}"
         )
+
+    def checkpoints(self) -> list[Checkpoint]:
+        return self._checkpoint_rows(self._select_checkpoints("ORDER BY tree_size, issued_at"))
 
     def checkpoint_at(self, tree_size: int) -> Checkpoint | None:
         """The last checkpoint issued at exactly ``tree_size`` records, if any."""
         found = self._checkpoint_rows(
-            "SELECT tree_size, root, issued_at, key_id, signature FROM checkpoints "
-            "WHERE tree_size = ? ORDER BY issued_at DESC LIMIT 1",
+            self._select_checkpoints("WHERE tree_size = ? ORDER BY issued_at DESC LIMIT 1"),
             (tree_size,),
         )
         return found[0] if found else None
@@ -495,6 +505,7 @@ class AccessLogStore:
                 issued_at=parse_time(str(row[2]), "issued_at"),
                 key_id=str(row[3]),
                 signature=stored_bytes(row[4], f"checkpoint row {number}: signature"),
+                origin=LEGACY_ORIGIN if row[5] is None else str(row[5]),
             )
             for number, row in enumerate(rows)
         ]
@@ -502,8 +513,7 @@ class AccessLogStore:
     def latest_checkpoint(self) -> Checkpoint | None:
         """The checkpoint of the largest tree (the last issued of those), read by index."""
         found = self._checkpoint_rows(
-            "SELECT tree_size, root, issued_at, key_id, signature FROM checkpoints "
-            "ORDER BY tree_size DESC, issued_at DESC LIMIT 1"
+            self._select_checkpoints("ORDER BY tree_size DESC, issued_at DESC LIMIT 1")
         )
         return found[0] if found else None
 
@@ -513,21 +523,74 @@ class AccessLogStore:
     def recent_checkpoints(self, limit: int) -> list[Checkpoint]:
         """The ``limit`` checkpoints of the largest trees, oldest first."""
         found = self._checkpoint_rows(
-            "SELECT tree_size, root, issued_at, key_id, signature FROM checkpoints "
-            "ORDER BY tree_size DESC, issued_at DESC LIMIT ?",
+            self._select_checkpoints("ORDER BY tree_size DESC, issued_at DESC LIMIT ?"),
             (limit,),
         )
         return found[::-1]
 
-    def checkpoint(self, signing_key: Ed25519PrivateKey, clock: Clock) -> Checkpoint:
-        """Sign the current size and root with the audit service's key, and keep it."""
+    def checkpoint(
+        self, signing_key: Ed25519PrivateKey, clock: Clock, origin: str | None = None
+    ) -> Checkpoint:
+        """Sign the current size and root with the audit service's key, and keep it.
+
+        ``origin`` names the log (its witness policy's); without it the log keeps the
+        origin of its last C2SP checkpoint, or takes the development default.
+        """
         with self.backend.write_transaction():
+            if origin is None:
+                latest = self.latest_checkpoint()
+                origin = latest.origin if latest and latest.is_note else DEFAULT_ORIGIN
             size = self.size()
             # the right edge this store keeps from its own appends (read once when it opened)
             root = self._builder_at(size).root()
-            signed = sign_checkpoint(size, root, signing_key, clock)
+            signed = sign_checkpoint(size, root, signing_key, clock, origin)
             self.add_checkpoint(signed)
         return signed
+
+    # -- witness cosignatures --------------------------------------------------------------
+
+    def add_cosignature(self, checkpoint: Checkpoint, cosignature: Cosignature) -> bool:
+        """Keep a cosignature of ``checkpoint`` (the caller verified it); False if on record."""
+        row = (
+            checkpoint.tree_size,
+            checkpoint.root,
+            cosignature.witness,
+            cosignature.key_id,
+            cosignature.timestamp,
+            cosignature.signature,
+        )
+        with self.backend.write_transaction():
+            if self.backend.query(
+                "SELECT 1 FROM cosignatures WHERE tree_size = ? AND root = ? AND witness = ? "
+                "AND signed_at = ?",
+                row[:3] + row[4:5],
+            ):
+                return False
+            self.backend.execute(
+                "INSERT INTO cosignatures (tree_size, root, witness, key_id, signed_at, "
+                "signature) VALUES (?, ?, ?, ?, ?, ?)",
+                row,
+            )
+        return True
+
+    def cosignatures(self, checkpoint: Checkpoint) -> list[Cosignature]:
+        """The cosignatures on record for ``checkpoint``'s tree (unverified), oldest first."""
+        if not self._has_cosignatures or not checkpoint.is_note:
+            return []
+        rows = self.backend.query(
+            "SELECT witness, key_id, signed_at, signature FROM cosignatures "
+            "WHERE tree_size = ? AND root = ? ORDER BY signed_at, witness",
+            (checkpoint.tree_size, checkpoint.root),
+        )
+        return [
+            Cosignature(
+                str(row[0]),
+                stored_bytes(row[1], "cosignature key_id"),
+                stored_int(row[2], "cosignature signed_at"),
+                stored_bytes(row[3], "cosignature signature"),
+            )
+            for row in rows
+        ]
 
 
 def _leaf_row(row: Row) -> LeafRow:

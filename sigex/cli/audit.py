@@ -44,6 +44,7 @@ from sigex.audit.verify import (
     verify_record,
     verify_store,
 )
+from sigex.audit.witness_policy import Witnessing, WitnessPolicy, load_witness_policy
 from sigex.cli.options import broker_connection, settings_with
 from sigex.clock import SystemClock
 from sigex.config import load_settings
@@ -164,6 +165,25 @@ state_option = click.option(
     show_default="$SIGEX_STATE_DIR or ~/.local/state/sigex",
     help="Folder with the federation keys and local state.",
 )
+
+witness_policy_option = click.option(
+    "--witness-policy",
+    "witness_policy",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    default=None,
+    help="The witness policy file (default: the shipped policies/witnesses.yaml).",
+)
+
+
+def _witness_policy(path: Path | None) -> WitnessPolicy:
+    return load_witness_policy(path)
+
+
+def _witnessing(state_dir: Path, path: Path | None) -> Witnessing:
+    """The witness policy, checked against the federation, with the directory to judge by."""
+    policy = _witness_policy(path)
+    policy.check_parties({p.code: p.kind for p in _directory_parties(state_dir)})
+    return Witnessing(policy, lambda: load_directory(state_dir), SystemClock())
 
 
 @click.group()
@@ -553,17 +573,20 @@ def browser_certificate(
 )
 @click.option("--bootstrap", default=None, help="Also publish it to sigex.audit.checkpoints.")
 @plaintext_option
+@witness_policy_option
 def checkpoint(
     db: str | None,
     state_dir: Path,
     signing_key: Path | None,
     bootstrap: str | None,
     plaintext: bool,
+    witness_policy: Path | None,
 ) -> None:
     """Sign the log's current size and root, keep the checkpoint, and publish it."""
     key = _audit_signing_key(state_dir, signing_key)
+    origin = _witness_policy(witness_policy).origin
     with _open(db, state_dir) as store:
-        signed = store.checkpoint(key, SystemClock())
+        signed = store.checkpoint(key, SystemClock(), origin)
     if bootstrap:
         from sigex.audit.checkpoint_topic import publish_checkpoint  # noqa: PLC0415  # Kafka layer, lazily
 
@@ -594,6 +617,7 @@ def checkpoint(
     help="PEM Ed25519 key to sign checkpoints over the records of the questions asked "
     "(default: the AUDIT party's signing key, when this state folder has it).",
 )
+@witness_policy_option
 def serve(
     db: str | None,
     state_dir: Path,
@@ -605,6 +629,7 @@ def serve(
     key: Path | None,
     ca: Path | None,
     signing_key: Path | None,
+    witness_policy: Path | None,
 ) -> None:
     """The JSON API and the auditor's console, over mutual TLS with federation certificates."""
 
@@ -624,6 +649,7 @@ def serve(
         {p.code: p.kind for p in parties},
         pseudonymiser,
         ConsultationLog(SystemClock(), signing),
+        _witnessing(state_dir, witness_policy) if parties else None,
     )
 
     def generations() -> Mapping[str, int]:
@@ -710,6 +736,7 @@ def _console_signing_key(state_dir: Path, key_file: Path | None) -> Ed25519Priva
     "rather than stop with events waiting that it could not read.",
 )
 @click.option("--no-metrics", is_flag=True, help="Do not serve /metrics, /livez and /readyz.")
+@witness_policy_option
 def index(
     db: str | None,
     state_dir: Path,
@@ -720,6 +747,7 @@ def index(
     publish_every: int,
     idle_exit: float | None,
     no_metrics: bool,
+    witness_policy: Path | None,
 ) -> None:
     """Consume sigex.audit and sigex.receipts into the log, checkpointing as it goes.
 
@@ -736,6 +764,7 @@ def index(
         group_id=group_id,
         publish_every=publish_every,
         idle_exit_seconds=idle_exit,
+        origin=_witness_policy(witness_policy).origin,
     )
     stop = threading.Event()
     ready = threading.Event()
@@ -779,3 +808,70 @@ def index(
             err=True,
         )
     sys.stdout.flush()
+
+
+@audit.command()
+@state_option
+@click.option("--as", "party", required=True, help="The party whose witness this is.")
+@click.option(
+    "--api",
+    "api_url",
+    default="https://127.0.0.1:8443",
+    show_default=True,
+    help="The audit API to fetch checkpoints from and hand cosignatures to.",
+)
+@click.option("--once", is_flag=True, help="One round, then exit (0 co-signed, 1 not, 3 alarm).")
+@click.option(
+    "--interval",
+    type=float,
+    default=10.0,
+    show_default=True,
+    help="Seconds between rounds when running on.",
+)
+@witness_policy_option
+def witness(
+    state_dir: Path,
+    party: str,
+    api_url: str,
+    once: bool,
+    interval: float,
+    witness_policy: Path | None,
+) -> None:
+    """Witness the access log as PARTY: co-sign each checkpoint that extends the last one.
+
+    The witness keeps the last checkpoint it co-signed in <state>/witness/PARTY; a
+    checkpoint that conflicts with it is refused and kept there as evidence (alarms/),
+    and the command exits 3 (with --once) or logs the alarm and runs on.
+    """
+    from sigex.audit.witness import Witness  # noqa: PLC0415  # lazily
+    from sigex.audit.witness_client import AuditApiClient, witness_round  # noqa: PLC0415
+
+    policy = _witness_policy(witness_policy)
+    if party not in policy.witnesses:
+        raise click.UsageError(f"{party} is not a witness in the witness policy")
+    log_keys = _audit_public_key(state_dir, None)
+    if not log_keys:
+        raise click.UsageError("the party directory lists no signing key of the audit service")
+    identity = load_party(state_dir, party)
+    observer = Witness(
+        party=party,
+        signing_key=identity.signing_key,
+        log_keys=log_keys,
+        origin=policy.origin,
+        folder=state_dir / "witness" / party,
+        clock=SystemClock(),
+    )
+    client = AuditApiClient(api_url, identity)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda _signum, _frame: stop.set())
+    while True:
+        outcome = witness_round(client, observer)
+        if outcome.alarm is not None:
+            click.echo(f"ALARM ({party}): {outcome.detail}", err=True)
+        else:
+            click.echo(f"{party}: {outcome.detail}", err=True)
+        if once:
+            sys.exit(3 if outcome.alarm is not None else 0 if outcome.cosigned else 1)
+        if stop.wait(interval):
+            return

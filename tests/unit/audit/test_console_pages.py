@@ -232,10 +232,10 @@ def test_a_record_page_carries_a_proof_that_verifies_and_shows_what_the_entry_sa
         [bytes.fromhex(p) for p in proof["path"]],
     )
     assert root.hex() == checkpoint["root"]
-    signed = (
-        f"sigex.audit.checkpoint/v1\n{checkpoint['tree_size']}\n"
-        f"{base64.b64encode(root).decode()}\n{checkpoint['issued_at']}\n"
+    signed = (  # the C2SP checkpoint's note text: origin, size, root
+        f"{checkpoint['origin']}\n{checkpoint['tree_size']}\n{base64.b64encode(root).decode()}\n"
     ).encode()
+    assert checkpoint["note"].startswith(signed.decode() + "\n\u2014 ")
     signing_key.public_key().verify(bytes.fromhex(checkpoint["signature"]), signed)
     entry = json.loads(proof["entry"])
     shown = dict(re.findall(r'<td data-field="(\w+)">([^<]*)</td>', answer.text))

@@ -2,12 +2,15 @@
 //
 // An access record is leaf `leaf_index` of an RFC 9162 Merkle tree: its leaf hash is
 // SHA-256(0x00 || entry), an interior node SHA-256(0x01 || left || right). The inclusion
-// path leads from the leaf to the root of a checkpoint, whose Ed25519 signature by the audit
-// key covers the text "sigex.audit.checkpoint/v1\n<size>\n<root, base64>\n<issued at>\n".
-// Nothing the server says is taken on trust: the hashes are recomputed here, and the key is
-// the one the auditor pinned in this browser.
+// path leads from the leaf to the root of a checkpoint. A checkpoint is a C2SP signed note
+// ("<origin>\n<size>\n<root, base64>\n", a blank line, then "— <origin> <base64(key ID ||
+// signature)>" lines); the audit key's Ed25519 signature covers the note text, and its key
+// ID is SHA-256(origin || 0x0A || 0x01 || key)[:4]. Checkpoints signed before that format
+// covered "sigex.audit.checkpoint/v1\n<size>\n<root, base64>\n<issued at>\n" and are still
+// checked. Nothing the server says is taken on trust: the note is parsed and the hashes are
+// recomputed here, and the key is the one the auditor pinned in this browser.
 
-export const ORIGIN = "sigex.audit.checkpoint/v1";
+export const LEGACY_ORIGIN = "sigex.audit.checkpoint/v1";
 export const PINNED_KEY = "sigex.audit.pinned-key";
 const SPKI_ED25519 = "302a300506032b6570032100";
 const encoder = new TextEncoder();
@@ -89,9 +92,58 @@ function base64(bytes) {
   return btoa(String.fromCharCode(...bytes));
 }
 
+function fromBase64(text) {
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(text) || text.length % 4 !== 0) {
+    throw new ProofFailure("a value that should be base64 is not");
+  }
+  return Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
+}
+
 export function signedText(checkpoint) {
   const root = hexToBytes(checkpoint.root);
-  return `${ORIGIN}\n${checkpoint.tree_size}\n${base64(root)}\n${checkpoint.issued_at}\n`;
+  return `${LEGACY_ORIGIN}\n${checkpoint.tree_size}\n${base64(root)}\n${checkpoint.issued_at}\n`;
+}
+
+// A C2SP signed note: its text (with the final newline) and its signature lines.
+export function parseNote(note) {
+  if (typeof note !== "string" || !note.endsWith("\n") || /[\u0000-\u0009\u000b-\u001f]/.test(note)) {
+    throw new ProofFailure("the checkpoint is not a signed note");
+  }
+  const split = note.lastIndexOf("\n\n");
+  if (split < 0) throw new ProofFailure("the checkpoint note has no signatures");
+  const text = note.slice(0, split + 1);
+  const signatures = note
+    .slice(split + 2, -1)
+    .split("\n")
+    .map((line) => {
+      const match = line.match(/^\u2014 (\S+) (\S+)$/);
+      if (!match) throw new ProofFailure("a signature line of the checkpoint note is malformed");
+      const raw = fromBase64(match[2]);
+      if (raw.length < 5) throw new ProofFailure("a signature line of the checkpoint note is too short");
+      return { name: match[1], keyId: raw.slice(0, 4), signature: raw.slice(4) };
+    });
+  return { text, signatures };
+}
+
+// The signed-note key ID of the log's Ed25519 key under the name `origin`.
+export async function noteKeyId(origin, rawKey) {
+  const material = concat(encoder.encode(`${origin}\n`), Uint8Array.of(1), rawKey);
+  return bytesToHex((await sha256(material)).slice(0, 4));
+}
+
+// The note's own lines must say what the checkpoint's fields say; its log signature must verify.
+async function checkNote(checkpoint, rawKey) {
+  const note = parseNote(checkpoint.note);
+  const expected = `${checkpoint.origin}\n${checkpoint.tree_size}\n${base64(hexToBytes(checkpoint.root))}\n`;
+  if (note.text !== expected) throw new ProofFailure("the checkpoint note says another size or root");
+  const id = await noteKeyId(checkpoint.origin, rawKey);
+  const line = note.signatures.find((s) => s.name === checkpoint.origin && bytesToHex(s.keyId) === id);
+  if (!line) throw new ProofFailure(`the checkpoint note carries no signature by the pinned audit key (${id})`);
+  if (line.signature.length !== 64) throw new ProofFailure("the checkpoint's signature is not 64 bytes");
+  const key = await crypto.subtle.importKey("raw", rawKey, { name: "Ed25519" }, false, ["verify"]);
+  if (!(await crypto.subtle.verify({ name: "Ed25519" }, key, line.signature, encoder.encode(note.text)))) {
+    throw new ProofFailure("the checkpoint's signature does not verify with the pinned audit key");
+  }
 }
 
 // The raw 32-byte Ed25519 key from PEM (SubjectPublicKeyInfo) or 64 hexadecimal characters.
@@ -128,15 +180,19 @@ export async function verifySignature(rawKey, checkpoint) {
 // Every check of one record's proof; resolves with what was proven, or throws ProofFailure.
 export async function checkProof(proof, rawKey) {
   const checkpoint = proof.checkpoint;
-  if (!checkpoint || checkpoint.origin !== ORIGIN) {
+  if (!checkpoint || typeof checkpoint.origin !== "string") {
     throw new ProofFailure("the checkpoint is not one of this access log's");
   }
   const pinnedId = await keyId(rawKey);
-  if (checkpoint.key_id !== pinnedId) {
-    throw new ProofFailure(`the checkpoint names key ${checkpoint.key_id}, not the pinned key ${pinnedId}`);
-  }
-  if (!(await verifySignature(rawKey, checkpoint))) {
-    throw new ProofFailure("the checkpoint's signature does not verify with the pinned audit key");
+  if (checkpoint.origin === LEGACY_ORIGIN) {
+    if (checkpoint.key_id !== pinnedId) {
+      throw new ProofFailure(`the checkpoint names key ${checkpoint.key_id}, not the pinned key ${pinnedId}`);
+    }
+    if (!(await verifySignature(rawKey, checkpoint))) {
+      throw new ProofFailure("the checkpoint's signature does not verify with the pinned audit key");
+    }
+  } else {
+    await checkNote(checkpoint, rawKey);
   }
   const path = proof.path.map(hexToBytes);
   const leaf = await leafHash(proof.entry);
