@@ -44,6 +44,7 @@ from sigex.audit.errors import CheckpointError, NoteError, RecordFormatError
 from sigex.canonical import canonical_json
 from sigex.clock import Clock
 from sigex.exchange.access_record import format_time, parse_time
+from sigex.identity import PartyEntry
 from sigex.identity.keyfiles import check_private
 from sigex.merkle import HASH_BYTES
 
@@ -277,6 +278,13 @@ def generate_signing_key() -> Ed25519PrivateKey:
 
 def public_key_pem(public_key: Ed25519PublicKey) -> bytes:
     return _keys.public_key_pem(public_key)
+
+
+def audit_keys(entry: PartyEntry | None) -> list[Ed25519PublicKey]:
+    """The AUDIT party's signing keys its directory entry lists that are not revoked: the
+    keys its checkpoints may be signed with (current and rotated)."""
+    usable = [r for r in entry.signing_keys if r.revoked_at is None] if entry else []
+    return [Ed25519PublicKey.from_public_bytes(r.public_key) for r in usable]
 
 
 def load_public_key(data: bytes) -> Ed25519PublicKey:

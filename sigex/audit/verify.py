@@ -30,7 +30,7 @@ import itertools
 import json
 import operator
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +72,9 @@ class VerificationReport:
     @property
     def ok(self) -> bool:
         return not self.findings
+
+    def with_findings(self, more: Iterable[Finding]) -> VerificationReport:
+        return replace(self, findings=(*self.findings, *more))
 
     def summary(self) -> str:
         if self.ok:

@@ -20,6 +20,7 @@ from sigex.audit._keys import Ed25519PrivateKey, Ed25519PublicKey
 from sigex.audit.api import AUDITOR_KIND, AuditApi, make_server, server_tls_context
 from sigex.audit.checkpoint import (
     Checkpoint,
+    audit_keys,
     key_id,
     load_private_key,
     load_public_key,
@@ -38,12 +39,14 @@ from sigex.audit.store import AccessLogStore, RecordFilter
 from sigex.audit.tabular import TABLE_COLUMNS, csv_text, table_row
 from sigex.audit.tls import api_identity
 from sigex.audit.verify import (
+    Finding,
     VerificationReport,
     export_log,
     verify_export,
     verify_record,
     verify_store,
 )
+from sigex.audit.witness_check import WitnessReport, check_witnesses, read_alarms
 from sigex.audit.witness_policy import Witnessing, WitnessPolicy, load_witness_policy
 from sigex.cli.options import broker_connection, settings_with
 from sigex.clock import SystemClock
@@ -109,10 +112,7 @@ def _audit_public_key(state_dir: Path, key_file: Path | None) -> list[Ed25519Pub
     if key_file is not None:
         return [load_public_key(key_file.read_bytes())]
     entry = next((p for p in _directory_parties(state_dir) if p.code == Role.AUDIT), None)
-    usable = [r for r in entry.signing_keys if r.revoked_at is None] if entry else []
-    if not usable:
-        return None  # the caller warns that signatures are not checked
-    return [Ed25519PublicKey.from_public_bytes(r.public_key) for r in usable]
+    return audit_keys(entry) or None  # None: the caller warns that signatures are not checked
 
 
 def _connection(
@@ -352,6 +352,19 @@ def _print_report(report: VerificationReport) -> None:
     is_flag=True,
     help="Do not fail on a log without records (published checkpoints still must match).",
 )
+@witness_policy_option
+@click.option(
+    "--alarms",
+    "alarm_paths",
+    type=click.Path(path_type=Path, exists=True),
+    multiple=True,
+    help="Witness alarm evidence (a witness's alarms/ folder or one file); repeatable.",
+)
+@click.option(
+    "--allow-unwitnessed",
+    is_flag=True,
+    help="Do not fail when no checkpoint has the co-signatures the witness policy needs.",
+)
 @click.pass_context
 def verify(
     ctx: click.Context,
@@ -367,12 +380,18 @@ def verify(
     export_file: Path | None,
     allow_uncovered: bool,
     allow_empty: bool,
+    witness_policy: Path | None,
+    alarm_paths: tuple[Path, ...],
+    allow_unwitnessed: bool,
 ) -> None:
     """Verify the whole log against its checkpoints, one record, or an export offline.
 
     Opens the database read only and never creates one. When a broker is configured
     (--bootstrap or $SIGEX_BOOTSTRAP) the checkpoints published on sigex.audit.checkpoints are
     read back and must match, unless --offline. An empty log fails unless --allow-empty.
+    With the federation's directory, it also says which checkpoint the witness policy's
+    quorum co-signed, and fails when none did (unless --allow-unwitnessed) or when an alarm
+    (--alarms) proves the log signed two conflicting checkpoints.
     """
     key = _audit_public_key(state_dir, public_key)
     if key is None:
@@ -411,9 +430,30 @@ def verify(
             require_coverage=not allow_uncovered,
             allow_empty=allow_empty,
         )
+        witnesses = _witness_lines(store, state_dir, key, witness_policy, alarm_paths)
+    problems = witnesses.problems(require_witnessed=not allow_unwitnessed) if witnesses else []
+    report = report.with_findings(Finding("witnesses", problem) for problem in problems)
     _keep_verification(state_dir, report)
+    for line in witnesses.lines() if witnesses else []:
+        click.echo(line)
     _print_report(report)
     ctx.exit(0 if report.ok else 1)
+
+
+def _witness_lines(
+    store: AccessLogStore,
+    state_dir: Path,
+    key: list[Ed25519PublicKey] | None,
+    witness_policy: Path | None,
+    alarm_paths: Sequence[Path],
+) -> WitnessReport | None:
+    """What the witnesses say, when the directory and the audit key are there to judge it."""
+    if key is None or not _directory_parties(state_dir):
+        click.echo("note: no party directory or audit key: witnesses are NOT checked", err=True)
+        return None
+    return check_witnesses(
+        store, _witnessing(state_dir, witness_policy), key, read_alarms(alarm_paths)
+    )
 
 
 @audit.command()

@@ -29,8 +29,14 @@ from pathlib import Path
 
 import click
 
+from sigex.audit.api import AuditApi, make_server, server_tls_context
+from sigex.audit.checkpoint import audit_keys
 from sigex.audit.indexer import IndexerSettings, run_indexer
 from sigex.audit.store import AccessLogStore
+from sigex.audit.tls import api_identity
+from sigex.audit.witness import Witness
+from sigex.audit.witness_client import AuditApiClient, witness_round
+from sigex.audit.witness_policy import Witnessing, WitnessVerdict, load_witness_policy
 from sigex.broker import local
 from sigex.broker.gateway import GatewayRunner
 from sigex.broker.gateway_core import PolicyGateway
@@ -334,10 +340,13 @@ def demo(
                 connection=KafkaConnection.for_party(bootstrap, state, Role.AUDIT),
                 idle_exit_seconds=4.0,
                 publish_every=10_000,
+                origin=load_witness_policy().origin,
             ),
             party_events=PartyEventReader.for_audit_service(state, SystemClock()),
         )
-    _summary(policy, report, inboxes, stats.tree_size, audit_db, state, today)
+    witnessed = witness_the_log(state, audit_db)
+    _say("witnesses", witnessed.summary())
+    _summary(policy, report, inboxes, stats.tree_size, audit_db, state, today, witnessed)
     for inbox in inboxes.values():
         inbox.close()
 
@@ -432,6 +441,7 @@ def _summary(
     audit_db: Path,
     state: Path,
     today: date,
+    witnessed: WitnessVerdict,
 ) -> None:
     click.echo()
     click.echo(click.style(f"What happened (policy date {today})", bold=True))
@@ -460,6 +470,7 @@ def _summary(
             f"{cases.answered} frequent movers answered"
         )
     click.echo(f"Access log: {log_size:,} records in {audit_db}")
+    click.echo(f"Its last checkpoint: {witnessed.summary()}")
     if today < date(2027, 1, 1):
         click.echo(
             "The Wtta basis is not in force yet on this date: run the demo again with "
@@ -483,6 +494,55 @@ def _summary(
         "--recipient BD --purpose WTTA_TOEZICHT --at 2027-02-01"
     )
     click.echo(f"  .venv/bin/sigex broker stop --home {state / 'broker'}")
+
+
+def witness_the_log(state: Path, audit_db: Path) -> WitnessVerdict:
+    """Serve the audit API for a moment and let every witness of the policy do one round.
+
+    Each witness reaches the API over mutual TLS with its own federation certificate,
+    checks the latest checkpoint against the last one it co-signed (kept in
+    ``<state>/witness/<PARTY>``) and hands in its cosignature. Returns what the policy
+    makes of the latest checkpoint's cosignatures.
+    """
+    policy = load_witness_policy()
+    directory = load_directory(state)
+    witnessing = Witnessing(policy, lambda: load_directory(state), SystemClock())
+    api = AuditApi(
+        lambda: AccessLogStore.open(str(audit_db)),
+        {party.code: party.kind for party in directory.parties},
+        None,
+        None,
+        witnessing,
+    )
+    certificate, key = api_identity(state)
+    context = server_tls_context(certificate, key, state / "federation" / "ca.pem")
+    server = make_server(api, "127.0.0.1", 0, context, generations=directory.generations)
+    serving = threading.Thread(target=server.serve_forever, name="demo-audit-api", daemon=True)
+    serving.start()
+    url = f"https://127.0.0.1:{server.server_address[1]}"
+    log_keys = audit_keys(directory.party(Role.AUDIT))
+    try:
+        for party in policy.witnesses:
+            identity = load_party(state, party)
+            observer = Witness(
+                party=party,
+                signing_key=identity.signing_key,
+                log_keys=log_keys,
+                origin=policy.origin,
+                folder=state / "witness" / party,
+                clock=SystemClock(),
+            )
+            outcome = witness_round(AuditApiClient(url, identity), observer)
+            if not outcome.cosigned:
+                _say("witnesses", f"{party} did not co-sign: {outcome.detail}")
+    finally:
+        server.shutdown()
+        server.server_close()
+    with AccessLogStore.open(str(audit_db)) as store:
+        latest = store.latest_checkpoint()
+        if latest is None:
+            return WitnessVerdict((), (), policy.quorum, policy.witnesses)
+        return witnessing.verdict(latest, store.cosignatures(latest))
 
 
 def _example_bsn(inboxes: Mapping[str, Inbox]) -> str | None:

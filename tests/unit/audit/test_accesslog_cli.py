@@ -19,6 +19,7 @@ from sigex.audit.store import AccessLogStore
 from sigex.cli.audit import audit
 from sigex.exchange.access_record import AccessRecord, EventKind
 from sigex.exchange.pseudonyms import SubjectPseudonymiser, load_pseudonym_key
+from tests.witnessing import witness_latest
 
 from .conftest import PEOPLE, RecordFactory
 
@@ -94,8 +95,21 @@ def test_checkpoint_then_verify_passes_and_a_change_fails(
     assert code == 0, text
     assert json.loads(text)["tree_size"] == 6
     code, text = _run(federation_state, db, "verify")
+    assert code == 1, "signed by the log alone is not enough: the witnesses have not co-signed"
+    assert "no checkpoint has the co-signatures the witness policy needs" in text
+    assert "0 of 5 witnesses co-signed" in text
+    witness_latest(federation_state, str(db), ["NLA", "UWV"])
+    code, text = _run(federation_state, db, "verify")
+    assert code == 1 and "2 of 5 witnesses co-signed (NLA, UWV); the policy needs 3" in text
+    code, text = _run(federation_state, db, "verify", "--allow-unwitnessed")
     assert code == 0, text
-    assert text.startswith("ok: 6 records, 1 signed checkpoints match")
+    witness_latest(federation_state, str(db), ["BD"])
+    code, text = _run(federation_state, db, "verify")
+    assert code == 0, text
+    assert text.startswith(
+        "witnessed: the checkpoint at 6 records; 3 of 5 witnesses co-signed (BD, NLA, UWV)"
+    )
+    assert "ok: 6 records, 1 signed checkpoints match" in text
     code, text = _run(federation_state, db, "verify", "--record", "3")
     assert code == 0 and "record 3 is in the log" in text
     with sqlite3.connect(db) as connection:

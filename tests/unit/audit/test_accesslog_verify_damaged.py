@@ -18,6 +18,7 @@ from click.testing import CliRunner
 from sigex.audit.errors import LogCorrupted, LogNotFound
 from sigex.audit.store import AccessLogStore
 from sigex.cli import main
+from tests.witnessing import witness_latest
 
 from .conftest import RecordFactory
 
@@ -48,6 +49,7 @@ def _checkpointed(state: Path, location: str, make_record: RecordFactory) -> int
         main, ["audit", "checkpoint", "--db", location, "--state-dir", str(state)]
     )
     assert result.exit_code == 0, result.output
+    witness_latest(state, location)
     return int(json.loads(result.stdout)["tree_size"])
 
 
