@@ -89,10 +89,16 @@ class WitnessReport:
 
 
 def read_alarms(folders: Iterable[Path]) -> list[tuple[Path, Alarm]]:
-    """Alarm evidence files (``*.json``) in the given folders or files, oldest name first."""
+    """Alarm evidence files: the given files, and the ``alarms/*.json`` of the given folders
+    (a witness's ``alarms`` folder, its own folder, or a folder of several witnesses)."""
     found = []
     for folder in folders:
-        paths = [folder] if folder.is_file() else sorted(folder.rglob("*.json"))
+        if folder.is_file():
+            paths = [folder]
+        elif folder.name == "alarms":
+            paths = sorted(folder.glob("*.json"))
+        else:
+            paths = sorted(folder.rglob("alarms/*.json"))
         for path in paths:
             try:
                 found.append((path, Alarm.from_dict(json.loads(path.read_text("utf-8")))))

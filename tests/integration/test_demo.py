@@ -12,6 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from sigex.audit.cosignature import with_cosignatures
+from sigex.audit.store import AccessLogStore
+from sigex.audit.witness_policy import load_witness_policy
+from sigex.identity.federation import load_directory
+from tests.c2sp_reader import cosignature_time, read_checkpoint
 from tests.conftest import free_port
 
 SIGEX = str(Path(sys.executable).parent / "sigex")
@@ -88,9 +93,11 @@ def test_the_demo_runs_the_exchange_and_the_auditor_can_answer_for_a_person(
             "the access report lists exactly the deliveries about that person"
         )
         assert all(d["acknowledged"] for d in report["disclosures"])
-        assert run(
-            "audit", "verify", "--db", str(db), "--state-dir", str(state), env=env
-        ).stdout.startswith("ok")
+        verified = run("audit", "verify", "--db", str(db), "--state-dir", str(state), env=env)
+        assert verified.stdout.startswith("witnessed: the checkpoint at "), verified.stdout
+        assert "\nok: " in verified.stdout
+        assert "Its last checkpoint: 5 of 5 witnesses co-signed" in first, first
+        _read_with_the_spec_reader(state, str(db))
 
         # A second run continues: nothing is published twice, the inboxes keep their counts.
         second = run(*args, env=env).stdout
@@ -98,6 +105,8 @@ def test_the_demo_runs_the_exchange_and_the_auditor_can_answer_for_a_person(
         published_again = re.findall(r"^publish .*?(\d+) sent", second, flags=re.MULTILINE)
         assert published_again and all(n == "0" for n in published_again)
         assert inbox_lines(first) == inbox_lines(second)
+        # the witnesses remember the first run's checkpoint and co-sign what extends it
+        assert "Its last checkpoint: 5 of 5 witnesses co-signed" in second, second
         assert "through its partner node: 0 signals" in second, "nothing is offered twice"
     finally:
         subprocess.run(
@@ -117,3 +126,26 @@ def test_the_demo_runs_the_exchange_and_the_auditor_can_answer_for_a_person(
             check=False,
             timeout=120,
         )
+
+
+def _read_with_the_spec_reader(state: Path, db: str) -> None:
+    """The demo's last checkpoint and its cosignatures, read by a reader written from the
+    C2SP specifications alone (tests/c2sp_reader.py), not by sigex's own parser."""
+    directory = load_directory(state)
+    log_key = directory.party("AUDIT").signing_keys[-1].public_key
+    with AccessLogStore.open(db, create=False) as store:
+        checkpoint = store.latest_checkpoint()
+        assert checkpoint is not None
+        note = with_cosignatures(checkpoint, store.cosignatures(checkpoint)).encode()
+        size = store.size()
+        root = store.root(checkpoint.tree_size)
+    read = read_checkpoint(note, checkpoint.origin, log_key)
+    assert (read.origin, read.tree_size, read.root_hash) == (
+        load_witness_policy().origin,
+        checkpoint.tree_size,
+        root,
+    )
+    assert read.tree_size <= size
+    for witness in load_witness_policy().witnesses:
+        key = directory.party(witness).signing_keys[-1].public_key
+        assert cosignature_time(note, f"sigex.nl/witness/{witness}", key) is not None, witness
