@@ -300,6 +300,49 @@ class AuditMetrics:
         self._verify_failures.inc()
 
 
+class WitnessMetrics:
+    """What a witness of the access log counts. One instance per process."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self._cosigned = Counter(
+            "witness_cosigned",
+            "Checkpoints this witness co-signed and handed to the audit API.",
+            namespace=NAMESPACE,
+            registry=registry,
+        )
+        self._alarms = Counter(
+            "witness_alarms",
+            "Checkpoints refused because they conflict with one co-signed before: the log "
+            "operator signed two histories (an alarm: the evidence is in the witness's folder).",
+            namespace=NAMESPACE,
+            registry=registry,
+        )
+        self._not_cosigned = Counter(
+            "witness_rounds_not_cosigned",
+            "Rounds that co-signed nothing and proved nothing (the API did not answer, no "
+            "proof, an older checkpoint): the log goes unwitnessed while this grows.",
+            namespace=NAMESPACE,
+            registry=registry,
+        )
+        self._size = Gauge(
+            "witness_cosigned_tree_size",
+            "The size of the largest tree this witness co-signed.",
+            namespace=NAMESPACE,
+            registry=registry,
+        )
+
+    def round(self, *, cosigned: bool, alarm: bool, tree_size: int | None) -> None:
+        if alarm:
+            self._alarms.inc()
+        elif cosigned:
+            self._cosigned.inc()
+        else:
+            self._not_cosigned.inc()
+        if cosigned and tree_size is not None:
+            self._size.set(tree_size)
+
+
 class SubscriberMetrics:
     """What a partner's subscriber counts: its lag per partition, and its rejoins."""
 

@@ -21,7 +21,9 @@ retry_seconds="${INIT_RETRY_SECONDS:-5}"
 
 # The services mount the federation read-only: everything they need, the audit
 # pseudonym key included, must exist before they start (none of them makes keys).
-sigex keys init --broker-host kafka-1 --broker-host kafka-2 --broker-host kafka-3
+# the same names go into the audit API's certificate: the witnesses reach it as audit-api
+sigex keys init --broker-host kafka-1 --broker-host kafka-2 --broker-host kafka-3 \
+    --broker-host audit-api
 
 umask 027
 for name in keystore.pem truststore.pem; do

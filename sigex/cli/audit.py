@@ -59,7 +59,7 @@ from sigex.identity.browser_tls import pkcs12_bundle
 from sigex.identity.directory import PartyEntry
 from sigex.identity.federation import load_directory, load_party
 from sigex.identity.keyfiles import write_private
-from sigex.observability import AuditMetrics, Readiness, start_operations
+from sigex.observability import AuditMetrics, Readiness, WitnessMetrics, start_operations
 from sigex.policies.compiler import load_policy
 from sigex.roles import Role
 from sigex.transport import KafkaConnection
@@ -902,16 +902,39 @@ def witness(
         clock=SystemClock(),
     )
     client = AuditApiClient(api_url, identity)
+    if once:
+        outcome = witness_round(client, observer)
+        _say_round(party, outcome.alarm is not None, outcome.detail)
+        sys.exit(3 if outcome.alarm is not None else 0 if outcome.cosigned else 1)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda _signum, _frame: stop.set())
-    while True:
-        outcome = witness_round(client, observer)
-        if outcome.alarm is not None:
-            click.echo(f"ALARM ({party}): {outcome.detail}", err=True)
-        else:
-            click.echo(f"{party}: {outcome.detail}", err=True)
-        if once:
-            sys.exit(3 if outcome.alarm is not None else 0 if outcome.cosigned else 1)
-        if stop.wait(interval):
-            return
+    metrics = WitnessMetrics(CollectorRegistry())
+    reached = threading.Event()  # ready once a round has read a checkpoint from the API
+    process = load_settings(os.environ)
+    servers = start_operations(
+        registry=metrics.registry,
+        readiness=lambda: Readiness.yes() if reached.is_set() else Readiness.no(("no round",)),
+        metrics_port=process.metrics_port,
+        health_port=process.health_port,
+    )
+    try:
+        while not stop.is_set():
+            outcome = witness_round(client, observer)
+            _say_round(party, outcome.alarm is not None, outcome.detail)
+            if outcome.checkpoint is not None:
+                reached.set()
+            size = outcome.checkpoint.tree_size if outcome.checkpoint else None
+            metrics.round(
+                cosigned=outcome.cosigned, alarm=outcome.alarm is not None, tree_size=size
+            )
+            stop.wait(interval)
+    finally:
+        servers.stop()
+
+
+def _say_round(party: str, alarm: bool, detail: str) -> None:
+    if alarm:
+        click.echo(f"ALARM ({party}): {detail}", err=True)
+    else:
+        click.echo(f"{party}: {detail}", err=True)

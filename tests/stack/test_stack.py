@@ -187,8 +187,19 @@ def test_the_audit_api_answers_and_the_log_verifies(stack: Stack) -> None:
             time.sleep(3)
     assert isinstance(answer.get("tree_size"), int) and answer["tree_size"] > 0
     assert answer.get("signature")
+    assert str(answer.get("note", "")).startswith("sigex.nl/access-log/"), "a C2SP checkpoint"
+    # the five witness containers co-sign it over mutual TLS; the policy needs three
+    witnessed: dict[str, object] = {}
+    while time.monotonic() < deadline + 60 and not witnessed:
+        try:
+            witnessed = stack.api("/v1/checkpoints/witnessed")
+        except OSError:
+            time.sleep(3)
+    verdict = witnessed.get("witnesses")
+    assert isinstance(verdict, dict) and verdict["met"], witnessed
     verified = stack.audit("verify")
     assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert verified.stdout.startswith("witnessed: the checkpoint at "), verified.stdout
     # the auditor's console answers the auditor's certificate, and logs the look first
     page = stack.console("/overview")
     assert "<h1>Overview</h1>" in page

@@ -16,6 +16,7 @@ import click
 import pytest
 import yaml
 
+from sigex.audit.witness_policy import load_witness_policy
 from sigex.cli import main as sigex_cli
 from sigex.config import KNOWN_VARIABLES, Security, check_settings, load_settings
 
@@ -260,6 +261,7 @@ def test_sigex_services_set_only_known_settings(compose: dict[str, Any]) -> None
         "audit-indexer",
         "audit-api",
         "node-gm0363",
+        *(f"witness-{party.lower()}" for party in load_witness_policy().witnesses),
     }
     for name, service in sigex_services(compose).items():
         unknown = set(environment(service)) - KNOWN_VARIABLES

@@ -12,7 +12,10 @@ REPO = Path(__file__).resolve().parents[3]
 ENTRY = REPO / "docker" / "entry"
 
 
-INIT_KEYS = "keys init --broker-host kafka-1 --broker-host kafka-2 --broker-host kafka-3"
+INIT_KEYS = (
+    "keys init --broker-host kafka-1 --broker-host kafka-2 --broker-host kafka-3"
+    " --broker-host audit-api"
+)
 NODE_FILES = ("ca.pem", "ca.key", "node.pem", "node.key")
 CLIENT_FILES = ("client-case-system.pem", "client-case-system.key")
 
