@@ -683,13 +683,14 @@ def serve(
         pseudonymiser = None
     parties = _directory_parties(state_dir)
     signing = _console_signing_key(state_dir, signing_key)
+    witnessing = _witnessing(state_dir, witness_policy) if parties else None
     # the API's questions are written to the log before they are answered, as the console's are
     api = AuditApi(
         lambda: AccessLogStore.open(location),
         {p.code: p.kind for p in parties},
         pseudonymiser,
         ConsultationLog(SystemClock(), signing),
-        _witnessing(state_dir, witness_policy) if parties else None,
+        witnessing,
     )
 
     def generations() -> Mapping[str, int]:
@@ -708,6 +709,7 @@ def serve(
         signing,
         _audit_public_key(state_dir, None),
         state_dir / "audit" / VERIFICATION_FILE,
+        witnessing=witnessing,
     )
     app = create_console_app(console, principal_from_certificate(generations))
     web = console_server(app, host, console_port, cert, key, client_ca)

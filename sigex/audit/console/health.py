@@ -22,6 +22,7 @@ from sigex.audit.checkpoint import Checkpoint, TrustedKeys
 from sigex.audit.errors import AccessLogError
 from sigex.audit.store import AccessLogStore
 from sigex.audit.verify import VerificationReport
+from sigex.audit.witness_check import WitnessReport
 from sigex.exchange.access_record import format_time, parse_time
 from sigex.merkle import verify_consistency
 
@@ -73,6 +74,8 @@ class LogHealth:
     checkpoints: tuple[CheckpointHealth, ...]
     uncovered: int
     last_verification: Verification | None
+    #: what the witnesses vouch for (None: no witness policy or no audit key to judge by)
+    witnesses: WitnessReport | None = None
 
 
 def check_checkpoints(

@@ -38,6 +38,8 @@ from sigex.audit.report import (
 from sigex.audit.report_texts import Language
 from sigex.audit.store import AccessLogStore, RecordFilter, StoredRecord
 from sigex.audit.verify import verify_store
+from sigex.audit.witness_check import check_witnesses
+from sigex.audit.witness_policy import Witnessing, WitnessVerdict
 from sigex.clock import Clock, SystemClock
 from sigex.errors import InvalidIdentifier
 from sigex.exchange.access_record import EventKind, Outcome
@@ -48,6 +50,8 @@ from sigex.policies.compiled import CompiledPolicy
 
 AUDITOR_KIND = "auditor"
 PAGE_SIZE = 50
+#: how many of the newest checkpoints a record page searches for a witnessed one
+WITNESSED_SEARCHED = 64
 #: At most this many rows in one CSV export (the page says when there were more).
 EXPORT_LIMIT = 100_000
 DEFAULT_PERIOD_DAYS = 30
@@ -142,6 +146,8 @@ class RecordView:
     checkpoint: Checkpoint | None
     proof: tuple[str, ...]
     related: tuple[StoredRecord, ...]
+    #: what the witness policy makes of the checkpoint's cosignatures (None: no policy)
+    witnesses: WitnessVerdict | None = None
 
     def proof_document(self) -> dict[str, Any] | None:
         """What the browser checks: the entry, the path and the signed checkpoint."""
@@ -174,6 +180,8 @@ class AuditConsole:
     clock: Clock
     verification_file: Path
     trusted_keys: TrustedKeys | None = None
+    #: the witness policy and the directory to judge cosignatures by (None: not shown)
+    witnessing: Witnessing | None = None
     _stores: ThreadStores = field(init=False, repr=False)
     _local_verification: Verification | None = field(default=None, repr=False)
 
@@ -260,8 +268,7 @@ class AuditConsole:
                 message_id=stored.record.message_id,
             )
         )
-        latest = store.latest_checkpoint()
-        checkpoint = latest if latest is not None and leaf_index < latest.tree_size else None
+        checkpoint, verdict = self._covering_checkpoint(store, leaf_index)
         proof = (
             tuple(p.hex() for p in store.inclusion_proof(leaf_index, checkpoint.tree_size))
             if checkpoint is not None
@@ -274,11 +281,33 @@ class AuditConsole:
             checkpoint,
             proof,
             related.records,
+            verdict,
         )
+
+    def _covering_checkpoint(
+        self, store: AccessLogStore, leaf_index: int
+    ) -> tuple[Checkpoint | None, WitnessVerdict | None]:
+        """The checkpoint a record's proof leads to: the latest one the witness policy's
+        quorum co-signed that covers the record, else the latest that covers it."""
+        latest = store.latest_checkpoint()
+        if latest is None or leaf_index >= latest.tree_size:
+            return None, None
+        if self.witnessing is None:
+            return latest, None
+        for candidate in reversed(store.recent_checkpoints(WITNESSED_SEARCHED)):
+            if leaf_index >= candidate.tree_size:
+                break
+            verdict = self.witnessing.verdict(candidate, store.cosignatures(candidate))
+            if verdict.met:
+                return candidate, verdict
+        return latest, self.witnessing.verdict(latest, store.cosignatures(latest))
 
     def health(self, auditor: str) -> LogHealth:
         self._consult(Consultation(auditor, "health"))
         health = log_health(self.store(), self.trusted_keys, self.verification_file)
+        if self.witnessing is not None and self.trusted_keys is not None:
+            report = check_witnesses(self.store(), self.witnessing, self.trusted_keys)
+            health = replace(health, witnesses=report)
         remembered = self._local_verification
         kept = health.last_verification
         if remembered is not None and (kept is None or kept.at < remembered.at):
@@ -386,6 +415,7 @@ def build_console(
     trusted_keys: TrustedKeys | None,
     verification_file: Path,
     clock: Clock | None = None,
+    witnessing: Witnessing | None = None,
 ) -> AuditConsole:
     """A console over the log at ``location`` (a SQLite path or a PostgreSQL DSN)."""
     clock = clock or SystemClock()
@@ -399,4 +429,5 @@ def build_console(
         clock=clock,
         verification_file=verification_file,
         trusted_keys=trusted_keys,
+        witnessing=witnessing,
     )

@@ -16,6 +16,7 @@ from sigex.audit.console.app import create_console_app
 from sigex.audit.console.consultations import ConsultationLog
 from sigex.audit.console.service import AuditConsole
 from sigex.audit.store import AccessLogStore
+from sigex.audit.witness_policy import Witnessing
 from sigex.clock import Clock
 from sigex.exchange.pseudonyms import SubjectPseudonymiser
 from sigex.policies.compiler import load_policy
@@ -80,6 +81,7 @@ def console_kit(
     verification_file: Path,
     *,
     open_store: Any = None,
+    witnessing: Witnessing | None = None,
 ) -> Iterator[ConsoleKit]:
     console = AuditConsole(
         open_store=open_store or (lambda: AccessLogStore.open(location)),
@@ -91,6 +93,7 @@ def console_kit(
         clock=clock,
         verification_file=verification_file,
         trusted_keys=signing_key.public_key() if signing_key is not None else None,
+        witnessing=witnessing,
     )
     app = create_console_app(console, lambda scope: scope.get(PRINCIPAL_KEY))
     with TestClient(AsPrincipal(app), raise_server_exceptions=False) as client:

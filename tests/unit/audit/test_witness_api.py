@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,9 +17,11 @@ from sigex.audit.cosignature import Cosignature, cosign, cosignatures_in
 from sigex.audit.store import AccessLogStore
 from sigex.audit.witness_policy import Witnessing, WitnessPolicy
 from sigex.clock import FixedClock
+from sigex.exchange.pseudonyms import SubjectPseudonymiser
 from sigex.identity.testing import directory_for, fixed_identity
 
 from .conftest import RecordFactory
+from .console_kit import console_kit
 
 WITNESSES = ("NLA", "UWV", "BD", "RVIG", "GM0363")
 ORIGIN = "sigex.test/access-log"
@@ -121,3 +124,39 @@ def test_a_malformed_body_is_a_clear_refusal(witness_api: WitnessApi) -> None:
     for body in ({}, {"tree_size": 9, "root": "zz", "cosignature": {}}, [1, 2]):
         status, answer = witness_api.call("NLA", "POST", "/v1/cosignatures", body)
         assert status == 400 and "body" in answer["error"]
+
+
+def test_the_console_shows_which_witnesses_co_signed_a_record_s_checkpoint(
+    tmp_path: Path,
+    make_record: RecordFactory,
+    signing_key: Ed25519PrivateKey,
+    pseudonymiser: SubjectPseudonymiser,
+) -> None:
+    clock = FixedClock(datetime(2027, 3, 1, tzinfo=UTC))
+    location = str(tmp_path / "audit.sqlite")
+    with AccessLogStore.open(location) as store:
+        store.append([make_record() for _ in range(5)])
+        witnessed = store.checkpoint(signing_key, clock, ORIGIN)
+        for code in ("NLA", "UWV", "BD"):
+            store.add_cosignature(
+                witnessed, cosign(witnessed, code, IDENTITIES[code].signing_key, clock.now())
+            )
+        store.append([make_record() for _ in range(3)])
+        store.checkpoint(signing_key, clock, ORIGIN)  # newer, co-signed by nobody yet
+    start = datetime(2027, 1, 1, tzinfo=UTC)
+    directory = directory_for(list(IDENTITIES.values()), start, start + timedelta(days=365))
+    witnessing = Witnessing(WitnessPolicy(ORIGIN, WITNESSES, 3), lambda: directory, clock)
+    with console_kit(
+        location, pseudonymiser, clock, signing_key, tmp_path / "v.json", witnessing=witnessing
+    ) as kit:
+        covered = kit.get("/records/2").text
+        assert 'id="witnesses" data-met="yes"' in covered
+        assert "BD, NLA, UWV co-signed this checkpoint (3 of 5" in covered
+        assert '"tree_size": 5' in covered, "the proof leads to the witnessed checkpoint"
+        newer = kit.get("/records/6").text
+        assert 'id="witnesses" data-met="no"' in newer and "Not witnessed yet" in newer
+        health = kit.get("/health").text
+        assert "The checkpoint of <strong>5</strong> records is witnessed" in health
+        # the newer checkpoint's 3 records, and the console's own records of these looks
+        newer_count = re.search(r"(\d+) newer record\(s\) are not witnessed yet", health)
+        assert newer_count and int(newer_count.group(1)) >= 3
