@@ -36,7 +36,8 @@ class WitnessedCheckpoint:
 @dataclass(frozen=True, slots=True)
 class CheckedAlarm:
     alarm: Alarm
-    source: Path
+    #: the evidence file, or the topic it was read from
+    source: str
     #: None: the evidence proves the log signed two conflicting checkpoints; else why not
     unproven: str | None
     #: which of the two the log matches now ("earlier", "later", or "neither")
@@ -88,7 +89,7 @@ class WitnessReport:
         return out
 
 
-def read_alarms(folders: Iterable[Path]) -> list[tuple[Path, Alarm]]:
+def read_alarms(folders: Iterable[Path]) -> list[tuple[str, Alarm]]:
     """Alarm evidence files: the given files, and the ``alarms/*.json`` of the given folders
     (a witness's ``alarms`` folder, its own folder, or a folder of several witnesses)."""
     found = []
@@ -101,7 +102,7 @@ def read_alarms(folders: Iterable[Path]) -> list[tuple[Path, Alarm]]:
             paths = sorted(folder.rglob("alarms/*.json"))
         for path in paths:
             try:
-                found.append((path, Alarm.from_dict(json.loads(path.read_text("utf-8")))))
+                found.append((str(path), Alarm.from_dict(json.loads(path.read_text("utf-8")))))
             except (OSError, ValueError, CheckpointError) as error:
                 raise AccessLogError(f"witness alarm {path}: cannot read it ({error})") from None
     return found
@@ -111,7 +112,7 @@ def check_witnesses(
     store: AccessLogStore,
     witnessing: Witnessing,
     log_keys: TrustedKeys,
-    alarms: Sequence[tuple[Path, Alarm]] = (),
+    alarms: Sequence[tuple[str, Alarm]] = (),
 ) -> WitnessReport:
     """The latest witnessed checkpoint of ``store``, and the alarms checked against it."""
     size = store.size()

@@ -31,7 +31,7 @@ from sigex.audit.console.consultations import ConsultationLog
 from sigex.audit.console.health import VERIFICATION_FILE, Verification, save_verification
 from sigex.audit.console.server import bound_socket, console_server, principal_from_certificate
 from sigex.audit.console.service import build_console
-from sigex.audit.errors import AccessLogError, CheckpointError
+from sigex.audit.errors import AccessLogError, CheckpointError, WitnessError
 from sigex.audit.report import build_report, citizen_document, render_text, report_context
 from sigex.audit.report_pdf import render_pdf
 from sigex.audit.report_texts import LANGUAGES, Language
@@ -46,6 +46,7 @@ from sigex.audit.verify import (
     verify_record,
     verify_store,
 )
+from sigex.audit.witness import Alarm
 from sigex.audit.witness_check import WitnessReport, check_witnesses, read_alarms
 from sigex.audit.witness_policy import Witnessing, WitnessPolicy, load_witness_policy
 from sigex.cli.options import broker_connection, settings_with
@@ -54,6 +55,7 @@ from sigex.config import load_settings
 from sigex.errors import SigexError
 from sigex.exchange.access_record import EventKind, Outcome, format_time
 from sigex.exchange.pseudonyms import SubjectPseudonymiser, load_pseudonym_key
+from sigex.exchange.topology import WITNESS_ALARM_TOPIC
 from sigex.identity import default_state_dir
 from sigex.identity.browser_tls import pkcs12_bundle
 from sigex.identity.directory import PartyEntry
@@ -430,7 +432,10 @@ def verify(
             require_coverage=not allow_uncovered,
             allow_empty=allow_empty,
         )
-        witnesses = _witness_lines(store, state_dir, key, witness_policy, alarm_paths)
+        alarms = read_alarms(alarm_paths)
+        if broker is not None:
+            alarms += [(f"topic {WITNESS_ALARM_TOPIC}", a) for a in _published_alarms(broker)]
+        witnesses = _witness_lines(store, state_dir, key, witness_policy, alarms)
     problems = witnesses.problems(require_witnessed=not allow_unwitnessed) if witnesses else []
     report = report.with_findings(Finding("witnesses", problem) for problem in problems)
     _keep_verification(state_dir, report)
@@ -445,15 +450,20 @@ def _witness_lines(
     state_dir: Path,
     key: list[Ed25519PublicKey] | None,
     witness_policy: Path | None,
-    alarm_paths: Sequence[Path],
+    alarms: Sequence[tuple[str, Alarm]],
 ) -> WitnessReport | None:
     """What the witnesses say, when the directory and the audit key are there to judge it."""
     if key is None or not _directory_parties(state_dir):
         click.echo("note: no party directory or audit key: witnesses are NOT checked", err=True)
         return None
-    return check_witnesses(
-        store, _witnessing(state_dir, witness_policy), key, read_alarms(alarm_paths)
-    )
+    return check_witnesses(store, _witnessing(state_dir, witness_policy), key, alarms)
+
+
+def _published_alarms(connection: KafkaConnection) -> list[Alarm]:
+    """The alarms witnesses published; a broker that cannot be read is one line."""
+    from sigex.audit.alarm_topic import fetch_published_alarms  # noqa: PLC0415  # Kafka layer
+
+    return fetch_published_alarms(connection)
 
 
 @audit.command()
@@ -862,6 +872,14 @@ def index(
     show_default=True,
     help="The audit API to fetch checkpoints from and hand cosignatures to.",
 )
+@click.option(
+    "--bootstrap",
+    envvar="SIGEX_BOOTSTRAP",
+    default=None,
+    help="Publish alarms on sigex.audit.witness-alarms at this broker (default: "
+    "$SIGEX_BOOTSTRAP when set; without one the evidence stays in the witness's folder).",
+)
+@plaintext_option
 @click.option("--once", is_flag=True, help="One round, then exit (0 co-signed, 1 not, 3 alarm).")
 @click.option(
     "--interval",
@@ -875,6 +893,8 @@ def witness(
     state_dir: Path,
     party: str,
     api_url: str,
+    bootstrap: str | None,
+    plaintext: bool,
     once: bool,
     interval: float,
     witness_policy: Path | None,
@@ -904,9 +924,10 @@ def witness(
         clock=SystemClock(),
     )
     client = AuditApiClient(api_url, identity)
+    broker = _connection(bootstrap, state_dir, plaintext, party, check=False) if bootstrap else None
     if once:
         outcome = witness_round(client, observer)
-        _say_round(party, outcome.alarm is not None, outcome.detail)
+        _say_round(party, outcome.alarm, outcome.detail, broker)
         sys.exit(3 if outcome.alarm is not None else 0 if outcome.cosigned else 1)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -923,7 +944,7 @@ def witness(
     try:
         while not stop.is_set():
             outcome = witness_round(client, observer)
-            _say_round(party, outcome.alarm is not None, outcome.detail)
+            _say_round(party, outcome.alarm, outcome.detail, broker)
             if outcome.checkpoint is not None:
                 reached.set()
             size = outcome.checkpoint.tree_size if outcome.checkpoint else None
@@ -935,8 +956,20 @@ def witness(
         servers.stop()
 
 
-def _say_round(party: str, alarm: bool, detail: str) -> None:
-    if alarm:
-        click.echo(f"ALARM ({party}): {detail}", err=True)
-    else:
+def _say_round(
+    party: str, alarm: Alarm | None, detail: str, broker: KafkaConnection | None
+) -> None:
+    """Say what a round did; publish an alarm's evidence where every auditor reads it."""
+    if alarm is None:
         click.echo(f"{party}: {detail}", err=True)
+        return
+    click.echo(f"ALARM ({party}): {detail}", err=True)
+    if broker is None:
+        return
+    from sigex.audit.alarm_topic import publish_alarm  # noqa: PLC0415  # Kafka layer
+
+    try:
+        publish_alarm(broker, alarm)
+        click.echo(f"ALARM ({party}): published on {WITNESS_ALARM_TOPIC}", err=True)
+    except WitnessError as error:
+        click.echo(f"ALARM ({party}): {error}; the evidence is kept in the folder", err=True)

@@ -46,6 +46,8 @@ TOPIC_PREFIX = "sigex"
 AUDIT_TOPIC = "sigex.audit"
 DEAD_LETTER_TOPIC = "sigex.deadletter"
 CHECKPOINT_TOPIC = "sigex.audit.checkpoints"
+#: where witnesses publish the evidence of a conflicting checkpoint (docs/access-log.md)
+WITNESS_ALARM_TOPIC = "sigex.audit.witness-alarms"
 #: the gateway's durable replay ledger (see broker/replay_ledger.py)
 LEDGER_TOPIC = "sigex.gateway.ledger"
 RECEIPTS_PREFIX = "sigex.receipts."
@@ -241,6 +243,7 @@ def compile_topology(
             DEAD_LETTER_TOPIC, defaults.partitions, defaults.dead_letter_retention_days * DAY_MS
         ),
         TopicSpec(CHECKPOINT_TOPIC, 1, -1),
+        TopicSpec(WITNESS_ALARM_TOPIC, 1, -1),
         TopicSpec(
             LEDGER_TOPIC,
             defaults.partitions,
@@ -254,6 +257,8 @@ def compile_topology(
         )
         acls |= _topic_acls(user(party), receipts_topic(party), Operation.WRITE)
         acls |= _topic_acls(user(party), CHECKPOINT_TOPIC, Operation.READ)
+        # any party may witness, and anyone may read the evidence (signed checkpoints only)
+        acls |= _topic_acls(user(party), WITNESS_ALARM_TOPIC, Operation.WRITE, Operation.READ)
         acls.add(
             AclSpec(
                 user(party),
@@ -292,6 +297,7 @@ def compile_topology(
     audit = user(Role.AUDIT)
     acls |= _topic_acls(audit, AUDIT_TOPIC, Operation.READ)
     acls |= _topic_acls(audit, CHECKPOINT_TOPIC, Operation.WRITE, Operation.READ)
+    acls |= _topic_acls(audit, WITNESS_ALARM_TOPIC, Operation.READ)
     acls |= {
         AclSpec(audit, Resource.TOPIC, RECEIPTS_PREFIX, Pattern.PREFIXED, Operation.READ),
         AclSpec(audit, Resource.TOPIC, RECEIPTS_PREFIX, Pattern.PREFIXED, Operation.DESCRIBE),

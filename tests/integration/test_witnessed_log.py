@@ -11,6 +11,7 @@ conflicting signed checkpoints, and ``sigex audit verify --alarms`` shows them.
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 import subprocess
@@ -35,6 +36,7 @@ from sigex.audit.witness_policy import Witnessing, load_witness_policy
 from sigex.clock import SystemClock
 from sigex.exchange.access_record import AccessRecord, EventKind, Outcome
 from sigex.exchange.protocol import pack_access_records
+from sigex.exchange.topology import WITNESS_ALARM_TOPIC
 from sigex.identity import init_federation, load_directory, load_party, read_parties
 from sigex.roles import Role
 from sigex.transport import KafkaConnection
@@ -154,23 +156,37 @@ def operator(kafka_bootstrap: str, federation: Path, tmp_path: Path) -> Iterator
     made = Operator(state, kafka_bootstrap, run)
     admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
     admin.create_topics([NewTopic(made.audit_topic, 1, 1), NewTopic(made.checkpoint_topic, 1, 1)])
+    if WITNESS_ALARM_TOPIC not in admin.list_topics():
+        admin.create_topics([NewTopic(WITNESS_ALARM_TOPIC, 1, 1)])
     yield made
     made.close()
     admin.delete_topics([made.audit_topic, made.checkpoint_topic])
     admin.close()
 
 
+def _environment() -> dict[str, str]:
+    """A test process's environment, without a broker to reach with a party's TLS."""
+    env = {k: v for k, v in os.environ.items() if k != "SIGEX_BOOTSTRAP"}
+    env["SIGEX_ENV"] = "test"  # --plaintext, for the test broker
+    return env
+
+
 def _state(operator: Operator) -> list[str]:
     return ["--state-dir", str(operator.state)]
 
 
-def witness(operator: Operator, party: str, url: str) -> subprocess.CompletedProcess[str]:
+def witness(
+    operator: Operator, party: str, url: str, *publish: str
+) -> subprocess.CompletedProcess[str]:
+    """One round of ``sigex audit witness``; ``publish``: where it publishes an alarm."""
+    command = [SIGEX, "audit", "witness", "--as", party, "--api", url, "--once"]
     return subprocess.run(
-        [SIGEX, "audit", "witness", "--as", party, "--api", url, "--once", *_state(operator)],
+        [*command, *_state(operator), *publish],
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
+        env=_environment(),
     )
 
 
@@ -252,9 +268,11 @@ def test_a_split_view_is_refused_by_the_witness_that_sees_both(
         ("NLA", "UWV", "BD"), 0
     )
     assert witnesses(operator, ("RVIG", "GM0363"), fork_url) == {"RVIG": 0, "GM0363": 0}
-    refused = witness(operator, "BD", fork_url)
+    plain = ("--bootstrap", operator.bootstrap, "--plaintext")
+    refused = witness(operator, "BD", fork_url, *plain)
     assert refused.returncode == 3, refused.stderr
     assert "SPLIT_VIEW" in refused.stderr
+    assert f"published on {WITNESS_ALARM_TOPIC}" in refused.stderr
     [evidence] = alarms_of(operator, "BD")
 
     # the fork's newest checkpoint has two co-signatures: an auditor does not accept it
@@ -270,6 +288,18 @@ def test_a_split_view_is_refused_by_the_witness_that_sees_both(
     assert "the log now matches the later checkpoint" in shown.stdout
     honest_verified = verify(operator, honest, "--alarms", str(evidence))
     assert "the log now matches the earlier checkpoint" in honest_verified.stdout
+    # the alarm reached the broker: an auditor's verify reads it there, with no file
+    from_topic = subprocess.run(
+        [SIGEX, "audit", "verify", "--db", str(honest), *_state(operator), *plain],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=_environment(),
+    )
+    assert from_topic.returncode == 1, from_topic.stdout + from_topic.stderr
+    assert "ALARM by BD (SPLIT_VIEW)" in from_topic.stdout
+    assert f"evidence: topic {WITNESS_ALARM_TOPIC}" in from_topic.stdout
 
 
 def test_a_rolled_back_log_is_refused(operator: Operator, tmp_path: Path) -> None:
