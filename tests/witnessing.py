@@ -8,6 +8,7 @@ HTTPS hop of ``sigex audit witness`` is left out.
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -40,7 +41,7 @@ def witness_latest(state: Path, db: str, parties: Sequence[str] | None = None) -
                 signing_key=load_party(state, party).signing_key,
                 log_keys=log_keys,
                 origin=policy.origin,
-                folder=folder / party,
+                folder=folder / party,  # per log: tests share one federation
                 clock=SystemClock(),
             )
             span = witness.proof_span(checkpoint)
@@ -49,3 +50,13 @@ def witness_latest(state: Path, db: str, parties: Sequence[str] | None = None) -
             store.add_cosignature(checkpoint, cosignature)
             added.append(cosignature)
     return added
+
+
+def copy_sqlite(source: Path, target: Path) -> None:
+    """Copy a whole SQLite database, as an operator's backup or restore does (WAL included)."""
+    reading, writing = sqlite3.connect(source), sqlite3.connect(target)
+    try:
+        reading.backup(writing)
+    finally:
+        reading.close()
+        writing.close()

@@ -34,6 +34,7 @@ from sigex.audit.cosignature import Cosignature, cosign
 from sigex.audit.errors import AccessLogError, CheckpointError, WitnessError
 from sigex.clock import Clock
 from sigex.exchange.access_record import format_time, parse_time
+from sigex.identity import load_party
 from sigex.logs import get_logger
 from sigex.merkle import verify_consistency
 
@@ -167,6 +168,21 @@ class Witness:
         self._folder = folder
         self._clock = clock
         self._last = self._read_last()
+
+    @classmethod
+    def for_party(
+        cls, state_dir: Path, party: str, *, origin: str, log_keys: TrustedKeys, clock: Clock
+    ) -> Witness:
+        """``party``'s witness with its federation signing key, remembering in
+        ``<state>/witness/<party>``."""
+        return cls(
+            party=party,
+            signing_key=load_party(state_dir, party).signing_key,
+            log_keys=log_keys,
+            origin=origin,
+            folder=state_dir / "witness" / party,
+            clock=clock,
+        )
 
     @property
     def last(self) -> Checkpoint | None:

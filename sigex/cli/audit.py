@@ -914,16 +914,10 @@ def witness(
     log_keys = _audit_public_key(state_dir, None)
     if not log_keys:
         raise click.UsageError("the party directory lists no signing key of the audit service")
-    identity = load_party(state_dir, party)
-    observer = Witness(
-        party=party,
-        signing_key=identity.signing_key,
-        log_keys=log_keys,
-        origin=policy.origin,
-        folder=state_dir / "witness" / party,
-        clock=SystemClock(),
+    observer = Witness.for_party(
+        state_dir, party, origin=policy.origin, log_keys=log_keys, clock=SystemClock()
     )
-    client = AuditApiClient(api_url, identity)
+    client = AuditApiClient(api_url, load_party(state_dir, party))
     broker = _connection(bootstrap, state_dir, plaintext, party, check=False) if bootstrap else None
     if once:
         outcome = witness_round(client, observer)

@@ -523,16 +523,10 @@ def witness_the_log(state: Path, audit_db: Path) -> WitnessVerdict:
     log_keys = audit_keys(directory.party(Role.AUDIT))
     try:
         for party in policy.witnesses:
-            identity = load_party(state, party)
-            observer = Witness(
-                party=party,
-                signing_key=identity.signing_key,
-                log_keys=log_keys,
-                origin=policy.origin,
-                folder=state / "witness" / party,
-                clock=SystemClock(),
+            observer = Witness.for_party(
+                state, party, origin=policy.origin, log_keys=log_keys, clock=SystemClock()
             )
-            outcome = witness_round(AuditApiClient(url, identity), observer)
+            outcome = witness_round(AuditApiClient(url, load_party(state, party)), observer)
             if not outcome.cosigned:
                 _say("witnesses", f"{party} did not co-sign: {outcome.detail}")
     finally:

@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import sqlite3
 import subprocess
 import sys
 import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -34,14 +32,16 @@ from sigex.audit.store import AccessLogStore, RecordFilter
 from sigex.audit.tls import api_identity
 from sigex.audit.witness_policy import Witnessing, load_witness_policy
 from sigex.clock import SystemClock
-from sigex.exchange.access_record import AccessRecord, EventKind, Outcome
+from sigex.exchange.access_record import AccessRecord
 from sigex.exchange.protocol import pack_access_records
 from sigex.exchange.topology import WITNESS_ALARM_TOPIC
 from sigex.identity import init_federation, load_directory, load_party, read_parties
 from sigex.roles import Role
 from sigex.transport import KafkaConnection
+from tests.access_records import delivered_record
 from tests.c2sp_reader import cosignature_time, read_checkpoint
 from tests.integration.conftest import REPO
+from tests.witnessing import copy_sqlite
 
 pytestmark = pytest.mark.integration
 
@@ -68,24 +68,8 @@ class Operator:
 
     def record(self) -> AccessRecord:
         number = next(self.numbers)
-        return AccessRecord(
-            trace_id=uuid.uuid4().hex,
-            operation_id=f"{number:016x}",
-            occurred_at=datetime(2027, 2, 1, tzinfo=UTC) + timedelta(seconds=number),
-            kind=EventKind.DELIVERED,
-            sender="RVIG",
-            recipient="GM0363",
-            signal="laa.frequent-mover",
-            purpose="LAA_SIGNAAL",
-            legal_basis="NL.WBRP.LAA",
-            agreement_id="AGR-LAA-GM0363",
-            agreement_version=1,
-            policy_version="2027.02.1",
-            outcome=Outcome.PERMIT,
-            reason_codes=(),
-            disclosed_fields=("bsn", "address"),
-            message_id=str(uuid.uuid4()),
-            subject=f"{number:064x}",
+        return delivered_record(
+            number, f"{number:064x}", trace_id=uuid.uuid4().hex, message_id=str(uuid.uuid4())
         )
 
     def through_kafka(self, db: Path, count: int) -> None:
@@ -208,15 +192,6 @@ def alarms_of(operator: Operator, party: str) -> list[Path]:
     return sorted((operator.state / "witness" / party / "alarms").glob("*.json"))
 
 
-def _copy(source: Path, target: Path) -> None:
-    reading, writing = sqlite3.connect(source), sqlite3.connect(target)
-    try:
-        reading.backup(writing)
-    finally:
-        reading.close()
-        writing.close()
-
-
 def test_the_published_checkpoint_is_a_c2sp_note_the_witnesses_co_sign(
     operator: Operator, tmp_path: Path
 ) -> None:
@@ -259,7 +234,7 @@ def test_a_split_view_is_refused_by_the_witness_that_sees_both(
     operator.through_kafka(honest, 20)
     honest_url = operator.serve(honest)
     assert set(witnesses(operator, POLICY.witnesses, honest_url).values()) == {0}
-    _copy(honest, fork)
+    copy_sqlite(honest, fork)
     operator.through_kafka(honest, 5)
     operator.directly(fork, 5)  # the same size, without the records someone wants hidden
     fork_url = operator.serve(fork)
@@ -306,12 +281,12 @@ def test_a_rolled_back_log_is_refused(operator: Operator, tmp_path: Path) -> Non
     """Attack (b): the database restored from a backup, and signed again."""
     db, backup = tmp_path / "audit.sqlite", tmp_path / "backup.sqlite"
     operator.through_kafka(db, 20)
-    _copy(db, backup)
+    copy_sqlite(db, backup)
     operator.through_kafka(db, 10)
     url = operator.serve(db)
     assert set(witnesses(operator, POLICY.witnesses, url).values()) == {0}
 
-    _copy(backup, db)  # the rollback; the API serves the restored database
+    copy_sqlite(backup, db)  # the rollback; the API serves the restored database
     operator.directly(db, 0)
     rolled = witness(operator, "UWV", url)
     assert rolled.returncode == 3 and "ROLLBACK" in rolled.stderr

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,6 +27,7 @@ from sigex.clock import FixedClock
 from sigex.exchange.access_record import AccessRecord
 from sigex.identity import PartyDirectory, PartyIdentity
 from sigex.identity.testing import directory_for, fixed_identity
+from tests.witnessing import copy_sqlite
 
 from .conftest import RecordFactory
 
@@ -100,16 +100,6 @@ def lab(tmp_path: Path, make_record: RecordFactory) -> Lab:
     return Lab(tmp_path, make_record)
 
 
-def _copy_database(source: Path, target: Path) -> None:
-    """Copy a whole SQLite database, as an operator's backup or restore does."""
-    reading, writing = sqlite3.connect(source), sqlite3.connect(target)
-    try:
-        reading.backup(writing)
-    finally:
-        reading.close()
-        writing.close()
-
-
 def _alarm_files(lab: Lab, code: str) -> list[dict[str, object]]:
     folder = lab.root / "witness" / code / "alarms"
     return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
@@ -133,7 +123,7 @@ def test_a_split_view_is_caught_by_the_witness_shown_both_and_cannot_reach_a_quo
     for code in WITNESSES:
         lab.show(log, code, base)
     fork = lab.root / "fork.sqlite"
-    _copy_database(log, fork)
+    copy_sqlite(log, fork)
     told_to_auditors = lab.grow(log, 5)  # the history the auditors see
     told_to_subject = lab.grow(fork, 5)  # another one, without this person's records
     assert told_to_auditors.tree_size == told_to_subject.tree_size
@@ -162,7 +152,7 @@ def test_a_split_view_is_caught_after_the_witness_restarts(lab: Lab) -> None:
     """The witness's memory is on disk before it co-signs: a restart does not forget it."""
     log = lab.log("log", 4)
     fork = lab.root / "fork.sqlite"
-    _copy_database(log, fork)
+    copy_sqlite(log, fork)
     one, other = lab.grow(log, 3), lab.grow(fork, 3)
     lab.show(log, "NLA", one)
     lab.witnesses["NLA"] = lab.witness("NLA")  # a new process, the same folder
@@ -175,12 +165,12 @@ def test_a_rolled_back_and_re_signed_log_is_caught(lab: Lab) -> None:
     log = lab.log("log", 0)
     lab.grow(log, 20)
     backup = lab.root / "backup.sqlite"
-    _copy_database(log, backup)
+    copy_sqlite(log, backup)
     cosigned = lab.grow(log, 15)  # records the operator wants gone
     for code in WITNESSES:
         lab.show(log, code, cosigned)
 
-    _copy_database(backup, log)  # the rollback
+    copy_sqlite(backup, log)  # the rollback
     rolled_back = lab.grow(log, 0)
     with pytest.raises(WitnessAlarm) as raised:
         lab.show(log, "UWV", rolled_back)
@@ -268,7 +258,7 @@ def test_a_damaged_witness_state_stops_the_witness(lab: Lab) -> None:
 def test_evidence_that_proves_nothing_is_said_to_prove_nothing(lab: Lab) -> None:
     log = lab.log("log", 6)
     fork = lab.root / "fork.sqlite"
-    _copy_database(log, fork)
+    copy_sqlite(log, fork)
     one, other = lab.grow(log, 2), lab.grow(fork, 2)
     lab.show(log, "NLA", one)
     with pytest.raises(WitnessAlarm) as raised:
