@@ -238,8 +238,10 @@ def test_the_container_commands_run_the_exchange(operator: Operator, tmp_path: P
     operator.run(
         "audit", "index", "--db", str(db), "--bootstrap", operator.bootstrap, "--idle-exit", "5"
     )
-    verified = operator.run("audit", "verify", "--db", str(db))
-    assert verified.stdout.startswith("ok")
+    # signed by the audit service, but no witness has co-signed it yet
+    unwitnessed = operator.run("audit", "verify", "--db", str(db), check=False)
+    assert unwitnessed.returncode == 1, unwitnessed.stdout + unwitnessed.stderr
+    assert "no checkpoint has the co-signatures the witness policy needs" in unwitnessed.stdout
     query = operator.run("audit", "query", "--db", str(db), "--bsn", bsns[0], "--format", "json")
     kinds = {row["record"]["kind"] for row in json.loads(query.stdout)["records"]}
     assert {"PUBLISHED", "DELIVERED", "ACKNOWLEDGED"} <= kinds
@@ -262,6 +264,16 @@ def test_the_container_commands_run_the_exchange(operator: Operator, tmp_path: P
         records_seen = json.loads(body)
         assert status == 200 and records_seen
         assert http_get(url, context)[0] == 400, "a query without a filter must be refused"
+        # three of the policy's witnesses co-sign through the API; now the log verifies
+        for witness in ("NLA", "UWV", "BD"):
+            operator.run(
+                "audit", "witness", "--as", witness, "--api", f"https://localhost:{api_port}",
+                "--once",
+            )  # fmt: skip
+        verified = operator.run("audit", "verify", "--db", str(db))
+        assert verified.stdout.startswith("witnessed: the checkpoint at "), verified.stdout
+        assert "3 of 5 witnesses co-signed (BD, NLA, UWV)" in verified.stdout
+        assert "\nok: " in verified.stdout
     finally:
         api.send_signal(signal.SIGTERM)
         api.wait(timeout=30)
