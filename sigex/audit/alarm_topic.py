@@ -62,8 +62,8 @@ def read_published_alarms(
             for messages in consumer.poll(timeout_ms=1000).values():
                 for message in messages:
                     try:
-                        found.append(Alarm.from_dict(json.loads(message.value)))
-                    except (ValueError, CheckpointError):
+                        found.append(Alarm.from_dict(json.loads(message.value or b"null")))
+                    except (ValueError, TypeError, CheckpointError):
                         _log.warning("witness_alarm_unreadable", offset=message.offset)
         return found
     finally:

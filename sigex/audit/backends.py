@@ -160,9 +160,16 @@ class SqliteBackend:
         self._connection.execute("PRAGMA busy_timeout=10000")
         self._connection.execute("PRAGMA cache_size=-65536")  # 64 MiB of page cache
         if create:
-            for statement in schema_statements("INTEGER", "BLOB"):
-                self._connection.execute(statement)
-            migrate(self)
+            # one writer creates and migrates (two services opening an old log at once)
+            self._connection.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in schema_statements("INTEGER", "BLOB"):
+                    self._connection.execute(statement)
+                migrate(self)
+            except BaseException:
+                self._connection.execute("ROLLBACK")
+                raise
+            self._connection.execute("COMMIT")
             return
         names = self._connection.execute("SELECT name FROM sqlite_master WHERE type='table'")
         _missing_tables({str(row[0]) for row in names}, f"the SQLite file {self.location}")

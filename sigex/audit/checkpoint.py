@@ -194,7 +194,8 @@ class Checkpoint:
 
     @classmethod
     def from_note(cls, data: bytes, issued_at: datetime) -> Checkpoint:
-        """A checkpoint from its signed note (the log's signature line must be the first)."""
+        """A checkpoint from its signed note (extension lines are refused: this log signs
+        none). The signature is the caller's to verify, with :meth:`verify`."""
         signed = note.parse_note(data)
         lines = signed.text.split("\n")[:-1]
         if len(lines) != 3:
@@ -206,11 +207,12 @@ class Checkpoint:
             raw_root = base64.b64decode(root, validate=True)
         except (binascii.Error, ValueError):
             raise CheckpointError("checkpoint note: the root is not standard base64") from None
-        log_line = signed.signatures[0]
-        if log_line.name != origin:
-            raise CheckpointError("checkpoint note: the first signature is not the log's")
-        if len(log_line.signature) != 64:
-            raise CheckpointError("checkpoint note: the log's signature is not Ed25519")
+        # the log's line is found by its name (other lines, cosignatures, are the caller's)
+        log_line = next(
+            (s for s in signed.signatures if s.name == origin and len(s.signature) == 64), None
+        )
+        if log_line is None:
+            raise CheckpointError("checkpoint note: no Ed25519 signature line by the log")
         checkpoint = cls(
             origin=origin,
             tree_size=int(size),

@@ -18,7 +18,7 @@ cosignature can never be taken for a signed envelope batch or the other way roun
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sigex.audit import _keys, note
@@ -29,6 +29,8 @@ from sigex.identity import PartyDirectory, UnknownParty
 from sigex.identity import _primitives as primitives
 
 WITNESS_NAME_PREFIX = "sigex.nl/witness/"
+#: how far ahead of the verifier's clock a cosignature's time may be
+FUTURE_SKEW = timedelta(minutes=5)
 _HEADER = b"cosignature/v1\n"
 _MAX_TIMESTAMP = 2**63 - 1
 
@@ -69,7 +71,11 @@ class Cosignature:
 
     @property
     def signed_at(self) -> datetime:
-        return datetime.fromtimestamp(self.timestamp, UTC)
+        """The cosignature's time (CheckpointError beyond the years a datetime holds)."""
+        try:
+            return datetime.fromtimestamp(self.timestamp, UTC)
+        except (OverflowError, OSError, ValueError):
+            raise CheckpointError("a cosignature's time is beyond the year 9999") from None
 
     def line(self) -> note.NoteSignature:
         stamped = self.timestamp.to_bytes(8, "big") + self.signature
@@ -143,12 +149,15 @@ def verify_cosignature(
     cosignature's time and not revoked since, made this cosignature of ``checkpoint``."""
     try:
         keys = directory.party(cosignature.witness).signing_keys
-    except UnknownParty:
+        signed_at = cosignature.signed_at
+    except (UnknownParty, CheckpointError):
+        return False
+    if signed_at > now + FUTURE_SKEW:  # a witness's clock may be off by a little, no more
         return False
     for record in keys:
         if cosignature_key_id(cosignature.witness, record.public_key) != cosignature.key_id:
             continue
-        if record.verifies(cosignature.signed_at, now) and verify_with_key(
+        if record.verifies(signed_at, now) and verify_with_key(
             cosignature, checkpoint, record.public_key
         ):
             return True

@@ -550,7 +550,8 @@ class AccessLogStore:
     # -- witness cosignatures --------------------------------------------------------------
 
     def add_cosignature(self, checkpoint: Checkpoint, cosignature: Cosignature) -> bool:
-        """Keep a cosignature of ``checkpoint`` (the caller verified it); False if on record."""
+        """Keep a cosignature of ``checkpoint`` (the caller verified it) in place of the
+        witness's older one; False if one as new or newer is on record."""
         row = (
             checkpoint.tree_size,
             checkpoint.root,
@@ -560,12 +561,17 @@ class AccessLogStore:
             cosignature.signature,
         )
         with self.backend.write_transaction():
+            # one per witness and checkpoint, the newest: a witness co-signs again each round
             if self.backend.query(
                 "SELECT 1 FROM cosignatures WHERE tree_size = ? AND root = ? AND witness = ? "
-                "AND signed_at = ?",
+                "AND signed_at >= ?",
                 row[:3] + row[4:5],
             ):
                 return False
+            self.backend.execute(
+                "DELETE FROM cosignatures WHERE tree_size = ? AND root = ? AND witness = ?",
+                row[:3],
+            )
             self.backend.execute(
                 "INSERT INTO cosignatures (tree_size, root, witness, key_id, signed_at, "
                 "signature) VALUES (?, ?, ?, ?, ?, ?)",

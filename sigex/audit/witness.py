@@ -19,9 +19,11 @@ recompute the tree at both sizes and see which history it no longer matches.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -104,7 +106,7 @@ class Alarm:
                 later=Checkpoint.from_dict(values["later"]),
                 proof=None if proof is None else tuple(bytes.fromhex(p) for p in proof),
             )
-        except (KeyError, TypeError, ValueError, AccessLogError):
+        except (KeyError, TypeError, ValueError, AttributeError, AccessLogError):
             raise CheckpointError("witness alarm: not in the alarm format") from None
 
 
@@ -142,10 +144,13 @@ def _unproven_conflict(
 class WitnessAlarm(AccessLogError):
     """The witness refused a checkpoint because it conflicts with one it co-signed."""
 
-    def __init__(self, alarm: Alarm, evidence: Path) -> None:
-        super().__init__(f"{alarm.kind.value}: {alarm.explanation} (evidence in {evidence})")
+    def __init__(self, alarm: Alarm, evidence: Path, *, repeated: bool = False) -> None:
+        again = " again" if repeated else ""
+        super().__init__(f"{alarm.kind.value}{again}: {alarm.explanation} (evidence in {evidence})")
         self.alarm = alarm
         self.evidence = evidence
+        #: the same conflict was shown before: its evidence is kept and was published
+        self.repeated = repeated
 
 
 class Witness:
@@ -212,12 +217,30 @@ class Witness:
             raise WitnessError(f"not a checkpoint of {self._origin}")
         if not checkpoint.verify(self._log_keys):
             raise WitnessError("the checkpoint is not signed by the log's key")
-        last = self._last
-        if last is not None:
-            self._check_extends(last, checkpoint, proof)
-        if last is None or checkpoint.tree_size > last.tree_size:
-            self._write_last(checkpoint)
-        return cosign(checkpoint, self.party, self._signing_key, self._clock.now())
+        with self._exclusive():
+            # another process on this folder may have co-signed since: judge by the file
+            last = self._last = self._read_last()
+            if last is not None:
+                self._check_extends(last, checkpoint, proof)
+            if last is None or checkpoint.tree_size > last.tree_size:
+                self._write_last(checkpoint)
+            return cosign(checkpoint, self.party, self._signing_key, self._clock.now())
+
+    @contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        """One witness process at a time on this folder (two could co-sign two histories)."""
+        self._folder.mkdir(parents=True, exist_ok=True)
+        with (self._folder / "lock").open("a") as lock:
+            try:
+                fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise WitnessError(
+                    f"another witness process holds {self._folder}; one process per party"
+                ) from None
+            try:
+                yield
+            finally:
+                fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
 
     def _check_extends(
         self, last: Checkpoint, new: Checkpoint, proof: Sequence[bytes] | None
@@ -256,6 +279,9 @@ class Witness:
             later,
             None if proof is None else tuple(proof),
         )
+        kept = self._kept_evidence(alarm)
+        if kept is not None:  # the same conflict shown again: one piece of evidence
+            raise WitnessAlarm(alarm, kept, repeated=True)
         self.alarm_folder.mkdir(parents=True, exist_ok=True)
         stamp = format_time(alarm.detected_at).replace(":", "").replace(".", "-")
         evidence = self.alarm_folder / f"{stamp}-{kind.value.lower()}.json"
@@ -268,6 +294,19 @@ class Witness:
             later_size=later.tree_size,
         )
         raise WitnessAlarm(alarm, evidence)
+
+    def _kept_evidence(self, alarm: Alarm) -> Path | None:
+        """The evidence file already kept for the same two checkpoints, if any."""
+        if not self.alarm_folder.is_dir():
+            return None
+        for path in sorted(self.alarm_folder.glob("*.json")):
+            try:
+                kept = Alarm.from_dict(json.loads(path.read_text(encoding="utf-8")))
+            except (OSError, ValueError, CheckpointError):
+                continue
+            if (kept.kind, kept.earlier, kept.later) == (alarm.kind, alarm.earlier, alarm.later):
+                return path
+        return None
 
     def alarms(self) -> list[Alarm]:
         """The alarms this witness raised, oldest first."""
@@ -286,7 +325,10 @@ class Witness:
         except OSError as error:
             raise WitnessError(f"witness state {self.state_file}: cannot read it") from error
         try:
-            return Checkpoint.from_dict(json.loads(text))
+            values = json.loads(text)
+            if not isinstance(values, dict):
+                raise CheckpointError("not a checkpoint")
+            return Checkpoint.from_dict(values)
         except (ValueError, CheckpointError):
             # never start afresh silently: that would let the log show another history
             raise WitnessError(
@@ -301,15 +343,17 @@ class Witness:
 
 
 def _write_durably(path: Path, text: str) -> None:
-    """Write whole, flush to disk, then rename into place (a crash leaves old or new)."""
+    """Write whole, flush to disk, then rename into place (a crash leaves old or new); the
+    folder and its parent are flushed too, so a new folder does not vanish on power loss."""
     partial = path.with_name(path.name + ".partial")
     with partial.open("w", encoding="utf-8") as handle:
         handle.write(text)
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(partial, path)
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+    for folder in (path.parent, path.parent.parent):
+        directory = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)

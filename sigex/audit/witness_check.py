@@ -20,7 +20,7 @@ from pathlib import Path
 from sigex.audit.checkpoint import Checkpoint, TrustedKeys
 from sigex.audit.errors import AccessLogError, CheckpointError
 from sigex.audit.store import AccessLogStore
-from sigex.audit.witness import Alarm, check_evidence
+from sigex.audit.witness import Alarm, AlarmKind, check_evidence
 from sigex.audit.witness_policy import Witnessing, WitnessVerdict
 
 #: how many of the newest checkpoints are searched for the latest witnessed one
@@ -127,11 +127,21 @@ def check_witnesses(
         if verdict.met:
             witnessed = judged
             break
-    checked = tuple(
-        CheckedAlarm(alarm, path, check_evidence(alarm, log_keys), _matches(store, size, alarm))
-        for path, alarm in alarms
-    )
+    checked = tuple(_checked(store, size, alarm, source, log_keys) for source, alarm in alarms)
     return WitnessReport(latest, witnessed, size, checked)
+
+
+def _checked(
+    store: AccessLogStore, size: int, alarm: Alarm, source: str, log_keys: TrustedKeys
+) -> CheckedAlarm:
+    """An alarm judged by its evidence and by the log: anyone may publish an alarm (its
+    proof is unsigned), so a rollback or inconsistency counts only if the log itself
+    cannot hold both trees."""
+    unproven = check_evidence(alarm, log_keys)
+    matches = _matches(store, size, alarm)
+    if unproven is None and alarm.kind is not AlarmKind.SPLIT_VIEW and " and " in matches:
+        unproven = "the log holds both trees, so they are consistent"
+    return CheckedAlarm(alarm, source, unproven, matches)
 
 
 def _matches(store: AccessLogStore, size: int, alarm: Alarm) -> str:

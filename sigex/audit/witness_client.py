@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from sigex.audit.checkpoint import Checkpoint
 from sigex.audit.cosignature import Cosignature
-from sigex.audit.errors import CheckpointError, WitnessError
+from sigex.audit.errors import AccessLogError, CheckpointError, WitnessError
 from sigex.audit.witness import Alarm, Witness, WitnessAlarm
 from sigex.exchange.access_record import parse_time
 from sigex.identity import PartyIdentity
@@ -78,7 +78,7 @@ class AuditApiClient:
                 raise CheckpointError("the latest checkpoint is not a C2SP signed note")
             issued_at = parse_time(str(values.get("issued_at")), "issued_at")
             return Checkpoint.from_note(str(values["note"]).encode("utf-8"), issued_at)
-        except (CheckpointError, ValueError) as error:
+        except (AccessLogError, ValueError) as error:  # a checkpoint or a time out of form
             raise WitnessError(f"the latest checkpoint cannot be read: {error}") from None
 
     def consistency(self, old: int, new: int) -> list[bytes] | None:
@@ -110,6 +110,8 @@ class WitnessRound:
     cosigned: bool
     alarm: Alarm | None
     detail: str
+    #: the alarm is one raised before (its evidence was kept and published then)
+    repeated: bool = False
 
 
 def witness_round(client: AuditApiClient, witness: Witness) -> WitnessRound:
@@ -123,9 +125,11 @@ def witness_round(client: AuditApiClient, witness: Witness) -> WitnessRound:
     try:
         cosignature = witness.observe(checkpoint, proof)
     except WitnessAlarm as alarm:
-        return WitnessRound(checkpoint, False, alarm.alarm, str(alarm))
+        return WitnessRound(checkpoint, False, alarm.alarm, str(alarm), alarm.repeated)
     except WitnessError as error:
         return WitnessRound(checkpoint, False, None, str(error))
+    except OSError as error:  # its own folder: nothing co-signed, the next round tries again
+        return WitnessRound(checkpoint, False, None, f"witness state: {error.strerror}")
     try:
         client.hand_in(checkpoint, cosignature)
     except WitnessError as error:

@@ -921,7 +921,7 @@ def witness(
     broker = _connection(bootstrap, state_dir, plaintext, party, check=False) if bootstrap else None
     if once:
         outcome = witness_round(client, observer)
-        _say_round(party, outcome.alarm, outcome.detail, broker)
+        _say_round(party, outcome.alarm, outcome.detail, None if outcome.repeated else broker)
         sys.exit(3 if outcome.alarm is not None else 0 if outcome.cosigned else 1)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -938,7 +938,7 @@ def witness(
     try:
         while not stop.is_set():
             outcome = witness_round(client, observer)
-            _say_round(party, outcome.alarm, outcome.detail, broker)
+            _say_round(party, outcome.alarm, outcome.detail, None if outcome.repeated else broker)
             if outcome.checkpoint is not None:
                 reached.set()
             size = outcome.checkpoint.tree_size if outcome.checkpoint else None

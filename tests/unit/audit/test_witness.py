@@ -357,3 +357,76 @@ def test_a_smaller_checkpoint_of_another_history_is_a_rollback_even_with_a_proof
         witness.observe(small_rewritten, honest_proof)
     assert raised.value.alarm.kind is AlarmKind.ROLLBACK
     assert check_evidence(raised.value.alarm, lab.log_key.public_key()) is None
+
+
+def test_two_witness_processes_on_one_folder_cannot_both_co_sign(lab: Lab) -> None:
+    log = lab.log("log", 3)
+    checkpoint = lab.grow(log, 2)
+    first, second = lab.witnesses["BD"], lab.witness("BD")
+    with first._exclusive(), pytest.raises(WitnessError, match="another witness process"):
+        second.observe(checkpoint, [])
+    second.observe(checkpoint, [])  # once the first lets go
+
+
+def test_a_conflict_shown_again_keeps_one_piece_of_evidence(lab: Lab) -> None:
+    log = lab.log("log", 4)
+    fork = lab.root / "fork.sqlite"
+    copy_sqlite(log, fork)
+    one, other = lab.grow(log, 2), lab.grow(fork, 2)
+    lab.show(log, "UWV", one)
+    with pytest.raises(WitnessAlarm) as first:
+        lab.show(fork, "UWV", other)
+    with pytest.raises(WitnessAlarm) as again:
+        lab.show(fork, "UWV", other)
+    assert not first.value.repeated and again.value.repeated
+    assert again.value.evidence == first.value.evidence
+    assert len(_alarm_files(lab, "UWV")) == 1
+
+
+def test_a_made_up_rollback_alarm_against_an_honest_log_proves_nothing(lab: Lab) -> None:
+    """Any party may publish an alarm; two genuine checkpoints of a growing log are not one."""
+    from sigex.audit.witness import Alarm
+    from sigex.audit.witness_check import check_witnesses
+    from sigex.audit.witness_policy import Witnessing
+
+    log = lab.log("log", 0)
+    small, large = lab.grow(log, 10), lab.grow(log, 10)
+    for code in ("NLA", "UWV", "BD"):
+        lab.show(log, code, large)
+    made_up = Alarm(AlarmKind.ROLLBACK, "RVIG", lab.clock.now(), large, small, None)
+    assert check_evidence(made_up, lab.log_key.public_key()) is None, "alone it looks proven"
+    witnessing = Witnessing(POLICY, lambda: lab.directory, lab.clock)
+    with AccessLogStore.open(str(log)) as store:
+        for code in ("NLA", "UWV", "BD"):
+            cosignature = lab.show(log, code, large)
+            store.add_cosignature(large, cosignature)
+        report = check_witnesses(store, witnessing, lab.log_key.public_key(), [("topic", made_up)])
+    assert report.witnessed is not None
+    assert report.problems(require_witnessed=True) == []
+    assert report.alarms[0].unproven == "the log holds both trees, so they are consistent"
+
+
+def test_a_witness_co_signing_every_round_leaves_one_cosignature_per_witness(lab: Lab) -> None:
+    log = lab.log("log", 5)
+    checkpoint = lab.grow(log, 1)
+    with AccessLogStore.open(str(log)) as store:
+        for _ in range(20):
+            lab.clock.advance(timedelta(seconds=5))
+            for code in WITNESSES:
+                store.add_cosignature(checkpoint, lab.show(log, code, checkpoint))
+        kept = store.cosignatures(checkpoint)
+    assert sorted(c.witness for c in kept) == sorted(WITNESSES)
+    assert {c.timestamp for c in kept} == {int(lab.clock.now().timestamp())}
+
+
+def test_a_cosignature_from_the_future_or_beyond_year_9999_does_not_count(lab: Lab) -> None:
+    from sigex.audit.cosignature import cosign
+
+    log = lab.log("log", 2)
+    checkpoint = lab.grow(log, 1)
+    signing = lab.identities["NLA"].signing_key
+    ahead = cosign(checkpoint, "NLA", signing, lab.clock.now() + timedelta(hours=1))
+    verdict = POLICY.verdict(checkpoint, [ahead], lab.directory, lab.clock.now())
+    assert verdict.signed_by == ()
+    far = Cosignature("NLA", ahead.key_id, 2**62, ahead.signature)
+    assert POLICY.verdict(checkpoint, [far], lab.directory, lab.clock.now()).signed_by == ()

@@ -116,7 +116,7 @@ export function parseNote(note) {
     .slice(split + 2, -1)
     .split("\n")
     .map((line) => {
-      const match = line.match(/^\u2014 (\S+) (\S+)$/);
+      const match = line.match(/^\u2014 ([^\s+]+) ([A-Za-z0-9+/=]+)$/);
       if (!match) throw new ProofFailure("a signature line of the checkpoint note is malformed");
       const raw = fromBase64(match[2]);
       if (raw.length < 5) throw new ProofFailure("a signature line of the checkpoint note is too short");
