@@ -28,6 +28,10 @@ from sigex.logs import get_logger
 _log = get_logger(__name__)
 
 
+class ApiUnreachable(WitnessError):
+    """The audit API did not answer at all (as opposed to answering with a refusal)."""
+
+
 class AuditApiClient:
     """The few audit API calls a witness makes, as its party."""
 
@@ -55,7 +59,7 @@ class AuditApiClient:
             answer = connection.getresponse()
             data = answer.read()
         except (OSError, http.client.HTTPException) as error:
-            raise WitnessError(
+            raise ApiUnreachable(
                 f"the audit API at {self._host}:{self._port} did not answer "
                 f"({type(error).__name__})"
             ) from None
@@ -112,6 +116,8 @@ class WitnessRound:
     detail: str
     #: the alarm is one raised before (its evidence was kept and published then)
     repeated: bool = False
+    #: the audit API answered (with a checkpoint or a refusal such as "no checkpoint yet")
+    answered: bool = True
 
 
 def witness_round(client: AuditApiClient, witness: Witness) -> WitnessRound:
@@ -119,22 +125,21 @@ def witness_round(client: AuditApiClient, witness: Witness) -> WitnessRound:
     try:
         checkpoint = client.latest_checkpoint()
     except WitnessError as error:
-        return WitnessRound(None, False, None, str(error))
+        answered = not isinstance(error, ApiUnreachable)
+        return WitnessRound(None, False, None, str(error), answered=answered)
     span = witness.proof_span(checkpoint)
     proof = client.consistency(*span) if span is not None else []
     try:
         cosignature = witness.observe(checkpoint, proof)
+        # once observed, the witness's state has moved on: a failed hand-in is retried by
+        # the next round, which co-signs again
+        client.hand_in(checkpoint, cosignature)
     except WitnessAlarm as alarm:
         return WitnessRound(checkpoint, False, alarm.alarm, str(alarm), alarm.repeated)
     except WitnessError as error:
         return WitnessRound(checkpoint, False, None, str(error))
     except OSError as error:  # its own folder: nothing co-signed, the next round tries again
         return WitnessRound(checkpoint, False, None, f"witness state: {error.strerror}")
-    try:
-        client.hand_in(checkpoint, cosignature)
-    except WitnessError as error:
-        # the witness's state already moved on; the next round co-signs again and hands in
-        return WitnessRound(checkpoint, False, None, str(error))
     return WitnessRound(
         checkpoint, True, None, f"co-signed the checkpoint of {checkpoint.tree_size} records"
     )

@@ -927,7 +927,7 @@ def witness(
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda _signum, _frame: stop.set())
     metrics = WitnessMetrics(CollectorRegistry())
-    reached = threading.Event()  # ready once a round has read a checkpoint from the API
+    reached = threading.Event()  # ready while the audit API answers its rounds
     process = load_settings(os.environ)
     servers = start_operations(
         registry=metrics.registry,
@@ -939,8 +939,10 @@ def witness(
         while not stop.is_set():
             outcome = witness_round(client, observer)
             _say_round(party, outcome.alarm, outcome.detail, None if outcome.repeated else broker)
-            if outcome.checkpoint is not None:
+            if outcome.answered:
                 reached.set()
+            else:
+                reached.clear()
             size = outcome.checkpoint.tree_size if outcome.checkpoint else None
             metrics.round(
                 cosigned=outcome.cosigned, alarm=outcome.alarm is not None, tree_size=size
