@@ -430,3 +430,17 @@ def test_a_cosignature_from_the_future_or_beyond_year_9999_does_not_count(lab: L
     assert verdict.signed_by == ()
     far = Cosignature("NLA", ahead.key_id, 2**62, ahead.signature)
     assert POLICY.verdict(checkpoint, [far], lab.directory, lab.clock.now()).signed_by == ()
+
+
+def test_malformed_state_or_evidence_is_a_typed_error_not_a_traceback(lab: Lab) -> None:
+    from sigex.audit.errors import CheckpointError
+    from sigex.audit.witness import Alarm
+
+    folder = lab.root / "witness" / "NLA"
+    folder.mkdir(parents=True)
+    (folder / "last-checkpoint.json").write_text("null")
+    with pytest.raises(WitnessError, match="damaged"):
+        lab.witness("NLA")
+    for values in ({"earlier": [], "later": []}, [], None, {"kind": "SPLIT_VIEW"}):
+        with pytest.raises(CheckpointError, match="alarm format"):
+            Alarm.from_dict(values)
