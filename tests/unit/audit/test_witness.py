@@ -441,6 +441,7 @@ def test_malformed_state_or_evidence_is_a_typed_error_not_a_traceback(lab: Lab) 
     (folder / "last-checkpoint.json").write_text("null")
     with pytest.raises(WitnessError, match="damaged"):
         lab.witness("NLA")
-    for values in ({"earlier": [], "later": []}, [], None, {"kind": "SPLIT_VIEW"}):
+    malformed: list[object] = [{"earlier": [], "later": []}, [], None, {"kind": "SPLIT_VIEW"}]
+    for values in malformed:
         with pytest.raises(CheckpointError, match="alarm format"):
             Alarm.from_dict(values)
