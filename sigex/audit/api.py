@@ -258,15 +258,10 @@ class AuditApi:
             raise _BadRequest(400, "body: a JSON object")
         return values
 
-    @staticmethod
-    def _json_body(body: bytes) -> dict[str, str]:
-        try:
-            values = json.loads(body or b"{}")
-        except ValueError:
-            raise _BadRequest(400, "body: not JSON") from None
-        if not isinstance(values, dict) or not all(
-            isinstance(v, (str, int)) for v in values.values()
-        ):
+    @classmethod
+    def _json_body(cls, body: bytes) -> dict[str, str]:
+        values = cls._json_object(body)
+        if not all(isinstance(v, (str, int)) for v in values.values()):
             raise _BadRequest(400, "body: a JSON object of strings")
         return {str(k): str(v) for k, v in values.items()}
 
